@@ -1,0 +1,344 @@
+"""Checkpoint readers: every format becomes (StyleGAN2Config, state dict in our key names).
+
+No reader ever executes code stored in a file: ``.pt`` files go through
+``torch.load(weights_only=True)``, NVIDIA network pickles through a restricted unpickler
+that maps the handful of globals such a pickle needs to inert stand-ins and refuses all
+others, and our own format is safetensors with the config in its metadata.
+
+Key mapping, theirs -> ours (``L`` = ``synthesis.layers``, ``R`` = ``synthesis.to_rgbs``):
+
+rosinality/stylegan2-pytorch (``ckpt["g_ema"]``, ``ckpt["latent_avg"]``):
+
+====================================  ==============================================
+``style.{i}.weight|bias`` (i >= 1)     ``mapping.layers.{i-1}.weight|bias``
+``input.input`` [1, C, 4, 4]           ``synthesis.const`` [C, 4, 4]
+``conv1.*``                            ``L.0.*``
+``convs.{j}.*``                        ``L.{j+1}.*``
+  ``.conv.weight`` [1, O, I, k, k]       ``.weight`` [O, I, k, k]
+  ``.conv.modulation.weight|bias``       ``.affine.weight|bias``
+  ``.noise.weight`` [1]                  ``.noise_strength`` []
+  ``.activate.bias``                     ``.bias``
+``noises.noise_{j}`` [1, 1, R, R]      ``L.{j}.noise_const`` [R, R]
+``to_rgb1.*`` / ``to_rgbs.{k}.*``      ``R.0.*`` / ``R.{k+1}.*``
+  ``.conv.weight`` [1, 3, I, 1, 1]       ``.weight`` [3, I, 1, 1]
+  ``.conv.modulation.weight|bias``       ``.affine.weight|bias``
+  ``.bias`` [1, 3, 1, 1]                 ``.bias`` [3]
+``latent_avg`` [1, C] or [C]           ``w_avg`` [C]
+``*.blur.kernel``, ``*.upsample.kernel``  dropped (fixed [1, 3, 3, 1] filter)
+====================================  ==============================================
+
+NVlabs/stylegan2-ada-pytorch (``pkl["G_ema"]``; hyper-parameters from its ``init_kwargs``):
+
+====================================  ==============================================
+``mapping.fc{i}.weight|bias``          ``mapping.layers.{i}.weight|bias``
+``mapping.w_avg``                      ``w_avg``
+``synthesis.b4.const``                 ``synthesis.const``
+``synthesis.b4.conv1.*``               ``L.0.*``
+``synthesis.b{2^(b+2)}.conv0|conv1.*`` ``L.{2b-1}.*`` / ``L.{2b}.*``
+``synthesis.b{r}.torgb.*``             ``R.{log2(r)-2}.*``
+  ``affine.*, weight, bias, noise_strength, noise_const``  same names
+``*.resample_filter``                  dropped
+====================================  ==============================================
+"""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file as _st_load_file
+from safetensors.torch import save_file as _st_save_file
+
+from .errors import CheckpointError, UnsafeCheckpointError
+from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
+StateDict = Dict[str, torch.Tensor]
+FORMATS = ("safetensors", "rosinality", "nvlabs")
+
+
+# ---------------------------------------------------------------------------------------
+# rosinality .pt
+# ---------------------------------------------------------------------------------------
+
+def read_rosinality(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+    """A rosinality ``.pt`` (dict with ``g_ema`` and ``latent_avg``) -> (config, our state)."""
+    ckpt = _torch_load_weights_only(path)
+    if not isinstance(ckpt, dict) or "g_ema" not in ckpt:
+        raise CheckpointError(f"{path.name}: not a rosinality checkpoint (no 'g_ema' entry)")
+    try:
+        return rosinality_to_ours(ckpt["g_ema"], ckpt.get("latent_avg"))
+    except (KeyError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"{path.name}: g_ema lacks the expected entry {e}") from e
+
+
+def rosinality_to_ours(g: StateDict, latent_avg: torch.Tensor | None) -> Tuple[StyleGAN2Config, StateDict]:
+    try:
+        n_mlp = max(int(m.group(1)) for k in g if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
+        n_convs = 1 + sum(1 for k in g if re.fullmatch(r"convs\.\d+\.conv\.weight", k))
+        z_dim = g["style.1.weight"].shape[1]
+        w_dim = g["conv1.conv.modulation.weight"].shape[1]
+        resolution = 2 ** ((n_convs - 1) // 2 + 2)
+        channels = [g["input.input"].shape[1]] + [g[f"convs.{2 * i}.conv.weight"].shape[1]
+                                                  for i in range((n_convs - 1) // 2)]
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"rosinality checkpoint lacks expected keys ({e})") from e
+    config = StyleGAN2Config(resolution=resolution, z_dim=z_dim, w_dim=w_dim, mapping_layers=n_mlp,
+                             channels=tuple(int(c) for c in channels))
+    out: StateDict = {}
+    for i in range(1, n_mlp + 1):
+        out[f"mapping.layers.{i - 1}.weight"] = g[f"style.{i}.weight"]
+        out[f"mapping.layers.{i - 1}.bias"] = g[f"style.{i}.bias"]
+    out["synthesis.const"] = g["input.input"][0]
+    for j in range(n_convs):
+        src = "conv1" if j == 0 else f"convs.{j - 1}"
+        dst = f"synthesis.layers.{j}"
+        out[f"{dst}.weight"] = g[f"{src}.conv.weight"][0]
+        out[f"{dst}.affine.weight"] = g[f"{src}.conv.modulation.weight"]
+        out[f"{dst}.affine.bias"] = g[f"{src}.conv.modulation.bias"]
+        out[f"{dst}.noise_strength"] = g[f"{src}.noise.weight"].reshape([])
+        out[f"{dst}.bias"] = g[f"{src}.activate.bias"]
+        out[f"{dst}.noise_const"] = g[f"noises.noise_{j}"][0, 0]
+    for k in range(config.num_blocks):
+        src = "to_rgb1" if k == 0 else f"to_rgbs.{k - 1}"
+        dst = f"synthesis.to_rgbs.{k}"
+        out[f"{dst}.weight"] = g[f"{src}.conv.weight"][0]
+        out[f"{dst}.affine.weight"] = g[f"{src}.conv.modulation.weight"]
+        out[f"{dst}.affine.bias"] = g[f"{src}.conv.modulation.bias"]
+        out[f"{dst}.bias"] = g[f"{src}.bias"].reshape(-1)
+    out["w_avg"] = latent_avg.reshape(-1) if latent_avg is not None else torch.zeros(w_dim)
+    return config, out
+
+
+def _torch_load_weights_only(path: Path) -> Any:
+    name = Path(path).name
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first_line = (str(e).splitlines() or [""])[0]
+        if "global" in str(e).lower():  # weights_only refused a global: never retry unsafely
+            raise UnsafeCheckpointError(f"{name}: refused to load, the file asks to run code ({first_line})") from e
+        raise CheckpointError(f"{name}: unreadable or truncated checkpoint ({first_line})") from e
+    except Exception as e:  # noqa: BLE001 - garbage input fails in many ways inside torch.load
+        raise CheckpointError(f"{name}: unreadable or truncated checkpoint ({type(e).__name__}: {e})") from e
+
+
+# ---------------------------------------------------------------------------------------
+# NVIDIA network pickles (stylegan2-ada-pytorch)
+# ---------------------------------------------------------------------------------------
+
+class PersistentStub:
+    """What a ``torch_utils.persistence`` object becomes: its class name, its constructor
+    keyword arguments and its tensors. The embedded source code is kept as text, never run."""
+
+    def __init__(self, meta: dict):
+        state = meta.get("state") or {}
+        self.class_name: str = meta.get("class_name", "?")
+        self.init_kwargs: dict = dict(state.get("_init_kwargs") or {})
+        self.parameters: dict = dict(state.get("_parameters") or {})
+        self.buffers: dict = dict(state.get("_buffers") or {})
+        self.children: dict = dict(state.get("_modules") or {})
+
+    def state_dict(self, prefix: str = "") -> StateDict:
+        out = {prefix + k: v for k, v in {**self.parameters, **self.buffers}.items() if v is not None}
+        for name, child in self.children.items():
+            if isinstance(child, PersistentStub):
+                out.update(child.state_dict(f"{prefix}{name}."))
+        return out
+
+
+class _EasyDict(dict):
+    """Inert stand-in for ``dnnlib.util.EasyDict``."""
+
+
+def _storage_from_bytes(b: bytes) -> Any:
+    return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+
+
+def _rebuild_from_type_v2(func: Callable, new_type: type, args: tuple, state: Any) -> Any:
+    ret = func(*args)
+    return torch.nn.Parameter(ret, requires_grad=False) if new_type is torch.nn.Parameter else ret
+
+
+def _numpy_scalar(dtype: Any, data: bytes = b"") -> Any:
+    import numpy as np
+    return np.frombuffer(data, dtype=dtype)[0] if data else dtype.type(0)
+
+
+def _numpy_dtype(name: str, align: bool = False, copy: bool = True) -> Any:
+    import numpy as np
+    return np.dtype(name)
+
+
+def _numpy_attr(name: str) -> Any:
+    import numpy as np
+    return getattr(np, name)
+
+
+def _numpy_reconstruct(cls: Any, shape: Any, dtype: Any) -> Any:
+    import numpy as np
+    if cls is not np.ndarray:
+        raise UnsafeCheckpointError("refused to load: the pickle rebuilds an array of an unexpected class")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+#: The only globals an NVIDIA network pickle may name; everything else is refused.
+_ALLOWED_GLOBALS: Dict[Tuple[str, str], Callable[[], Any]] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): lambda: PersistentStub,
+    ("dnnlib.util", "EasyDict"): lambda: _EasyDict,
+    ("collections", "OrderedDict"): lambda: OrderedDict,
+    ("builtins", "set"): lambda: set,
+    ("builtins", "frozenset"): lambda: frozenset,
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): lambda: torch._utils._rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): lambda: _rebuild_from_type_v2,
+    ("torch.nn.parameter", "Parameter"): lambda: torch.nn.Parameter,
+    ("torch.storage", "_load_from_bytes"): lambda: _storage_from_bytes,
+    ("numpy.core.multiarray", "scalar"): lambda: _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): lambda: _numpy_scalar,
+    ("numpy", "dtype"): lambda: _numpy_dtype,
+    ("numpy", "ndarray"): lambda: _numpy_attr("ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_reconstruct,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only ``_ALLOWED_GLOBALS``; any other global raises
+    ``UnsafeCheckpointError`` before anything is imported or called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        factory = _ALLOWED_GLOBALS.get((module, name))
+        if factory is None:
+            raise UnsafeCheckpointError(
+                f"refused to load: the pickle names {module}.{name}, which could run code")
+        return factory()
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafeCheckpointError("refused to load: the pickle uses persistent ids (not a network pickle)")
+
+
+def read_nvlabs_pickle(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+    """An NVlabs stylegan2-ada-pytorch network pickle -> (config, our state), from G_ema."""
+    try:
+        with open(path, "rb") as f:
+            data = RestrictedUnpickler(f).load()
+    except UnsafeCheckpointError as e:
+        raise UnsafeCheckpointError(f"{Path(path).name}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - garbage input fails in many ways inside pickle
+        raise CheckpointError(f"{Path(path).name}: unreadable or truncated network pickle "
+                              f"({type(e).__name__}: {e})") from e
+    g = data.get("G_ema") if isinstance(data, dict) else None
+    if not isinstance(g, PersistentStub):
+        raise CheckpointError(f"{Path(path).name}: no G_ema network in this pickle")
+    try:
+        return nvlabs_to_ours(g.init_kwargs, g.state_dict())
+    except KeyError as e:
+        raise CheckpointError(f"{Path(path).name}: G_ema lacks the expected entry {e}") from e
+
+
+def nvlabs_to_ours(kw: dict, g: StateDict) -> Tuple[StyleGAN2Config, StateDict]:
+    mk, sk = dict(kw.get("mapping_kwargs") or {}), dict(kw.get("synthesis_kwargs") or {})
+    if kw.get("c_dim", 0):
+        raise CheckpointError("conditional generators (c_dim > 0) are not supported")
+    if sk.get("architecture", "skip") != "skip" or "synthesis.b4.const" not in g:
+        raise CheckpointError("only StyleGAN2 'skip' generators are supported (StyleGAN3 is not)")
+    res = int(kw["img_resolution"])
+    config = StyleGAN2Config(
+        resolution=res, z_dim=int(kw["z_dim"]), w_dim=int(kw["w_dim"]),
+        mapping_layers=int(mk.get("num_layers", 8)), channel_base=int(sk.get("channel_base", 32768)),
+        channel_max=int(sk.get("channel_max", 512)), mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
+        conv_clamp=None if sk.get("conv_clamp") is None else float(sk["conv_clamp"]),
+        img_channels=int(kw.get("img_channels", 3)))
+    out: StateDict = {}
+    for i in range(config.mapping_layers):
+        out[f"mapping.layers.{i}.weight"] = g[f"mapping.fc{i}.weight"]
+        out[f"mapping.layers.{i}.bias"] = g[f"mapping.fc{i}.bias"]
+    out["w_avg"] = g["mapping.w_avg"]
+    out["synthesis.const"] = g["synthesis.b4.const"]
+    layer_names = ("affine.weight", "affine.bias", "weight", "bias", "noise_strength", "noise_const")
+    for b, r in enumerate(config.block_resolutions):
+        convs = [("conv1", 0)] if b == 0 else [("conv0", 2 * b - 1), ("conv1", 2 * b)]
+        for src, j in convs:
+            for n in layer_names:
+                out[f"synthesis.layers.{j}.{n}"] = g[f"synthesis.b{r}.{src}.{n}"]
+        for n in ("affine.weight", "affine.bias", "weight", "bias"):
+            out[f"synthesis.to_rgbs.{b}.{n}"] = g[f"synthesis.b{r}.torgb.{n}"]
+    return config, out
+
+
+# ---------------------------------------------------------------------------------------
+# Our own format: safetensors + config in the metadata
+# ---------------------------------------------------------------------------------------
+
+def save_safetensors(path: Path, config: StyleGAN2Config, state: StateDict, **extra_meta: str) -> None:
+    """Write our state dict with ``{"arch": "stylegan2", "config": json}`` metadata."""
+    meta = {"arch": "stylegan2", "config": json.dumps(config.to_dict()), **extra_meta}
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    _st_save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def read_safetensors(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = _st_load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{Path(path).name}: unreadable or truncated safetensors file ({e})") from e
+    if meta.get("arch") != "stylegan2" or "config" not in meta:
+        raise CheckpointError(f"{Path(path).name}: safetensors file without a semedit StyleGAN2 config")
+    return StyleGAN2Config.from_dict(json.loads(meta["config"])), state
+
+
+READERS: Dict[str, Callable[[Path], Tuple[StyleGAN2Config, StateDict]]] = {
+    "safetensors": read_safetensors,
+    "rosinality": read_rosinality,
+    "nvlabs": read_nvlabs_pickle,
+}
+
+
+def read_generator_checkpoint(path: Path, fmt: str) -> Tuple[StyleGAN2Config, StateDict]:
+    """Dispatch on ``fmt`` (one of ``FORMATS``)."""
+    if fmt not in READERS:
+        raise CheckpointError(f"unknown checkpoint format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return READERS[fmt](Path(path))
+
+
+def build_generator(config: StyleGAN2Config, state: StateDict) -> StyleGAN2Generator:
+    """Instantiate and fill a generator; every key must match (shapes included)."""
+    G = StyleGAN2Generator(config)
+    try:
+        G.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint does not match its config: {str(e).splitlines()[0]}") from e
+    return G.eval().requires_grad_(False)
+
+
+def load_generator(path: Path, fmt: str) -> StyleGAN2Generator:
+    return build_generator(*read_generator_checkpoint(path, fmt))
+
+
+def convert_to_safetensors(src: Path, fmt: str, dst: Path) -> Path:
+    """Convert any supported checkpoint to our pickle-free format."""
+    config, state = read_generator_checkpoint(src, fmt)
+    build_generator(config, state)  # validate before writing
+    save_safetensors(dst, config, state, source_format=fmt)
+    return Path(dst)
+
+
+def state_num_bytes(state: StateDict) -> int:
+    return sum(v.numel() * v.element_size() for v in state.values())
+
+
+__all__ = ["FORMATS", "read_generator_checkpoint", "build_generator", "load_generator", "save_safetensors",
+           "read_safetensors", "read_rosinality", "read_nvlabs_pickle", "convert_to_safetensors",
+           "RestrictedUnpickler", "PersistentStub", "state_num_bytes"]

@@ -1,0 +1,1 @@
+"""Pure ``nn.Module`` networks with explicit constructor arguments."""

@@ -1,0 +1,357 @@
+"""StyleGAN2 generator in pure PyTorch (no custom CUDA ops).
+
+Tensor contract (as in the NVlabs implementation):
+
+- ``G.mapping(z [N, z_dim]) -> w [N, w_dim]``
+- ``G.synthesis(ws [N, num_ws, w_dim]) -> img [N, 3, H, W]``, roughly in [-1, 1]
+- StyleSpace: ``G.synthesis.styles(ws) -> list of s [N, C_in]``, one per modulated
+  convolution (``num_styles`` of them, ordered block by block: convolutions, then toRGB),
+  and ``G.synthesis.from_styles(styles) -> img``.
+
+Layer ``j`` of ``synthesis.layers`` reads ``ws[:, j]``; toRGB ``k`` reads ``ws[:, 2k + 1]``,
+which is the layout shared by rosinality and NVlabs checkpoints (see
+``semedit/checkpoints.py`` for the key mapping of both formats).
+
+Two numerically equivalent execution paths exist for modulated convolutions:
+``fused=True`` builds per-sample weights and runs one grouped convolution (fast for
+inference at batch 1); ``fused=False`` modulates activations and shares the convolution
+weights across the batch (faster to train on CPU at larger batches).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NoiseMode = Literal["const", "random", "none"]
+
+#: FIR low-pass filter used for every 2x upsampling (separable [1, 3, 3, 1]).
+BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class StyleGAN2Config:
+    """Hyper-parameters of a StyleGAN2 generator (config-f defaults: 1024 px FFHQ).
+
+    ``channels`` lists the feature width of every block from 4 px up to ``resolution``
+    and, when given, overrides ``channel_base``/``channel_max``
+    (width at resolution r = min(channel_base // r, channel_max)).
+    """
+
+    resolution: int = 1024
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    channel_base: int = 32768
+    channel_max: int = 512
+    channels: Optional[tuple] = None
+    mapping_lr_mul: float = 0.01
+    conv_clamp: Optional[float] = None
+    img_channels: int = 3
+
+    def __post_init__(self) -> None:
+        r = self.resolution
+        if r < 4 or r > 1024 or r & (r - 1):
+            raise ValueError(f"resolution must be a power of two in [4, 1024], got {r}")
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+            if len(self.channels) != self.num_blocks:
+                raise ValueError(f"channels needs {self.num_blocks} widths (4..{r} px), got {len(self.channels)}")
+
+    @property
+    def num_blocks(self) -> int:
+        return int(math.log2(self.resolution)) - 1
+
+    @property
+    def block_resolutions(self) -> tuple:
+        return tuple(2 ** i for i in range(2, int(math.log2(self.resolution)) + 1))
+
+    @property
+    def block_channels(self) -> tuple:
+        if self.channels is not None:
+            return self.channels
+        return tuple(min(self.channel_base // r, self.channel_max) for r in self.block_resolutions)
+
+    @property
+    def num_ws(self) -> int:
+        """Number of W+ entries: one per synthesis layer, plus the final toRGB."""
+        return 2 * self.num_blocks
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.channels is not None:
+            d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StyleGAN2Config":
+        d = dict(d)
+        if d.get("channels") is not None:
+            d["channels"] = tuple(d["channels"])
+        return cls(**d)
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class EqualizedLinear(nn.Module):
+    """Linear layer with equalised learning rate: stored weight * lr_mul / sqrt(in)."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.lr_mul = lr_mul
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.lr_mul)
+        if self.activation:
+            x = F.leaky_relu(x, LRELU_SLOPE) * LRELU_GAIN
+        return x
+
+
+class MappingNetwork(nn.Module):
+    """z [N, z_dim] -> w [N, w_dim]: 2nd-moment normalisation, then an MLP."""
+
+    def __init__(self, z_dim: int, w_dim: int, num_layers: int, lr_mul: float):
+        super().__init__()
+        dims = [z_dim] + [w_dim] * num_layers
+        self.layers = nn.ModuleList(
+            EqualizedLinear(dims[i], dims[i + 1], lr_mul=lr_mul, activation=True) for i in range(num_layers))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = normalize_2nd_moment(z)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def _blur_kernel(device, dtype) -> torch.Tensor:
+    k = torch.tensor(BLUR_TAPS, device=device, dtype=dtype)
+    k = k[:, None] * k[None, :]
+    return k / k.sum()
+
+
+def blur(x: torch.Tensor, pad: tuple, gain: float = 1.0) -> torch.Tensor:
+    """Depthwise FIR filter of x [N, C, H, W] with padding (before, after) on both axes."""
+    c = x.shape[1]
+    k = (_blur_kernel(x.device, x.dtype) * gain).flip([0, 1])
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    return F.conv2d(x, k[None, None].expand(c, 1, -1, -1), groups=c)
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Zero-insertion 2x upsampling followed by the FIR filter (gain 4): [N,C,H,W] -> [N,C,2H,2W]."""
+    c = x.shape[1]
+    k = _blur_kernel(x.device, x.dtype) * 4.0
+    # a stride-2 transposed convolution zero-inserts; padding 1 crops to exactly 2H x 2W
+    return F.conv_transpose2d(x, k[None, None].expand(c, 1, -1, -1), stride=2, padding=1, groups=c)
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *,
+                     demodulate: bool, upsample: bool, fused: bool) -> torch.Tensor:
+    """StyleGAN2 modulated convolution.
+
+    x [N, I, H, W], weight [O, I, k, k] (gain already applied), styles [N, I]
+    -> [N, O, H', W'] with H' = 2H when ``upsample`` (transposed conv + FIR blur), else H.
+    """
+    n, in_ch, h, w_ = x.shape
+    out_ch, _, k, _ = weight.shape
+    dcoefs = None
+    if demodulate:  # 1 / ||w * s|| per output channel, without building per-sample weights
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+
+    if fused:
+        wmod = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+        if dcoefs is not None:
+            wmod = wmod * dcoefs[:, :, None, None, None]
+        x = x.reshape(1, n * in_ch, h, w_)
+        if upsample:
+            wt = wmod.transpose(1, 2).reshape(n * in_ch, out_ch, k, k)
+            x = F.conv_transpose2d(x, wt, stride=2, groups=n)
+        else:
+            x = F.conv2d(x, wmod.reshape(n * out_ch, in_ch, k, k), padding=k // 2, groups=n)
+        x = x.reshape(n, out_ch, *x.shape[2:])
+    else:
+        x = x * styles[:, :, None, None]
+        if upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        else:
+            x = F.conv2d(x, weight, padding=k // 2)
+        if dcoefs is not None:
+            x = x * dcoefs[:, :, None, None]
+
+    if upsample:
+        p = (len(BLUR_TAPS) - 2) - (k - 1)
+        x = blur(x, ((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
+    return x
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally 2x upsampling), noise, bias, leaky ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, *,
+                 upsample: bool, conv_clamp: Optional[float] = None):
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.weight_gain = 1.0 / math.sqrt(in_channels * 9)
+        self.upsample = upsample
+        self.resolution = resolution
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, *, noise_mode: NoiseMode = "const",
+                fused: bool = True, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        x = modulated_conv2d(x, self.weight * self.weight_gain, style, demodulate=True,
+                             upsample=self.upsample, fused=fused)
+        if noise_mode == "const":
+            x = x + self.noise_const * self.noise_strength
+        elif noise_mode == "random":
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
+                                dtype=x.dtype, generator=generator)
+            x = x + noise * self.noise_strength
+        elif noise_mode != "none":
+            raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+        x = F.leaky_relu(x + self.bias[None, :, None, None], LRELU_SLOPE) * LRELU_GAIN
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        return x
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 convolution to RGB, without demodulation."""
+
+    def __init__(self, in_channels: int, img_channels: int, w_dim: int, *, conv_clamp: Optional[float] = None):
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(img_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(img_channels))
+        self.weight_gain = 1.0 / math.sqrt(in_channels)
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, *, fused: bool = True) -> torch.Tensor:
+        x = modulated_conv2d(x, self.weight * self.weight_gain, style, demodulate=False, upsample=False, fused=fused)
+        x = x + self.bias[None, :, None, None]
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        return x
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> img [N, img_channels, R, R] ('skip' architecture)."""
+
+    def __init__(self, config: StyleGAN2Config):
+        super().__init__()
+        chans = config.block_channels
+        res = config.block_resolutions
+        self.num_ws = config.num_ws
+        self.w_dim = config.w_dim
+        self.const = nn.Parameter(torch.randn(chans[0], 4, 4))
+        layers = [SynthesisLayer(chans[0], chans[0], config.w_dim, 4, upsample=False, conv_clamp=config.conv_clamp)]
+        to_rgbs = [ToRGBLayer(chans[0], config.img_channels, config.w_dim, conv_clamp=config.conv_clamp)]
+        for i in range(1, len(res)):
+            layers.append(SynthesisLayer(chans[i - 1], chans[i], config.w_dim, res[i], upsample=True,
+                                         conv_clamp=config.conv_clamp))
+            layers.append(SynthesisLayer(chans[i], chans[i], config.w_dim, res[i], upsample=False,
+                                         conv_clamp=config.conv_clamp))
+            to_rgbs.append(ToRGBLayer(chans[i], config.img_channels, config.w_dim, conv_clamp=config.conv_clamp))
+        self.layers = nn.ModuleList(layers)
+        self.to_rgbs = nn.ModuleList(to_rgbs)
+
+    # ---- StyleSpace ---------------------------------------------------------------------
+    def _modulated(self) -> list:
+        """(module, ws index) for every modulated convolution in StyleSpace order."""
+        order = [(self.layers[0], 0), (self.to_rgbs[0], 1)]
+        for b in range(1, len(self.to_rgbs)):
+            order += [(self.layers[2 * b - 1], 2 * b - 1), (self.layers[2 * b], 2 * b), (self.to_rgbs[b], 2 * b + 1)]
+        return order
+
+    @property
+    def num_styles(self) -> int:
+        return len(self.layers) + len(self.to_rgbs)
+
+    @property
+    def style_dims(self) -> tuple:
+        """Width of every StyleSpace vector, in StyleSpace order."""
+        return tuple(m.affine.weight.shape[0] for m, _ in self._modulated())
+
+    def styles(self, ws: torch.Tensor) -> list:
+        """ws [N, num_ws, w_dim] -> StyleSpace: list of s [N, C_in] (affine outputs)."""
+        self._check_ws(ws)
+        return [m.affine(ws[:, i]) for m, i in self._modulated()]
+
+    def from_styles(self, styles: Sequence[torch.Tensor], *, noise_mode: NoiseMode = "const",
+                    fused: bool = True, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """StyleSpace vectors (see ``styles``) -> img [N, C, R, R]."""
+        if len(styles) != self.num_styles:
+            raise ValueError(f"expected {self.num_styles} style vectors, got {len(styles)}")
+        s = iter(styles)
+        n = styles[0].shape[0]
+        x = self.const[None].expand(n, -1, -1, -1)
+        x = self.layers[0](x, next(s), noise_mode=noise_mode, fused=fused, generator=generator)
+        img = self.to_rgbs[0](x, next(s), fused=fused)
+        for b in range(1, len(self.to_rgbs)):
+            x = self.layers[2 * b - 1](x, next(s), noise_mode=noise_mode, fused=fused, generator=generator)
+            x = self.layers[2 * b](x, next(s), noise_mode=noise_mode, fused=fused, generator=generator)
+            img = upsample2x(img) + self.to_rgbs[b](x, next(s), fused=fused)
+        return img
+
+    def forward(self, ws: torch.Tensor, *, noise_mode: NoiseMode = "const", fused: bool = True,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        return self.from_styles(self.styles(ws), noise_mode=noise_mode, fused=fused, generator=generator)
+
+    def _check_ws(self, ws: torch.Tensor) -> None:
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+
+
+class StyleGAN2Generator(nn.Module):
+    """Mapping + synthesis, with ``w_avg`` [w_dim] for truncation."""
+
+    def __init__(self, config: StyleGAN2Config):
+        super().__init__()
+        self.config = config
+        self.mapping = MappingNetwork(config.z_dim, config.w_dim, config.mapping_layers, config.mapping_lr_mul)
+        self.synthesis = SynthesisNetwork(config)
+        self.register_buffer("w_avg", torch.zeros(config.w_dim))
+
+    @property
+    def num_ws(self) -> int:
+        return self.config.num_ws
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution
+
+    def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
+        """w [N, C] or ws [N, L, C] pulled towards ``w_avg``: w_avg + psi * (w - w_avg)."""
+        return self.w_avg.lerp(w, psi) if psi != 1 else w
+
+    def broadcast(self, w: torch.Tensor) -> torch.Tensor:
+        """w [N, C] -> ws [N, num_ws, C] (the same code for every layer)."""
+        return w[:, None].expand(-1, self.num_ws, -1)
+
+    def forward(self, z: torch.Tensor, *, truncation_psi: float = 1.0, noise_mode: NoiseMode = "const",
+                fused: bool = True, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """z [N, z_dim] -> img [N, C, R, R]."""
+        ws = self.broadcast(self.truncate(self.mapping(z), truncation_psi))
+        return self.synthesis(ws, noise_mode=noise_mode, fused=fused, generator=generator)
+
+    @torch.no_grad()
+    def estimate_w_avg(self, n: int = 10000, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Mean of mapping(z) over n samples of z ~ N(0, I): [w_dim]."""
+        z = torch.randn(n, self.config.z_dim, generator=generator, device=self.w_avg.device)
+        return self.mapping(z).mean(0)

@@ -1,0 +1,35 @@
+"""Sampling a generator: one deterministic latent per seed, independent of batch size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .networks.stylegan2 import NoiseMode, StyleGAN2Generator
+
+
+def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """Seeds -> z [N, z_dim] on the CPU, each row from its own ``torch.Generator``."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+@dataclass(frozen=True)
+class Samples:
+    seeds: tuple
+    ws: torch.Tensor      # [N, num_ws, w_dim], truncation applied
+    images: torch.Tensor  # [N, 3, H, W] in [-1, 1]
+
+
+@torch.no_grad()
+def sample(G: StyleGAN2Generator, seeds: Sequence[int], *, truncation_psi: float = 1.0,
+           noise_mode: NoiseMode = "const", batch_size: int = 8) -> Samples:
+    """Images and W+ codes for ``seeds``, computed on G's device in batches; returned on the CPU."""
+    device = G.w_avg.device
+    z = z_from_seeds(seeds, G.config.z_dim)
+    ws_all, img_all = [], []
+    for chunk in z.split(batch_size):
+        ws = G.broadcast(G.truncate(G.mapping(chunk.to(device)), truncation_psi))
+        img_all.append(G.synthesis(ws, noise_mode=noise_mode).float().cpu())
+        ws_all.append(ws.float().cpu())
+    return Samples(tuple(int(s) for s in seeds), torch.cat(ws_all), torch.cat(img_all))

@@ -1,0 +1,27 @@
+"""The Blocks app: header, shared generator picker, sampling panel (tabs join with their issues)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import gradio as gr
+
+from ..registry import Registry
+from ..settings import Settings
+from .model_picker import create_model_picker
+from .sampling import create_sampling_panel
+
+INTRO = """# semedit
+GAN-based semantic face editing: inversion comparison, attribute sliders, ChunkyGAN segment editing and
+hairstyle transfer, on one shared StyleGAN2. Device: **{device}**."""
+
+
+def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings] = None) -> gr.Blocks:
+    settings = settings or (registry.settings if registry else Settings.from_env())
+    registry = registry or Registry.from_settings(settings)
+    with gr.Blocks(title="semedit") as demo:
+        gr.Markdown(INTRO.format(device=settings.torch_device))
+        picker = create_model_picker(registry)
+        with gr.Tab("Samples"):
+            create_sampling_panel(registry, picker, settings.max_samples)
+    demo.queue(max_size=settings.queue_size)
+    return demo

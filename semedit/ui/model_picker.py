@@ -1,0 +1,41 @@
+"""Generator picker: every catalogued generator, marked local or needing a download."""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import gradio as gr
+
+from ..registry import Registry
+
+
+def generator_choices(registry: Registry) -> List[Tuple[str, str]]:
+    """(label, name) pairs; the label says whether the weights are on this machine."""
+    out = []
+    for name in registry.catalogue.names("generator"):
+        spec = registry.catalogue.get(name)
+        if registry.is_local(name):
+            where = "local"
+        elif registry.settings.hub_offline:
+            where = "not downloaded; offline"
+        else:
+            where = "downloads on first use"
+        out.append((f"{name} ({where})", name))
+    return out
+
+
+def default_generator(registry: Registry) -> str:
+    settings, cat = registry.settings, registry.catalogue
+    if settings.default_generator:
+        cat.get(settings.default_generator)  # fail early on a typo
+        return settings.default_generator
+    if cat.default_generator:
+        return cat.default_generator
+    local = [n for n in cat.names("generator") if registry.is_local(n)]
+    return (local or list(cat.names("generator")))[0]
+
+
+def create_model_picker(registry: Registry) -> gr.Dropdown:
+    choices = generator_choices(registry)
+    picker = gr.Dropdown(choices=choices, value=default_generator(registry), label="Generator",
+                         info="Shared by every tab. Models marked 'downloads on first use' come from the Hugging Face Hub.")
+    return picker

@@ -1,0 +1,215 @@
+import threading
+
+import pytest
+import torch
+
+from semedit.errors import (CatalogueError, CheckpointError, ChecksumMismatchError, ModelNotAvailableError,
+                            UnknownModelError)
+from semedit.registry import load_catalogue, sha256_of
+from tests.conftest import FIXTURES, write_catalogue
+from tests.hub_standin import HubStandIn, prefill_cache
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+NV_PKL = FIXTURES / "reference" / "nvlabs_32.pkl"
+
+
+@pytest.fixture
+def hub():
+    standin = HubStandIn().start()
+    yield standin
+    standin.stop()
+
+
+def hub_entry(fmt="nvlabs", filename="ffhq.pkl", sha256=None, repo="someone/stylegan2"):
+    return {"kind": "generator", "format": fmt, "sha256": sha256,
+            "hub": {"repo_id": repo, "filename": filename, "revision": COMMIT}}
+
+
+# ---- catalogue ------------------------------------------------------------------------
+
+def test_shipped_catalogue_is_valid():
+    from semedit.settings import WEIGHTS_DIR
+    cat = load_catalogue(WEIGHTS_DIR / "catalogue.json")
+    assert cat.default_generator in cat.names("generator")
+    for spec in cat.models:
+        assert spec.file is not None or (spec.hub is not None and len(spec.hub.revision) == 40)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("{not json", "not valid JSON"),
+    ('{"models": {"a": {"kind": "generator"}}}', "needs 'kind' and 'format'"),
+    ('{"models": {"a": {"kind": "toaster", "format": "x", "file": "a"}}}', "unknown kind"),
+    ('{"models": {"a": {"kind": "generator", "format": "x"}}}', "needs a 'file' or a 'hub'"),
+    ('{"default_generator": "b", "models": {}}', "no model named 'b'"),
+])
+def test_bad_catalogue_gives_clear_error(tmp_path, text, match):
+    path = tmp_path / "catalogue.json"
+    path.write_text(text)
+    with pytest.raises((CatalogueError, UnknownModelError), match=match):
+        load_catalogue(path)
+
+
+def test_unknown_model_name(make_registry, tiny_file):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
+    with pytest.raises(UnknownModelError, match="tiny"):
+        reg.get("tiny2")
+
+
+# ---- resolution order -------------------------------------------------------------------
+
+def test_explicit_file(make_registry, tiny_file):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": str(tiny_file)}})
+    G = reg.get("tiny")
+    assert G.config.resolution == 16 and not G.training
+    assert all(not p.requires_grad for p in G.parameters())
+
+
+def test_file_placed_in_weights_folder_wins_over_hub(make_registry, tmp_path, hub):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "ffhq.pkl").write_bytes(NV_PKL.read_bytes())
+    reg = make_registry({"g": hub_entry()}, hub_endpoint=hub.url)
+    assert reg.local_path("g") == tmp_path / "weights" / "ffhq.pkl"
+    assert reg.get("g").config.resolution == 32
+    assert hub.requests == []
+
+
+def test_hub_cache_used_offline(make_registry, tmp_path):
+    prefill_cache(tmp_path / "hub", "someone/stylegan2", COMMIT, "ffhq.pkl", NV_PKL.read_bytes())
+    reg = make_registry({"g": hub_entry()}, hub_offline=True)
+    assert reg.is_local("g")
+    assert reg.get("g").config.resolution == 32
+
+
+def test_offline_without_cache_names_repo_file_and_folder(make_registry, tmp_path):
+    reg = make_registry({"g": hub_entry()}, hub_offline=True)
+    assert not reg.is_local("g")
+    with pytest.raises(ModelNotAvailableError) as e:
+        reg.get("g")
+    msg = str(e.value)
+    assert "someone/stylegan2" in msg and "ffhq.pkl" in msg and str(tmp_path / "weights" / "ffhq.pkl") in msg
+    assert "HF_HUB_OFFLINE" in msg
+
+
+def test_download_from_hub_endpoint(make_registry, hub, tmp_path):
+    data = NV_PKL.read_bytes()
+    hub.add("someone/stylegan2", "ffhq.pkl", data, COMMIT)
+    reg = make_registry({"g": hub_entry(sha256=sha256_of(NV_PKL))}, hub_endpoint=hub.url)
+    assert not reg.is_local("g")
+    G = reg.get("g")
+    assert G.config.resolution == 32
+    assert any(m == "GET" for m, _ in hub.requests)
+    assert reg.is_local("g")  # now in the Hub cache
+    converted = list((tmp_path / "cache" / "converted").glob("g-*.safetensors"))
+    assert len(converted) == 1  # later loads are pickle-free
+
+
+def test_missing_file_on_hub(make_registry, hub):
+    reg = make_registry({"g": hub_entry(filename="nope.pkl")}, hub_endpoint=hub.url)
+    with pytest.raises(ModelNotAvailableError, match="nope.pkl"):
+        reg.get("g")
+
+
+def test_truncated_download_is_refused(make_registry, hub):
+    data = NV_PKL.read_bytes()
+    hub.add("someone/stylegan2", "ffhq.pkl", data, COMMIT, truncate_to=len(data) // 3)
+    reg = make_registry({"g": hub_entry()}, hub_endpoint=hub.url)
+    with pytest.raises((ModelNotAvailableError, CheckpointError)):
+        reg.get("g")
+    assert not reg.is_local("g")  # nothing half-written was left in the cache as the file
+
+
+def test_checksum_mismatch(make_registry, hub):
+    hub.add("someone/stylegan2", "ffhq.pkl", NV_PKL.read_bytes(), COMMIT)
+    reg = make_registry({"g": hub_entry(sha256="0" * 64)}, hub_endpoint=hub.url)
+    with pytest.raises(ChecksumMismatchError, match="sha256"):
+        reg.get("g")
+
+
+def test_corrupt_local_file_gives_checkpoint_error(make_registry, tmp_path):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "broken.safetensors").write_bytes(b"\x00" * 100)
+    reg = make_registry({"b": {"kind": "generator", "format": "safetensors", "file": "broken.safetensors"}})
+    with pytest.raises(CheckpointError):
+        reg.get("b")
+
+
+def test_failures_are_remembered_until_forgotten(make_registry, tmp_path, tiny_file):
+    reg = make_registry({"t": {"kind": "generator", "format": "safetensors", "file": "late.safetensors"}})
+    with pytest.raises(ModelNotAvailableError):
+        reg.get("t")
+    (tmp_path / "weights" / "late.safetensors").write_bytes(tiny_file.read_bytes())
+    with pytest.raises(ModelNotAvailableError):
+        reg.get("t")  # remembered
+    reg.forget_failures()
+    assert reg.get("t").config.resolution == 16
+
+
+def test_pickle_is_read_once_then_safetensors(make_registry, tmp_path, monkeypatch):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "ffhq.pkl").write_bytes(NV_PKL.read_bytes())
+    reg = make_registry({"g": hub_entry()})
+    reg.get("g")
+    import semedit.checkpoints as ck
+    monkeypatch.setattr(ck, "read_nvlabs_pickle", lambda *a: pytest.fail("unpickled again"))
+    monkeypatch.setitem(ck.READERS, "nvlabs", lambda *a: pytest.fail("unpickled again"))
+    reg2 = make_registry({"g": hub_entry()})  # a fresh process: new registry, same cache dir
+    assert reg2.get("g").config.resolution == 32
+
+
+# ---- caching -----------------------------------------------------------------------------
+
+def test_concurrent_gets_load_once(make_registry, tiny_file):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
+    got, barrier = [], threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        got.append(reg.get("tiny"))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert reg.loads == 1
+    assert len(got) == 8 and all(g is got[0] for g in got)
+
+
+def test_cache_key_includes_dtype(make_registry, tiny_file):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
+    a, b = reg.get("tiny"), reg.get("tiny", dtype=torch.float64)
+    assert a is not b and b.w_avg.dtype == torch.float64 and reg.loads == 2
+    assert reg.get("tiny") is a
+
+
+def test_lru_eviction_under_budget(make_registry, tmp_path, tiny_file):
+    models = {n: {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"} for n in "abc"}
+    from semedit.registry import module_num_bytes
+    reg = make_registry(models)
+    size_mb = module_num_bytes(reg.get("a")) / 2 ** 20
+    reg = make_registry(models, memory_budget_mb=2.5 * size_mb)  # room for two models
+    reg.get("a"), reg.get("b")
+    reg.get("a")          # a is now the most recently used
+    reg.get("c")          # over budget: b goes
+    names = [k[0] for k in reg.cached_keys()]
+    assert names == ["a", "c"]
+
+
+def test_copy_is_private_and_trainable(make_registry, tiny_file):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
+    shared = reg.get("tiny")
+    before = {k: v.clone() for k, v in shared.state_dict().items()}
+    mine = reg.copy("tiny")
+    assert all(p.requires_grad for p in mine.parameters())
+    with torch.no_grad():
+        for p in mine.parameters():
+            p.add_(1.0)
+    for k, v in shared.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_device_is_chosen_automatically(make_registry, tiny_file):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}},
+                        device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert reg.get("tiny").w_avg.device.type == expected

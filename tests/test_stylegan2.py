@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from semedit.networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from tests.conftest import TINY, tiny_generator
+
+
+@pytest.mark.parametrize("resolution", [4, 8, 32, 1024])
+def test_any_power_of_two_resolution(resolution):
+    config = StyleGAN2Config(resolution=resolution, z_dim=8, w_dim=8, mapping_layers=1,
+                             channels=(4,) * (StyleGAN2Config(resolution=resolution).num_blocks))
+    G = StyleGAN2Generator(config).eval()
+    with torch.no_grad():
+        img = G(torch.randn(2, 8))
+    assert img.shape == (2, 3, resolution, resolution)
+    assert G.num_ws == 2 * config.num_blocks
+    assert torch.isfinite(img).all()
+
+
+def test_config_f_layout():
+    config = StyleGAN2Config()  # 1024 px FFHQ config-f
+    assert config.num_ws == 18
+    assert config.block_channels == (512, 512, 512, 512, 512, 256, 128, 64, 32)
+    G = StyleGAN2Generator(StyleGAN2Config(resolution=1024, z_dim=8, w_dim=8, mapping_layers=1,
+                                           channels=(4,) * 9))
+    assert G.synthesis.num_styles == 26  # 17 convolutions + 9 toRGB, as in StyleSpace
+
+
+@pytest.mark.parametrize("bad", [3, 2048, 48, 2])
+def test_bad_resolution_refused(bad):
+    with pytest.raises(ValueError):
+        StyleGAN2Config(resolution=bad)
+
+
+def test_mapping_and_synthesis_contract():
+    G = tiny_generator()
+    z = torch.randn(3, TINY.z_dim)
+    w = G.mapping(z)
+    assert w.shape == (3, TINY.w_dim)
+    img = G.synthesis(G.broadcast(w))
+    assert img.shape == (3, 3, 16, 16)
+    torch.testing.assert_close(img, G(z))
+    with pytest.raises(ValueError):
+        G.synthesis(w[:, None])  # ws with the wrong number of layers
+
+
+def test_fused_and_unfused_agree():
+    G = tiny_generator()
+    ws = torch.randn(4, G.num_ws, TINY.w_dim)
+    torch.testing.assert_close(G.synthesis(ws, fused=True), G.synthesis(ws, fused=False), rtol=1e-4, atol=1e-5)
+
+
+def test_stylespace_round_trip_and_locality():
+    G = tiny_generator()
+    ws = torch.randn(2, G.num_ws, TINY.w_dim)
+    styles = G.synthesis.styles(ws)
+    assert [s.shape[1] for s in styles] == list(G.synthesis.style_dims)
+    torch.testing.assert_close(G.synthesis.from_styles(styles), G.synthesis(ws))
+    edited = [s.clone() for s in styles]
+    edited[3][:, 0] += 5.0  # one channel of one layer
+    assert not torch.allclose(G.synthesis.from_styles(edited), G.synthesis(ws))
+
+
+def test_truncation_towards_w_avg():
+    G = tiny_generator()
+    w = G.mapping(torch.randn(5, TINY.z_dim))
+    torch.testing.assert_close(G.truncate(w, 0.0), G.w_avg.expand_as(w))
+    torch.testing.assert_close(G.truncate(w, 1.0), w)
+    half = G.truncate(w, 0.5)
+    torch.testing.assert_close(half - G.w_avg, 0.5 * (w - G.w_avg))
+
+
+def test_noise_modes():
+    G = tiny_generator()
+    ws = torch.randn(1, G.num_ws, TINY.w_dim)
+    const = G.synthesis(ws, noise_mode="const")
+    torch.testing.assert_close(const, G.synthesis(ws, noise_mode="const"))
+    r1 = G.synthesis(ws, noise_mode="random", generator=torch.Generator().manual_seed(1))
+    r1b = G.synthesis(ws, noise_mode="random", generator=torch.Generator().manual_seed(1))
+    r2 = G.synthesis(ws, noise_mode="random", generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(r1, r1b)
+    assert not torch.allclose(r1, r2)
+    assert not torch.allclose(const, G.synthesis(ws, noise_mode="none"))
+    with pytest.raises(ValueError):
+        G.synthesis(ws, noise_mode="loud")
+
+
+def test_gradients_flow_to_latents_and_weights():
+    G = tiny_generator().requires_grad_(True).train()
+    ws = torch.randn(2, G.num_ws, TINY.w_dim, requires_grad=True)
+    G.synthesis(ws, fused=False).square().mean().backward()
+    assert ws.grad is not None and ws.grad.abs().sum() > 0
+    assert G.synthesis.layers[0].weight.grad.abs().sum() > 0
+    assert G.mapping.layers[0].weight.grad is None  # mapping not used by synthesis
+
+
+def test_conv_clamp_limits_activations():
+    config = StyleGAN2Config(**{**TINY.to_dict(), "conv_clamp": 0.05, "channels": TINY.channels})
+    G = tiny_generator(config=config)
+    ws = 5 * torch.randn(2, G.num_ws, TINY.w_dim)
+    assert G.synthesis(ws).abs().max() <= 0.05 * 4 + 1e-6  # toRGB outputs clamped, upsampled sums of 3
