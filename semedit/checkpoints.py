@@ -56,6 +56,7 @@ from safetensors.torch import load_file as _st_load_file
 from safetensors.torch import save_file as _st_save_file
 
 from .errors import CheckpointError, UnsafeCheckpointError
+from .networks.segmenter import SegmenterConfig, UNetSegmenter
 from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 StateDict = Dict[str, torch.Tensor]
@@ -276,9 +277,17 @@ def nvlabs_to_ours(kw: dict, g: StateDict) -> Tuple[StyleGAN2Config, StateDict]:
 # Our own format: safetensors + config in the metadata
 # ---------------------------------------------------------------------------------------
 
-def save_safetensors(path: Path, config: StyleGAN2Config, state: StateDict, **extra_meta: str) -> None:
-    """Write our state dict with ``{"arch": "stylegan2", "config": json}`` metadata."""
-    meta = {"arch": "stylegan2", "config": json.dumps(config.to_dict()), **extra_meta}
+#: safetensors "arch" metadata -> (config class, module class)
+ARCHITECTURES = {
+    "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
+    "unet-segmenter": (SegmenterConfig, UNetSegmenter),
+}
+
+
+def save_safetensors(path: Path, config: Any, state: StateDict, **extra_meta: str) -> None:
+    """Write a state dict with ``{"arch": name, "config": json}`` metadata (arch from the config type)."""
+    arch = next(name for name, (cfg, _) in ARCHITECTURES.items() if isinstance(config, cfg))
+    meta = {"arch": arch, "config": json.dumps(config.to_dict()), **extra_meta}
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,16 +296,28 @@ def save_safetensors(path: Path, config: StyleGAN2Config, state: StateDict, **ex
     tmp.replace(path)
 
 
-def read_safetensors(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+def read_safetensors(path: Path, arch: str = "stylegan2") -> Tuple[Any, StateDict]:
+    """(config, state) of a file written by ``save_safetensors`` for architecture ``arch``."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         state = _st_load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{Path(path).name}: unreadable or truncated safetensors file ({e})") from e
-    if meta.get("arch") != "stylegan2" or "config" not in meta:
-        raise CheckpointError(f"{Path(path).name}: safetensors file without a semedit StyleGAN2 config")
-    return StyleGAN2Config.from_dict(json.loads(meta["config"])), state
+    if meta.get("arch") != arch or "config" not in meta:
+        raise CheckpointError(f"{Path(path).name}: not a semedit {arch} file (arch {meta.get('arch')!r})")
+    return ARCHITECTURES[arch][0].from_dict(json.loads(meta["config"])), state
+
+
+def load_module(path: Path, arch: str) -> torch.nn.Module:
+    """Any architecture saved by ``save_safetensors``, in eval mode without gradients."""
+    config, state = read_safetensors(path, arch)
+    module = ARCHITECTURES[arch][1](config)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from e
+    return module.eval().requires_grad_(False)
 
 
 READERS: Dict[str, Callable[[Path], Tuple[StyleGAN2Config, StateDict]]] = {
@@ -340,5 +361,5 @@ def state_num_bytes(state: StateDict) -> int:
 
 
 __all__ = ["FORMATS", "read_generator_checkpoint", "build_generator", "load_generator", "save_safetensors",
-           "read_safetensors", "read_rosinality", "read_nvlabs_pickle", "convert_to_safetensors",
+           "read_safetensors", "load_module", "read_rosinality", "read_nvlabs_pickle", "convert_to_safetensors",
            "RestrictedUnpickler", "PersistentStub", "state_num_bytes"]

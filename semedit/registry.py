@@ -148,11 +148,10 @@ def module_num_bytes(module: nn.Module) -> int:
 Loader = Callable[[Path, ModelSpec], nn.Module]
 
 
-def _load_generator(path: Path, spec: ModelSpec) -> nn.Module:
-    return checkpoints.load_generator(path, "safetensors")
-
-
-LOADERS: Dict[str, Loader] = {"generator": _load_generator}
+LOADERS: Dict[str, Loader] = {
+    "generator": lambda path, spec: checkpoints.load_module(path, "stylegan2"),
+    "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
+}
 PICKLE_FORMATS = ("rosinality", "nvlabs")
 
 

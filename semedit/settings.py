@@ -6,7 +6,7 @@
 ``SEMEDIT_CACHE_DIR``                 converted checkpoints (default: ``~/.cache/semedit``)
 ``SEMEDIT_MEMORY_BUDGET_MB``          budget of the in-memory model cache (default 4096)
 ``SEMEDIT_DEFAULT_GENERATOR``         generator selected at start-up (default: the catalogue's)
-``SEMEDIT_HOST`` / ``SEMEDIT_PORT``   where the app listens (default 127.0.0.1:7860)
+``SEMEDIT_HOST`` / ``SEMEDIT_PORT``   where the app listens (default 127.0.0.1:7860; ``PORT`` also read)
 ``SEMEDIT_MAX_SAMPLES``               largest sample grid the UI renders (default 16)
 ``SEMEDIT_QUEUE_SIZE``                pending requests before new ones are refused (default 16)
 ``HF_HUB_OFFLINE``                    ``1``: never contact the Hub, use its cache only
@@ -81,7 +81,7 @@ class Settings:
             hub_endpoint=env.get("HF_ENDPOINT") or None,
             hub_cache_dir=_hub_cache_dir(env),
             host=env.get("SEMEDIT_HOST", env.get("GRADIO_SERVER_NAME", d.host)),
-            port=int(env.get("SEMEDIT_PORT", env.get("GRADIO_SERVER_PORT", d.port))),
+            port=int(env.get("SEMEDIT_PORT") or env.get("GRADIO_SERVER_PORT") or env.get("PORT") or d.port),
             max_samples=int(env.get("SEMEDIT_MAX_SAMPLES", d.max_samples)),
             queue_size=int(env.get("SEMEDIT_QUEUE_SIZE", d.queue_size)),
         )

@@ -12,7 +12,6 @@ def generator_choices(registry: Registry) -> List[Tuple[str, str]]:
     """(label, name) pairs; the label says whether the weights are on this machine."""
     out = []
     for name in registry.catalogue.names("generator"):
-        spec = registry.catalogue.get(name)
         if registry.is_local(name):
             where = "local"
         elif registry.settings.hub_offline:
@@ -35,7 +34,5 @@ def default_generator(registry: Registry) -> str:
 
 
 def create_model_picker(registry: Registry) -> gr.Dropdown:
-    choices = generator_choices(registry)
-    picker = gr.Dropdown(choices=choices, value=default_generator(registry), label="Generator",
-                         info="Shared by every tab. Models marked 'downloads on first use' come from the Hugging Face Hub.")
-    return picker
+    return gr.Dropdown(choices=generator_choices(registry), value=default_generator(registry), label="Generator",
+                       info="Shared by every tab. Models marked 'downloads on first use' come from the Hugging Face Hub.")

@@ -41,7 +41,7 @@ def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: 
                                    info="1 = no truncation; smaller = closer to the average image")
             button = gr.Button("Sample", variant="primary")
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Samples", columns=4, object_fit="contain", height="auto")
+            gallery = gr.Gallery(label="Samples", columns=4, object_fit="contain", height="auto", format="png")
     gr.Examples([[0, 8, 0.7], [100, 4, 1.0], [7, 8, 0.5]], inputs=[seed, count, truncation])
     button.click(sample_fn(registry, max_samples), inputs=[picker, seed, count, truncation], outputs=gallery,
                  api_name="sample", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
