@@ -11,7 +11,7 @@ from torch import nn
 @dataclass(frozen=True)
 class SegmenterConfig:
     num_classes: int = 10
-    widths: tuple = (32, 64, 128)  # per level, full resolution first
+    widths: tuple = (24, 48, 96)  # per level, full resolution first
 
     def to_dict(self) -> dict:
         d = asdict(self)
