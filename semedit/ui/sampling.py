@@ -1,4 +1,5 @@
-"""Sampling panel: a grid of generator samples by seed and truncation."""
+"""Sampling panel: a grid of generator samples by seed and truncation, and for the embedded
+domain the renderer's ground truth of the same latents."""
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -9,26 +10,53 @@ import numpy as np
 from ..imaging import tensor_to_uint8
 from ..registry import Registry
 from ..sampling import sample
+from ..synth.ground_truth import sample_with_ground_truth
+from ..synth.labels import colorize
+from ..synth.params import HAIR_STYLES
 from .common import MODEL_CONCURRENCY_ID, user_errors
+
+EMBEDDED_DOMAIN = "embedded-portraits"
+ATTRIBUTE_COLUMNS = ["seed", "hair_style", "smile", "beard", "glasses", "age", "yaw", "light_angle"]
+
+
+def _check(model: str, seed: float, count: float, max_samples: int) -> List[int]:
+    if not model:
+        raise gr.Error("Pick a generator first.")
+    count, seed = int(count), int(seed)
+    if not 1 <= count <= max_samples:
+        raise gr.Error(f"The number of samples must be between 1 and {max_samples}.")
+    if not 0 <= seed < 2 ** 32 - count:
+        raise gr.Error("The seed must be between 0 and 4294967295.")
+    return list(range(seed, seed + count))
 
 
 def sample_fn(registry: Registry, max_samples: int):
     @user_errors
     def run(model: str, seed: float, count: float, truncation: float) -> List[Tuple[np.ndarray, str]]:
-        if not model:
-            raise gr.Error("Pick a generator first.")
-        count = int(count)
-        if not 1 <= count <= max_samples:
-            raise gr.Error(f"The number of samples must be between 1 and {max_samples}.")
+        seeds = _check(model, seed, count, max_samples)
         if not 0.0 <= float(truncation) <= 1.5:
             raise gr.Error("Truncation must be between 0 and 1.5.")
-        seed = int(seed)
-        if not 0 <= seed < 2 ** 32:
-            raise gr.Error("The seed must be between 0 and 4294967295.")
-        G = registry.get(model)
-        seeds = list(range(seed, seed + count))
-        images = tensor_to_uint8(sample(G, seeds, truncation_psi=float(truncation)).images)
+        images = tensor_to_uint8(sample(registry.get(model), seeds, truncation_psi=float(truncation)).images)
         return [(im, f"seed {s}") for im, s in zip(images, seeds)]
+    return run
+
+
+def ground_truth_fn(registry: Registry, max_samples: int):
+    @user_errors
+    def run(model: str, seed: float, count: float):
+        seeds = _check(model, seed, count, max_samples)
+        if registry.catalogue.get(model).config.get("domain") != EMBEDDED_DOMAIN:
+            raise gr.Error("Ground truth exists only for generators of the embedded portrait domain.")
+        gt = sample_with_ground_truth(registry.get(model), seeds)
+        gallery = []
+        for s, target, labels in zip(seeds, tensor_to_uint8(gt.target), colorize(gt.labels.numpy())):
+            gallery += [(target, f"seed {s}: renderer"), (labels, f"seed {s}: labels")]
+        att, pose = gt.attributes(), gt.pose()
+        rows = [[s, HAIR_STYLES[int(att["hair_style"][i])], round(float(att["smile"][i]), 2),
+                 bool(att["beard"][i]), bool(att["glasses"][i]), round(float(att["age"][i]), 2),
+                 round(float(pose["yaw"][i]), 2), round(float(pose["light_angle"][i]), 2)]
+                for i, s in enumerate(seeds)]
+        return gallery, rows
     return run
 
 
@@ -40,8 +68,16 @@ def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: 
             truncation = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation psi",
                                    info="1 = no truncation; smaller = closer to the average image")
             button = gr.Button("Sample", variant="primary")
+            truth_button = gr.Button("Ground truth", variant="secondary")
+            gr.Markdown("*Ground truth*: for the embedded portrait domain, the renderer's image and label map "
+                        "of the same latents (exact at truncation 1), and their attributes.")
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Samples", columns=4, object_fit="contain", height="auto", format="png")
+            truth = gr.Gallery(label="Ground truth: renderer image and label map", columns=4, object_fit="contain",
+                               height="auto", format="png")
+            table = gr.Dataframe(headers=ATTRIBUTE_COLUMNS, label="Ground-truth attributes", interactive=False)
     gr.Examples([[0, 8, 0.7], [100, 4, 1.0], [7, 8, 0.5]], inputs=[seed, count, truncation])
     button.click(sample_fn(registry, max_samples), inputs=[picker, seed, count, truncation], outputs=gallery,
                  api_name="sample", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+    truth_button.click(ground_truth_fn(registry, max_samples), inputs=[picker, seed, count], outputs=[truth, table],
+                       api_name="ground_truth", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)

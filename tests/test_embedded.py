@@ -1,0 +1,83 @@
+"""The embedded domain end to end: ground truth of samples, shipped weights, examples."""
+import json
+
+import pytest
+import torch
+
+from semedit.networks.stylegan2 import StyleGAN2Config
+from semedit.registry import Registry, load_catalogue
+from semedit.sampling import z_from_seeds
+from semedit.settings import PROJECT_ROOT, WEIGHTS_DIR, Settings
+from semedit.synth import labels as L
+from semedit.synth.evaluate import class_iou
+from semedit.synth.ground_truth import sample_with_ground_truth
+from semedit.synth.params import LATENT_DIM, params_from_latent
+from semedit.synth.render import render
+from tests.conftest import tiny_generator
+
+EMBEDDED_TINY = StyleGAN2Config(resolution=64, z_dim=LATENT_DIM, w_dim=32, mapping_layers=2, channels=(16,) * 5)
+
+
+def test_ground_truth_is_the_renderer_of_the_same_latents():
+    G = tiny_generator(config=EMBEDDED_TINY)
+    gt = sample_with_ground_truth(G, [5, 6, 7])
+    assert gt.images.shape == gt.target.shape == (3, 3, 64, 64)
+    assert gt.ws.shape == (3, G.num_ws, 32) and gt.labels.shape == (3, 64, 64)
+    expected = render(params_from_latent(z_from_seeds([5, 6, 7], LATENT_DIM)), 64)
+    assert torch.equal(gt.target, expected.image) and torch.equal(gt.labels, expected.labels)
+    assert set(gt.attributes()) >= {"smile", "beard", "glasses"} and gt.identity().shape[0] == 3
+    assert gt.pose()["yaw"].shape == (3,)
+
+
+def test_ground_truth_refuses_foreign_generators():
+    with pytest.raises(ValueError):
+        sample_with_ground_truth(tiny_generator(), [0])
+
+
+def test_class_iou():
+    truth = torch.tensor([[[0, 0, 1, 1]]])
+    assert class_iou(truth, truth, 3)[:2].tolist() == [1.0, 1.0]
+    iou = class_iou(torch.tensor([[[0, 1, 1, 1]]]), truth, 3)
+    assert iou[0] == pytest.approx(0.5) and iou[1] == pytest.approx(2 / 3)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"),
+                    Settings(device="cpu", hub_offline=True, cache_dir=PROJECT_ROOT / ".pytest_cache" / "semedit"))
+
+
+def test_shipped_embedded_generator_reproduces_the_renderer(shipped):
+    G = shipped.get("embedded-portraits-64")
+    S = shipped.get("embedded-segmenter-64")
+    assert shipped.catalogue.default_generator == "embedded-portraits-64"
+    gt = sample_with_ground_truth(G, range(30_000_000, 30_000_016))  # latents no training run drew
+    assert (gt.images - gt.target).abs().mean() / 2 < 0.06  # mean error under 6 % of the range
+    iou = class_iou(S.predict(gt.images), gt.labels)
+    assert min(iou[L.BACKGROUND], iou[L.SKIN], iou[L.HAIR]) > 0.8
+
+
+def test_shipped_segmenter_reads_renderer_images(shipped):
+    S = shipped.get("embedded-segmenter-64")
+    r = render(params_from_latent(z_from_seeds(range(30_000_100, 30_000_116), LATENT_DIM)), 64)
+    iou = class_iou(S.predict(r.image), r.labels)
+    assert min(iou[L.BACKGROUND], iou[L.SKIN], iou[L.HAIR]) > 0.9
+
+
+def test_examples_exist_and_are_what_the_script_writes(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from semedit.synth.examples import example_files, write_examples
+    folder = PROJECT_ROOT / "examples" / "embedded"
+    shipped_index = json.loads((folder / "index.json").read_text())
+    index = write_examples(tmp_path, 256)
+    assert [e["file"] for e in index] == [e["file"] for e in shipped_index]
+    for new, old in zip(index, shipped_index):
+        assert new["hair_style"] == old["hair_style"] and new["accessory"] == old["accessory"]
+        assert all(abs(new["params"][k] - v) < 1e-3 for k, v in old["params"].items())
+        a = np.asarray(Image.open(tmp_path / new["file"]), dtype=int)
+        b = np.asarray(Image.open(folder / old["file"]), dtype=int)
+        assert np.abs(a - b).max() <= 1
+    files = example_files(folder)
+    assert len(files) == len(index) and all(f.endswith(".png") for f in files)
+    assert any(e["accessory"] != "none" for e in index)
