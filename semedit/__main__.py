@@ -1,4 +1,4 @@
-"""Command line: ``python -m semedit {sample,convert,random-generator} ...``."""
+"""Command line: ``python -m semedit {sample,invert,convert,random-generator} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -40,6 +40,48 @@ def _cmd_random_generator(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {sum(p.numel() for p in G.parameters())} parameters")
 
 
+def _cmd_invert(a: argparse.Namespace) -> None:
+    import csv
+    import torch
+    from .imaging import center_square, pil_to_tensor, tensor_to_pil
+    from .inversion.suite import METHODS, Context, Knobs, run_method, score_result
+    from .registry import Registry
+    registry = Registry.from_settings()
+    model = a.model or registry.catalogue.default_generator
+    G = registry.get(model)
+    seg_name = registry.catalogue.get(model).config.get("segmenter")
+    ctx = Context(perceptual=registry.get(a.perceptual or registry.catalogue.default_perceptual),
+                  device=G.w_avg.device, segmenter=registry.get(seg_name) if seg_name else None)
+    methods = [m.strip() for m in a.methods.split(",")]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    knobs = Knobs(steps=a.steps, lambda_reg=a.lambda_reg, n_chunks=a.chunks, chunky_space=a.chunky_space,
+                  pti_tune_steps=a.steps, seed=a.seed)
+    paths = []
+    for src in map(Path, a.inputs):
+        paths += sorted(p for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")) \
+            if src.is_dir() else [src]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"])
+        for path in paths:
+            target = center_square(pil_to_tensor(Image.open(path)))
+            for m in methods:
+                r = run_method(m, G, target, knobs, ctx)
+                s = score_result(r, target, ctx)
+                tensor_to_pil(r.image).save(out / f"{path.stem}_{m}.png")
+                torch.save({"method": r.method, "space": r.latent.space, "latent": r.latent.value,
+                            **({"masks": r.extras["masks"]} if "masks" in r.extras else {})},
+                           out / f"{path.stem}_{m}.pt")
+                row = s.as_row()
+                writer.writerow([path.name, r.method] + list(row.values()))
+                print(f"{path.name}  {r.method:32s}  LPIPS {s.lpips:.4f}  MSE {s.l2:.5f}  {s.seconds:.1f}s", flush=True)
+    print(f"wrote {out / 'metrics.csv'}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m semedit", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -50,6 +92,19 @@ def main(argv=None) -> None:
     p.add_argument("--truncation", type=float, default=0.7)
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=_cmd_sample)
+    p = sub.add_parser("invert", help="invert images (files or folders) with several methods; write images, "
+                                      "latents and metrics.csv")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--methods", default="w,w+,chunky", help="comma-separated: w, w+, s, pti, chunky")
+    p.add_argument("--model", help="generator (default: the catalogue's default)")
+    p.add_argument("--perceptual", help="perceptual model (default: the catalogue's default)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--lambda-reg", type=float, default=1.0)
+    p.add_argument("--chunks", type=int, default=4)
+    p.add_argument("--chunky-space", default="w+", choices=["w", "w+", "s"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="inversion-out")
+    p.set_defaults(func=_cmd_invert)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
     p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors"])

@@ -58,6 +58,7 @@ class ModelSpec:
     description: str = ""
     license: str = ""
     config: dict = field(default_factory=dict)
+    package: Optional[str] = None  # ``file`` lies inside this installed Python package
 
     @property
     def local_filename(self) -> Optional[str]:
@@ -72,6 +73,7 @@ class Catalogue:
     path: Path
     models: Tuple[ModelSpec, ...]
     default_generator: Optional[str] = None
+    default_perceptual: Optional[str] = None
 
     @property
     def folder(self) -> Path:
@@ -89,7 +91,8 @@ class Catalogue:
 
 
 def load_catalogue(path: Path) -> Catalogue:
-    """Parse a catalogue JSON file: ``{"default_generator": ..., "models": {name: entry}}``."""
+    """Parse a catalogue JSON file:
+    ``{"default_generator": name, "default_perceptual": name, "models": {name: entry}}``."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -108,20 +111,21 @@ def load_catalogue(path: Path) -> Catalogue:
         hub = entry.get("hub")
         if hub is not None and not ({"repo_id", "filename"} <= set(hub)):
             raise CatalogueError(f"{path}: model {name!r}: 'hub' needs repo_id and filename")
-        file = entry.get("file")
+        file, package = entry.get("file"), entry.get("package")
         if file is None and hub is None:
             raise CatalogueError(f"{path}: model {name!r} needs a 'file' or a 'hub' location")
         models.append(ModelSpec(
             name=name, kind=kind, format=fmt,
-            file=(path.parent / file) if file else None,
+            file=(Path(file) if package else path.parent / file) if file else None, package=package,
             hub=HubLocation(hub["repo_id"], hub["filename"], hub.get("revision", "main")) if hub else None,
             sha256=(entry.get("sha256") or None), verified=bool(entry.get("verified", False)),
             description=entry.get("description", ""), license=entry.get("license", ""),
             config=dict(entry.get("config") or {})))
-    default = raw.get("default_generator")
-    cat = Catalogue(path=path, models=tuple(models), default_generator=default)
-    if default is not None:
-        cat.get(default)
+    cat = Catalogue(path=path, models=tuple(models), default_generator=raw.get("default_generator"),
+                    default_perceptual=raw.get("default_perceptual"))
+    for default in (cat.default_generator, cat.default_perceptual):
+        if default is not None:
+            cat.get(default)
     return cat
 
 
@@ -140,6 +144,16 @@ def _hub_download(hub: HubLocation, settings: Settings, *, local_files_only: boo
                                 local_files_only=local_files_only or settings.hub_offline))
 
 
+def _package_file(package: str, file: Path) -> Optional[Path]:
+    """``file`` inside the installed ``package`` (None when the package is not installed)."""
+    import importlib.util
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(list(found.submodule_search_locations)[0]) / file
+    return path if path.is_file() else None
+
+
 def module_num_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
@@ -151,7 +165,17 @@ Loader = Callable[[Path, ModelSpec], nn.Module]
 LOADERS: Dict[str, Loader] = {
     "generator": lambda path, spec: checkpoints.load_module(path, "stylegan2"),
     "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
+    "perceptual": lambda path, spec: _load_perceptual(path, spec),
 }
+
+
+def _load_perceptual(path: Path, spec: ModelSpec) -> nn.Module:
+    from . import losses
+    if spec.format == "stlpips":
+        return losses.build_stlpips(path, spec.config.get("net", "alex"))
+    if spec.format == "lpips-vgg":
+        return losses.build_lpips_vgg(path)
+    raise SemeditError(f"{spec.name}: unknown perceptual format {spec.format!r} (stlpips or lpips-vgg)")
 PICKLE_FORMATS = ("rosinality", "nvlabs")
 
 
@@ -178,6 +202,8 @@ class Registry:
     def local_path(self, name: str) -> Optional[Path]:
         """The model's file if it is on this machine (steps 1-3), without downloading."""
         spec = self.catalogue.get(name)
+        if spec.package is not None:
+            return _package_file(spec.package, spec.file)
         if spec.file is not None and spec.file.is_file():
             return spec.file
         if spec.local_filename and (self.catalogue.folder / spec.local_filename).is_file():
@@ -213,6 +239,9 @@ class Registry:
         return path
 
     def _not_available(self, spec: ModelSpec, why: str) -> ModelNotAvailableError:
+        if spec.package:
+            return ModelNotAvailableError(f"model {spec.name!r} ships inside the Python package {spec.package!r}, "
+                                          f"which is not installed: pip install -r requirements.txt")
         where = (f"Hub repo {spec.hub.repo_id!r}, file {spec.hub.filename!r}, revision {spec.hub.revision!r}"
                  if spec.hub else f"file {spec.file}")
         return ModelNotAvailableError(

@@ -1,10 +1,13 @@
 """The app end to end: launch it on a loopback port and drive it through gradio_client."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from semedit.registry import Registry, load_catalogue
-from semedit.settings import WEIGHTS_DIR, Settings
+from semedit.settings import PROJECT_ROOT, WEIGHTS_DIR, Settings
+
+DEFAULT = "embedded-portraits-64"
 
 
 @pytest.fixture(scope="module")
@@ -22,25 +25,72 @@ def client(tmp_path_factory):
         demo.close()
 
 
+def load(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
 def test_sample_endpoint_returns_images(client):
-    gallery = client.predict("random-64", 3, 4, 0.7, api_name="/sample")
+    gallery = client.predict(DEFAULT, 3, 4, 0.7, api_name="/sample")
     assert len(gallery) == 4
-    images = [np.asarray(Image.open(item["image"])) for item in gallery]
+    images = [load(item["image"]) for item in gallery]
     assert all(im.shape == (64, 64, 3) for im in images)
     assert [item["caption"] for item in gallery] == ["seed 3", "seed 4", "seed 5", "seed 6"]
     assert not np.array_equal(images[0], images[1])
-    again = client.predict("random-64", 4, 1, 0.7, api_name="/sample")  # same seed -> same image
-    assert np.array_equal(np.asarray(Image.open(again[0]["image"])), images[1])
+    again = client.predict(DEFAULT, 4, 1, 0.7, api_name="/sample")  # same seed -> same image
+    assert np.array_equal(load(again[0]["image"]), images[1])
+
+
+def test_ground_truth_endpoint(client):
+    gallery, table = client.predict(DEFAULT, 0, 2, api_name="/ground_truth")
+    assert [g["caption"] for g in gallery] == ["seed 0: renderer", "seed 0: labels", "seed 1: renderer",
+                                               "seed 1: labels"]
+    assert [row[0] for row in table["data"]] == [0, 1]
 
 
 def test_bad_input_gives_message_and_app_keeps_serving(client):
     from gradio_client.exceptions import AppError
     with pytest.raises(AppError, match="maximum value 6|between 1 and 6"):
-        client.predict("random-64", 0, 50, 0.7, api_name="/sample")
+        client.predict(DEFAULT, 0, 50, 0.7, api_name="/sample")
     with pytest.raises(AppError, match="DragGan/DragGan-Models"):
         client.predict("ffhq-1024-nvlabs", 0, 1, 0.7, api_name="/sample")  # offline, not cached
-    assert len(client.predict("random-64", 0, 1, 0.7, api_name="/sample")) == 1
+    with pytest.raises(AppError, match="embedded portrait domain"):
+        client.predict("ffhq-1024-nvlabs", 0, 1, api_name="/ground_truth")
+    with pytest.raises(AppError, match="Upload an image"):
+        client.predict(DEFAULT, None, ["w"], 10, 1.0, 2, "w+", "stlpips-alex", api_name="/invert")
+    assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1
+
+
+def test_invert_endpoint_compares_methods(client):
+    from gradio_client import handle_file
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_00.png"
+    gallery, metrics, curves, latents, status = client.predict(
+        DEFAULT, handle_file(str(example)), ["w", "chunky"], 20, 1.0, 2, "w+", "stlpips-alex", api_name="/invert")
+    captions = [g["caption"] for g in gallery]
+    assert captions[:2] == ["target", "W optimisation"] and "ChunkyGAN W+ (n=2, lambda=1)" in captions
+    assert captions.count("chunk 1") == 1 and captions.count("chunk 2") == 1
+    rows = metrics["data"]
+    assert [r[0] for r in rows] == ["W optimisation", "ChunkyGAN W+ (n=2, lambda=1)"]
+    assert all(0 <= r[1] < 1 and r[4] == "n/a" for r in rows)  # LPIPS in range, identity not faked
+    saved = torch.load(latents, weights_only=True)
+    assert saved["w"]["latent"].shape[0] == 1 and saved["chunky"]["masks"].shape[0] == 2
+    assert "Done" in status
+
+
+def test_cancel_stops_a_long_inversion(client):
+    import time
+    from gradio_client import handle_file
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
+    job = client.submit(DEFAULT, handle_file(str(example)), ["w+", "s", "pti"], 1000, 1.0, 2, "w+", "stlpips-alex",
+                        api_name="/invert")
+    time.sleep(3)
+    start = time.time()
+    client.predict(api_name="/cancel")
+    while not job.done() and time.time() - start < 30:
+        time.sleep(0.2)
+    assert job.done() and time.time() - start < 30  # 3 x 1000 steps would take minutes
+    assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1  # and the app still serves
 
 
 def test_api_lists_named_endpoints(client):
-    assert "/sample" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/sample", "/ground_truth", "/invert", "/cancel"} <= set(named)

@@ -214,10 +214,14 @@ class SynthesisLayer(nn.Module):
         self.conv_clamp = conv_clamp
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, *, noise_mode: NoiseMode = "const",
-                fused: bool = True, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                fused: bool = True, generator: Optional[torch.Generator] = None,
+                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``noise`` [N or 1, 1, R, R], when given, replaces the noise that ``noise_mode`` picks."""
         x = modulated_conv2d(x, self.weight * self.weight_gain, style, demodulate=True,
                              upsample=self.upsample, fused=fused)
-        if noise_mode == "const":
+        if noise is not None:
+            x = x + noise * self.noise_strength
+        elif noise_mode == "const":
             x = x + self.noise_const * self.noise_strength
         elif noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
@@ -294,24 +298,36 @@ class SynthesisNetwork(nn.Module):
         return [m.affine(ws[:, i]) for m, i in self._modulated()]
 
     def from_styles(self, styles: Sequence[torch.Tensor], *, noise_mode: NoiseMode = "const",
-                    fused: bool = True, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """StyleSpace vectors (see ``styles``) -> img [N, C, R, R]."""
+                    fused: bool = True, generator: Optional[torch.Generator] = None,
+                    noise: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        """StyleSpace vectors (see ``styles``) -> img [N, C, R, R]. ``noise``: optional explicit
+        maps, one [N or 1, 1, R_j, R_j] per synthesis layer (see ``noise_shapes``)."""
         if len(styles) != self.num_styles:
             raise ValueError(f"expected {self.num_styles} style vectors, got {len(styles)}")
+        if noise is not None and len(noise) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} noise maps, got {len(noise)}")
         s = iter(styles)
-        n = styles[0].shape[0]
-        x = self.const[None].expand(n, -1, -1, -1)
-        x = self.layers[0](x, next(s), noise_mode=noise_mode, fused=fused, generator=generator)
+        kw = dict(noise_mode=noise_mode, fused=fused, generator=generator)
+
+        def layer(j, x):
+            return self.layers[j](x, next(s), noise=None if noise is None else noise[j], **kw)
+
+        x = layer(0, self.const[None].expand(styles[0].shape[0], -1, -1, -1))
         img = self.to_rgbs[0](x, next(s), fused=fused)
         for b in range(1, len(self.to_rgbs)):
-            x = self.layers[2 * b - 1](x, next(s), noise_mode=noise_mode, fused=fused, generator=generator)
-            x = self.layers[2 * b](x, next(s), noise_mode=noise_mode, fused=fused, generator=generator)
+            x = layer(2 * b, layer(2 * b - 1, x))
             img = upsample2x(img) + self.to_rgbs[b](x, next(s), fused=fused)
         return img
 
+    def noise_shapes(self) -> list:
+        """Shape [1, 1, R, R] of the noise map of every synthesis layer."""
+        return [(1, 1, m.resolution, m.resolution) for m in self.layers]
+
     def forward(self, ws: torch.Tensor, *, noise_mode: NoiseMode = "const", fused: bool = True,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        return self.from_styles(self.styles(ws), noise_mode=noise_mode, fused=fused, generator=generator)
+                generator: Optional[torch.Generator] = None,
+                noise: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        return self.from_styles(self.styles(ws), noise_mode=noise_mode, fused=fused, generator=generator,
+                                noise=noise)
 
     def _check_ws(self, ws: torch.Tensor) -> None:
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:

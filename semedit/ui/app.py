@@ -1,4 +1,4 @@
-"""The Blocks app: header, shared generator picker, sampling panel (tabs join with their issues)."""
+"""The Blocks app: header, shared generator picker, the tabs and the sampling panel."""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,6 +7,7 @@ import gradio as gr
 
 from ..registry import Registry
 from ..settings import Settings
+from . import inversion
 from .model_picker import create_model_picker
 from .sampling import create_sampling_panel
 
@@ -21,6 +22,9 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
     with gr.Blocks(title="semedit") as demo:
         gr.Markdown(INTRO.format(device=settings.torch_device))
         picker = create_model_picker(registry)
+        results = gr.State({})  # this session's inversion results, for the editing tabs
+        with gr.Tab("Inversion comparison"):
+            inversion.create_tab(registry, picker, results)
         with gr.Tab("Samples"):
             create_sampling_panel(registry, picker, settings.max_samples)
     demo.queue(max_size=settings.queue_size)

@@ -1,0 +1,60 @@
+"""Optimisation-based inversion in W, W+ or S (one code path, three parameterisations)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..latents import Latent, mean_latent, synthesize
+from ..losses import PerceptualModel
+from ..networks.stylegan2 import StyleGAN2Generator
+from .common import (InversionResult, LoopSettings, ProgressFn, Stopwatch, fit_codes, prepare_target,
+                     space_statistics)
+
+SPACE_NAMES = {"w": "W", "w+": "W+", "s": "S"}
+
+
+@dataclass(frozen=True)
+class OptimizationConfig:
+    """Defaults follow the NVlabs projector (lr 0.1, ramp-up 5 %, ramp-down 25 %, noise
+    regularisation 1e5, early exploration noise 0.05 of the W scale)."""
+
+    space: str = "w+"
+    steps: int = 300
+    lr: float = 0.1
+    rampup: float = 0.05
+    rampdown: float = 0.25
+    pixel_weight: float = 0.0
+    optimize_noise: bool = True
+    noise_weight: float = 1e5
+    initial_noise_factor: float = 0.05
+    seed: int = 0
+
+
+def invert_optimization(G: StyleGAN2Generator, target: torch.Tensor, config: OptimizationConfig = OptimizationConfig(),
+                        *, perceptual: PerceptualModel, device: torch.device,
+                        progress: Optional[ProgressFn] = None, step_offset: int = 0,
+                        total_steps: Optional[int] = None) -> InversionResult:
+    """Find one code in ``config.space`` whose image matches target [1, 3, H, W] in [-1, 1]."""
+    clock = Stopwatch()
+    target = prepare_target(target, G.config.resolution, device)
+    perceptual = perceptual.to(device)
+    stats = space_statistics(G, config.space)
+    noise = None
+    if config.optimize_noise:
+        g = torch.Generator().manual_seed(config.seed)
+        noise = [torch.randn(shape, generator=g).to(device) for shape in G.synthesis.noise_shapes()]
+    settings = LoopSettings(steps=config.steps, lr=config.lr, rampup=config.rampup, rampdown=config.rampdown,
+                            pixel_weight=config.pixel_weight, noise_weight=config.noise_weight if noise else 0.0,
+                            initial_noise_factor=config.initial_noise_factor if config.space != "s" else 0.0,
+                            seed=config.seed)
+    codes, _, noise, losses = fit_codes(G, target, mean_latent(G, config.space), settings, perceptual=perceptual,
+                                        stats=stats, noise=noise, progress=progress, step_offset=step_offset,
+                                        total_steps=total_steps)
+    latent = Latent(config.space, codes)
+    with torch.no_grad():
+        image = synthesize(G, latent, noise=noise)
+    extras = {"noise": [n.cpu() for n in noise]} if noise else {}
+    return InversionResult(f"{SPACE_NAMES[config.space]} optimisation", latent.detach(), image.cpu(), tuple(losses),
+                           clock.seconds, extras)

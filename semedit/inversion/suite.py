@@ -1,0 +1,95 @@
+"""The comparison suite: run named methods with shared knobs on one target, and score them.
+
+Shared by the Inversion tab, the command line (``python -m semedit invert``) and the results
+script, so all three run exactly the same code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+
+from ..losses import PerceptualModel
+from ..metrics import Scores, score
+from ..networks.stylegan2 import StyleGAN2Generator
+from .chunky import ChunkyConfig, invert_chunky
+from .common import InversionResult, ProgressFn
+from .optimization import OptimizationConfig, invert_optimization
+from .pti import PTIConfig, invert_pti
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The main knobs a user sets once for every method."""
+
+    steps: int = 300
+    lambda_reg: float = 1.0
+    n_chunks: int = 4
+    chunky_space: str = "w+"
+    pti_tune_steps: int = 300
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a method may need besides G and the target."""
+
+    perceptual: PerceptualModel
+    device: torch.device
+    segmenter: Optional[torch.nn.Module] = None
+    labels: Optional[torch.Tensor] = None  # [H, W] label map of the target, when known
+    masks: Optional[torch.Tensor] = None   # [n, H, W] user-painted ChunkyGAN masks
+
+
+def _optimisation(space: str):
+    def run(G, target, k: Knobs, ctx: Context, progress):
+        cfg = OptimizationConfig(space=space, steps=k.steps, seed=k.seed)
+        return invert_optimization(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress)
+    return run
+
+
+def _pti(G, target, k: Knobs, ctx: Context, progress):
+    cfg = PTIConfig(pivot=OptimizationConfig(space="w", steps=k.steps, optimize_noise=False, seed=k.seed),
+                    tune_steps=k.pti_tune_steps)
+    return invert_pti(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress)
+
+
+def _chunky(G, target, k: Knobs, ctx: Context, progress):
+    if ctx.masks is not None:
+        init = "given"
+    elif ctx.labels is not None or ctx.segmenter is not None:
+        init = "segmentation"
+    else:
+        init = "bands"
+    cfg = ChunkyConfig(n_chunks=k.n_chunks if ctx.masks is None else ctx.masks.shape[0], space=k.chunky_space,
+                       steps=k.steps, lambda_reg=k.lambda_reg, mask_init=init, seed=k.seed)
+    return invert_chunky(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress,
+                         labels=ctx.labels, masks=ctx.masks, segmenter=ctx.segmenter)
+
+
+Method = Callable[[StyleGAN2Generator, torch.Tensor, Knobs, Context, Optional[ProgressFn]], InversionResult]
+
+#: every method by its short name (CLI) with its display name
+METHODS: Dict[str, Method] = {
+    "w": _optimisation("w"),
+    "w+": _optimisation("w+"),
+    "s": _optimisation("s"),
+    "pti": _pti,
+    "chunky": _chunky,
+}
+DISPLAY_NAMES = {"w": "W optimisation", "w+": "W+ optimisation", "s": "S optimisation", "pti": "Pivotal Tuning",
+                 "chunky": "ChunkyGAN"}
+
+
+def run_method(name: str, G: StyleGAN2Generator, target: torch.Tensor, knobs: Knobs, ctx: Context,
+               progress: Optional[ProgressFn] = None) -> InversionResult:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; one of {', '.join(METHODS)}")
+    return METHODS[name](G, target, knobs, ctx, progress)
+
+
+def score_result(result: InversionResult, target: torch.Tensor, ctx: Context, identity=None) -> Scores:
+    return score(result.image.to(ctx.device), target.to(ctx.device), ctx.perceptual, result.seconds, identity)
+
+
+__all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "run_method", "score_result"]

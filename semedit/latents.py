@@ -1,0 +1,66 @@
+"""Latent codes in W, W+ and StyleSpace (S), and what every inversion method shares about them.
+
+``Latent(space, value)``: value is w [N, C] for "w", ws [N, L, C] for "w+", and for "s" the
+StyleSpace vectors concatenated [N, sum(style_dims)] (see ``split_styles``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+
+from .networks.stylegan2 import NoiseMode, StyleGAN2Generator
+
+SPACES = ("w", "w+", "s")
+
+
+@dataclass(frozen=True)
+class Latent:
+    space: str
+    value: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ValueError(f"unknown latent space {self.space!r}; one of {', '.join(SPACES)}")
+
+    def detach(self) -> "Latent":
+        return Latent(self.space, self.value.detach().cpu())
+
+
+def split_styles(G: StyleGAN2Generator, flat: torch.Tensor) -> List[torch.Tensor]:
+    """[N, sum(style_dims)] -> StyleSpace list of [N, C_i]."""
+    return list(flat.split(list(G.synthesis.style_dims), dim=1))
+
+
+def concat_styles(styles: List[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(styles, dim=1)
+
+
+def mean_latent(G: StyleGAN2Generator, space: str, n: int = 1) -> Latent:
+    """The average image's code (w_avg) in ``space``, repeated n times."""
+    w = G.w_avg[None].expand(n, -1).clone()
+    if space == "w":
+        return Latent("w", w)
+    ws = G.broadcast(w).clone()
+    if space == "w+":
+        return Latent("w+", ws)
+    with torch.no_grad():
+        return Latent("s", concat_styles(G.synthesis.styles(ws)))
+
+
+def synthesize(G: StyleGAN2Generator, latent: Latent, *, noise_mode: NoiseMode = "const",
+               noise: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
+    """latent -> img [N, 3, R, R] in [-1, 1] (differentiable in the latent)."""
+    if latent.space == "s":
+        return G.synthesis.from_styles(split_styles(G, latent.value), noise_mode=noise_mode, noise=noise)
+    ws = G.broadcast(latent.value) if latent.space == "w" else latent.value
+    return G.synthesis(ws, noise_mode=noise_mode, noise=noise)
+
+
+def w_std(G: StyleGAN2Generator, n: int = 10000, seed: int = 0) -> float:
+    """sqrt(E ||w - w_avg||^2) over z ~ N(0, I): the scale of W (as in the NVlabs projector)."""
+    with torch.no_grad():
+        z = torch.randn(n, G.config.z_dim, generator=torch.Generator().manual_seed(seed)).to(G.w_avg.device)
+        w = G.mapping(z)
+        return float((w - G.w_avg).square().sum(1).mean().sqrt())

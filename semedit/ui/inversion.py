@@ -1,0 +1,149 @@
+"""Inversion comparison tab: one image, many methods side by side, with metrics and loss curves."""
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Dict, List
+
+import gradio as gr
+import pandas as pd
+import torch
+
+from ..errors import SemeditError
+from ..imaging import array_to_tensor, center_square, tensor_to_uint8
+from ..inversion.common import InversionCancelled, InversionResult
+from ..inversion.suite import DISPLAY_NAMES, Context, Knobs, run_method, score_result
+from ..registry import Registry
+from ..settings import PROJECT_ROOT
+from ..synth.examples import example_files
+from .common import MODEL_CONCURRENCY_ID
+
+CHOICES = [(label, key) for key, label in DISPLAY_NAMES.items()]
+METRIC_COLUMNS = ["method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"]
+EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
+
+
+class CancelFlag:
+    """A per-session cancel signal. Gradio copies a State's initial value into each new
+    session; the copy is a fresh flag, while events of one session share the same one."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __deepcopy__(self, memo) -> "CancelFlag":
+        return CancelFlag()
+
+
+def _segmenter_for(registry: Registry, model: str):
+    name = registry.catalogue.get(model).config.get("segmenter")
+    return registry.get(name) if name else None
+
+
+def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
+    """All latents (and ChunkyGAN masks) as one torch file, loadable with weights_only=True."""
+    payload = {}
+    for key, r in results.items():
+        entry = {"method": r.method, "space": r.latent.space, "latent": r.latent.value}
+        if "masks" in r.extras:
+            entry["masks"] = r.extras["masks"]
+        payload[key] = entry
+    path = folder / "latents.pt"
+    torch.save(payload, path)
+    return path
+
+
+def make_run(registry: Registry):
+    def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, cancel: CancelFlag,
+            progress=gr.Progress()):
+        if image is None:
+            raise gr.Error("Upload an image or pick an example first.")
+        if not methods:
+            raise gr.Error("Tick at least one method.")
+        cancel.event.clear()
+        try:
+            G = registry.get(model)
+            perceptual = registry.get(perceptual_name or registry.catalogue.default_perceptual)
+            ctx = Context(perceptual=perceptual, device=G.w_avg.device, segmenter=_segmenter_for(registry, model))
+        except SemeditError as e:
+            raise gr.Error(str(e)) from e
+        target = center_square(array_to_tensor(image))
+        knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
+                      chunky_space=chunky_space, pti_tune_steps=int(steps))
+        results: Dict[str, InversionResult] = {}
+        gallery = [(tensor_to_uint8(torch.nn.functional.interpolate(target, size=(256, 256), mode="area"))[0],
+                    "target")]
+        rows, curves, status = [], [], ""
+        out_dir = Path(tempfile.mkdtemp(prefix="semedit-inversion-"))
+        for key in methods:
+            def tick(step, total, loss, _name=DISPLAY_NAMES[key]):
+                if cancel.event.is_set():
+                    raise InversionCancelled("cancelled by the user")
+                progress((step, total), desc=_name)
+            try:
+                r = run_method(key, G, target, knobs, ctx, tick)
+            except InversionCancelled:
+                status = f"Cancelled during {DISPLAY_NAMES[key]}; finished methods are kept."
+                break
+            except (SemeditError, ValueError) as e:
+                raise gr.Error(f"{DISPLAY_NAMES[key]}: {e}") from e
+            results[key] = r
+            s = score_result(r, target, ctx)
+            rows.append({"method": r.method, **s.as_row()})
+            curves += [{"step": i + 1, "loss": v, "method": r.method} for i, v in enumerate(r.losses)]
+            gallery.append((tensor_to_uint8(torch.nn.functional.interpolate(r.image, size=(256, 256), mode="nearest"))[0],
+                            r.method))
+            if "chunks" in r.extras:
+                gallery += chunk_views(r)
+            yield (gallery, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
+                   str(save_latents(results, out_dir)), results, status or f"{len(results)} of {len(methods)} done")
+        yield (gallery, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
+               str(save_latents(results, out_dir)) if results else None, results,
+               status or f"Done: {len(results)} methods, perceptual model {perceptual.name}.")
+    return run
+
+
+def chunk_views(r: InversionResult) -> List:
+    """Each ChunkyGAN chunk image with its mask as alpha over gray, for the gallery."""
+    views = []
+    for i, (chunk, mask) in enumerate(zip(r.extras["chunks"], r.extras["masks"])):
+        shown = chunk * mask[None] + (1 - mask[None]) * 0.2
+        big = torch.nn.functional.interpolate(shown[None], size=(256, 256), mode="nearest")
+        views.append((tensor_to_uint8(big)[0], f"chunk {i + 1}"))
+    return views
+
+
+def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State) -> None:
+    cancel_flag = gr.State(CancelFlag())
+    perceptual_choices = list(registry.catalogue.names("perceptual"))
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            image = gr.Image(type="numpy", label="Target image", height=256, image_mode="RGB")
+            methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
+            steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
+            with gr.Accordion("ChunkyGAN and perceptual model", open=False):
+                n_chunks = gr.Slider(1, 8, value=4, step=1, label="Number of chunks (n)")
+                lambda_reg = gr.Number(value=1.0, minimum=0, label="lambda_reg (0 = no latent regulariser)")
+                chunky_space = gr.Radio([("W", "w"), ("W+", "w+"), ("S", "s")], value="w+", label="Chunk code space")
+                perceptual = gr.Dropdown(perceptual_choices, value=registry.catalogue.default_perceptual,
+                                         label="Perceptual model (loss and LPIPS metric)")
+            with gr.Row():
+                run_button = gr.Button("Invert", variant="primary")
+                cancel_button = gr.Button("Cancel", variant="stop")
+            status = gr.Markdown()
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Target and reconstructions", columns=4, height="auto", format="png",
+                                 object_fit="contain")
+            metrics = gr.Dataframe(headers=METRIC_COLUMNS, label="Metrics (lower is better, but PSNR)",
+                                   interactive=False)
+            curves = gr.LinePlot(x="step", y="loss", color="method", label="Loss per step", height=260)
+            latents = gr.File(label="Latents (torch.load(..., weights_only=True))")
+    files = example_files(EXAMPLES_DIR)
+    if files:
+        gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
+    event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
+                                                         chunky_space, perceptual, cancel_flag],
+                             outputs=[gallery, metrics, curves, latents, results_state, status], api_name="invert",
+                             concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+    cancel_button.click(lambda flag: flag.event.set(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel",
+                        cancels=[event])

@@ -1,0 +1,134 @@
+"""Inversion methods on tiny models: losses go down, shapes, PTI leaves the shared G alone,
+ChunkyGAN masks sum to one."""
+import pytest
+import torch
+
+from semedit.inversion import (ChunkyConfig, InversionCancelled, OptimizationConfig, PTIConfig, invert_chunky,
+                               invert_optimization, invert_pti)
+from semedit.inversion.chunky import band_masks, masks_from_labels
+from semedit.inversion.common import ramped_lr
+from semedit.registry import load_catalogue, Registry
+from semedit.settings import WEIGHTS_DIR, Settings
+from semedit.synth import labels as L
+from tests.conftest import TINY, tiny_generator
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def perceptual():
+    reg = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), Settings(device="cpu", hub_offline=True))
+    return reg.get(reg.catalogue.default_perceptual)
+
+
+@pytest.fixture(scope="module")
+def target():
+    G = tiny_generator(seed=3)
+    with torch.no_grad():
+        w = G.mapping(torch.randn(1, TINY.z_dim, generator=torch.Generator().manual_seed(11)))
+        return G.synthesis(G.broadcast(w))
+
+
+def test_lr_schedule():
+    assert ramped_lr(0, 100, 0.1, 0.05, 0.25) == 0.0
+    assert ramped_lr(50, 100, 0.1, 0.05, 0.25) == pytest.approx(0.1)
+    assert ramped_lr(99, 100, 0.1, 0.05, 0.25) < 0.001
+
+
+@pytest.mark.parametrize("space", ["w", "w+", "s"])
+def test_optimisation_lowers_the_loss(space, perceptual, target):
+    G = tiny_generator()
+    r = invert_optimization(G, target, OptimizationConfig(space=space, steps=60), perceptual=perceptual, device=CPU)
+    assert len(r.losses) == 60 and r.image.shape == (1, 3, 16, 16)
+    assert min(r.losses[-5:]) < 0.7 * r.losses[0]
+    expected = {"w": (1, TINY.w_dim), "w+": (1, G.num_ws, TINY.w_dim), "s": (1, sum(G.synthesis.style_dims))}
+    assert tuple(r.latent.value.shape) == expected[space] and r.latent.space == space
+    assert r.seconds > 0 and "optimisation" in r.method
+
+
+def test_pti_tunes_a_copy_and_never_the_shared_generator(make_registry, tiny_file, perceptual, target):
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
+    G = reg.get("tiny")
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    cfg = PTIConfig(pivot=OptimizationConfig(space="w", steps=30, optimize_noise=False), tune_steps=40, tune_lr=3e-3)
+    r = invert_pti(G, target, cfg, perceptual=perceptual, device=CPU)
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(not p.requires_grad for p in G.parameters())
+    assert len(r.losses) == 70
+    tuned_err = (r.image - target).square().mean()
+    pivot_err = (r.extras["pivot_image"] - target).square().mean()
+    assert tuned_err < pivot_err
+    assert set(r.extras["generator_state"]) == set(before)
+
+
+@pytest.mark.parametrize("lambda_reg", [0.0, 1.0])
+def test_chunky_masks_sum_to_one_and_loss_drops(perceptual, target, lambda_reg):
+    G = tiny_generator()
+    labels = torch.zeros(16, 16, dtype=torch.long)
+    labels[4:12, 4:12] = L.SKIN
+    labels[:4] = L.HAIR
+    cfg = ChunkyConfig(n_chunks=3, steps=50, lambda_reg=lambda_reg, mask_resolution=8)
+    r = invert_chunky(G, target, cfg, perceptual=perceptual, device=CPU, labels=labels)
+    masks, chunks = r.extras["masks"], r.extras["chunks"]
+    assert masks.shape == (3, 16, 16) and chunks.shape == (3, 3, 16, 16)
+    torch.testing.assert_close(masks.sum(0), torch.ones(16, 16))
+    assert (masks >= 0).all()
+    torch.testing.assert_close(r.image, (chunks * masks[:, None]).sum(0, keepdim=True))
+    assert r.latent.value.shape == (3, G.num_ws, TINY.w_dim)
+    assert min(r.losses[-5:]) < 0.8 * r.losses[0]
+
+
+def test_chunky_regulariser_keeps_codes_near_the_mean(perceptual, target):
+    G = tiny_generator()
+    dist = {}
+    for lam in (0.0, 10.0):
+        r = invert_chunky(G, target, ChunkyConfig(n_chunks=2, steps=40, lambda_reg=lam, mask_init="bands"),
+                          perceptual=perceptual, device=CPU)
+        dist[lam] = (r.latent.value - G.w_avg).square().sum(-1).mean()
+    assert dist[10.0] < dist[0.0]
+
+
+def test_chunky_mask_inits():
+    labels = torch.full((8, 8), L.BACKGROUND)
+    labels[2:6, 2:6] = L.SKIN
+    labels[0, :] = L.HAIR
+    for n in range(1, 9):
+        m = masks_from_labels(labels, n)
+        assert m.shape == (n, 8, 8) and torch.equal(m.sum(0), torch.ones(8, 8))
+    b = band_masks(4, 16)
+    assert torch.equal(b.sum(0), torch.ones(16, 16)) and b[0, 0, 0] == 1 and b[3, 15, 0] == 1
+
+
+def test_chunky_bad_config_and_missing_masks(perceptual, target):
+    with pytest.raises(ValueError):
+        ChunkyConfig(n_chunks=0)
+    with pytest.raises(ValueError):
+        ChunkyConfig(lambda_reg=-1)
+    with pytest.raises(ValueError, match="needs 2 masks"):
+        invert_chunky(tiny_generator(), target, ChunkyConfig(n_chunks=2, mask_init="given", steps=1),
+                      perceptual=perceptual, device=CPU, masks=torch.ones(3, 16, 16))
+
+
+def test_given_masks_are_used(perceptual, target):
+    masks = torch.zeros(2, 16, 16)
+    masks[0, :, :8] = 1
+    masks[1, :, 8:] = 1
+    r = invert_chunky(tiny_generator(), target, ChunkyConfig(n_chunks=2, mask_init="given", steps=1, mask_lr=0.0,
+                                                             mask_resolution=16),
+                      perceptual=perceptual, device=CPU, masks=masks)
+    assert (r.extras["masks"][0, :, :7] > 0.9).all() and (r.extras["masks"][1, :, 9:] > 0.9).all()
+
+
+def test_progress_can_cancel(perceptual, target):
+    seen = []
+
+    def progress(step, total, loss):
+        seen.append(step)
+        if step == 5:
+            raise InversionCancelled("stop")
+
+    with pytest.raises(InversionCancelled):
+        invert_optimization(tiny_generator(), target, OptimizationConfig(steps=50), perceptual=perceptual,
+                            device=CPU, progress=progress)
+    assert seen == [1, 2, 3, 4, 5]
