@@ -51,11 +51,15 @@ def mean_latent(G: StyleGAN2Generator, space: str, n: int = 1) -> Latent:
 
 def synthesize(G: StyleGAN2Generator, latent: Latent, *, noise_mode: NoiseMode = "const",
                noise: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
-    """latent -> img [N, 3, R, R] in [-1, 1] (differentiable in the latent)."""
+    """latent -> img [N, 3, R, R] in [-1, 1] (differentiable in the latent).
+
+    Batches of several codes run the unfused modulated convolution (weights shared across the
+    batch), which is the faster path on the CPU once N > 1."""
+    fused = latent.value.shape[0] == 1
     if latent.space == "s":
-        return G.synthesis.from_styles(split_styles(G, latent.value), noise_mode=noise_mode, noise=noise)
+        return G.synthesis.from_styles(split_styles(G, latent.value), noise_mode=noise_mode, noise=noise, fused=fused)
     ws = G.broadcast(latent.value) if latent.space == "w" else latent.value
-    return G.synthesis(ws, noise_mode=noise_mode, noise=noise)
+    return G.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused)
 
 
 def w_std(G: StyleGAN2Generator, n: int = 10000, seed: int = 0) -> float:

@@ -132,3 +132,36 @@ def test_progress_can_cancel(perceptual, target):
         invert_optimization(tiny_generator(), target, OptimizationConfig(steps=50), perceptual=perceptual,
                             device=CPU, progress=progress)
     assert seen == [1, 2, 3, 4, 5]
+
+
+def test_lpips_vgg_reads_a_timm_layout_backbone(tmp_path):
+    """The Hub LPIPS entry: torchvision/timm ``features.N`` keys land in lpips' VGG slices."""
+    import torchvision
+    from safetensors.torch import save_file
+    from semedit.losses import build_lpips_vgg
+    torch.manual_seed(0)
+    features = torchvision.models.vgg16(weights=None).features.state_dict()
+    state = {f"features.{k}": v for k, v in features.items()}
+    state["head.fc.weight"] = torch.zeros(2, 2)  # timm files carry more than the features
+    save_file(state, str(tmp_path / "model.safetensors"))
+    model = build_lpips_vgg(tmp_path / "model.safetensors")
+    torch.testing.assert_close(model.net.net.slice5._modules["28"].weight, features["28.weight"])
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert model(x, x).abs().max() < 1e-6 and (model(x, x.flip(0)) > 0).all()
+
+
+def test_command_line_inverts_a_folder(tmp_path, monkeypatch):
+    import csv
+    import shutil
+    from semedit.__main__ import main
+    from semedit.settings import PROJECT_ROOT
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(PROJECT_ROOT / "examples" / "embedded" / "portrait_02.png", src)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    main(["invert", str(src), "--methods", "w,chunky", "--steps", "5", "--chunks", "2", "--out", str(tmp_path / "out")])
+    rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
+    assert [r["method"] for r in rows] == ["W optimisation", "ChunkyGAN W+ (n=2, lambda=1)"]
+    assert (tmp_path / "out" / "portrait_02_chunky.png").exists()
+    saved = torch.load(tmp_path / "out" / "portrait_02_chunky.pt", weights_only=True)
+    assert saved["latent"].shape[0] == 2 and saved["masks"].shape[0] == 2

@@ -33,7 +33,7 @@ from .params import LATENT_DIM, params_from_latent
 from .render import render
 
 EMBEDDED_CONFIG = StyleGAN2Config(resolution=64, z_dim=LATENT_DIM, w_dim=128, mapping_layers=8,
-                                  channels=(256, 256, 192, 96, 48), mapping_lr_mul=0.1)
+                                  channels=(256, 256, 192, 96, 48), mapping_lr_mul=1.0)
 SMALL_FEATURES = (L.EYES, L.BROWS, L.MOUTH, L.GLASSES)
 
 

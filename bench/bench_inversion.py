@@ -1,0 +1,90 @@
+"""Benchmark: seconds per optimisation step of every inversion method, and ChunkyGAN's cost
+for n = 2, 4, 8 chunks relative to a single-code W+ step.
+
+    python bench/bench_inversion.py [--steps 30] [--steps-256 4] [--skip-256]
+
+Models: the embedded generator (64 px) and the 256 px config-f architecture with random
+weights. Per-step time is measured between the first and the last step (set-up excluded).
+Writes bench/results/inversion_speed.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from semedit.inversion import ChunkyConfig, OptimizationConfig, PTIConfig  # noqa: E402
+from semedit.inversion import invert_chunky, invert_optimization, invert_pti  # noqa: E402
+from semedit.networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator  # noqa: E402
+from semedit.registry import Registry  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "inversion_speed.md"
+
+
+def per_step(run, steps: int) -> float:
+    """Median-free, robust enough: time between step 1 and step ``steps``."""
+    stamps = {}
+
+    def progress(step, total, loss):
+        if step in (1, steps) or (step == total):
+            stamps[step] = time.perf_counter()
+
+    run(progress)
+    last = max(stamps)
+    return (stamps[last] - stamps[1]) / (last - 1)
+
+
+def bench_model(name: str, G, perceptual, steps: int, chunk_counts) -> list:
+    device = torch.device("cpu")
+    target = torch.rand(1, 3, G.config.resolution, G.config.resolution) * 2 - 1
+    common = dict(perceptual=perceptual, device=device)
+    rows = {}
+    for space in ("w", "w+", "s"):
+        cfg = OptimizationConfig(space=space, steps=steps)
+        rows[f"{space.upper()} optimisation"] = per_step(
+            lambda p: invert_optimization(G, target, cfg, progress=p, **common), steps)
+    pti = PTIConfig(pivot=OptimizationConfig(space="w", steps=2, optimize_noise=False), tune_steps=steps)
+    stamps = []
+    invert_pti(G, target, pti, progress=lambda s, t, l: stamps.append(time.perf_counter()) if s > 2 else None,
+               **common)
+    rows["Pivotal Tuning (tuning step)"] = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    for n in chunk_counts:
+        cfg = ChunkyConfig(n_chunks=n, steps=steps, mask_init="bands")
+        rows[f"ChunkyGAN W+ n={n}"] = per_step(lambda p: invert_chunky(G, target, cfg, progress=p, **common), steps)
+    base = rows["W+ optimisation"]
+    return [(name, method, sec, sec / base) for method, sec in rows.items()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps-256", type=int, default=4)
+    ap.add_argument("--skip-256", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args()
+    registry = Registry.from_settings()
+    perceptual = registry.get(registry.catalogue.default_perceptual, "cpu")
+    rows = bench_model("embedded 64 px", registry.get(registry.catalogue.default_generator, "cpu"), perceptual,
+                       a.steps, (2, 4, 8))
+    if not a.skip_256:
+        torch.manual_seed(0)
+        G256 = StyleGAN2Generator(StyleGAN2Config(resolution=256)).eval().requires_grad_(False)
+        rows += bench_model("config-f 256 px (random)", G256, perceptual, a.steps_256, (2, 4))
+    w_plus = next(r[2] for r in rows if r[0].startswith("embedded") and r[1] == "W+ optimisation")
+    lines = ["| model | method | s / step | x W+ step |", "|---|---|---|---|"]
+    lines += [f"| {m} | {meth} | {sec:.3f} | {ratio:.2f} |" for m, meth, sec, ratio in rows]
+    text = (f"# Inversion speed on CPU ({torch.get_num_threads()} threads, torch {torch.__version__})\n\n"
+            f"`python bench/bench_inversion.py {' '.join(sys.argv[1:])}`, perceptual model "
+            f"{perceptual.name}.\n\n" + "\n".join(lines) +
+            f"\n\n300 W+ steps on the embedded model: {300 * w_plus:.1f} s.\n")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The seed paper's projection table in miniature, on the embedded domain.
+
+    python bench/inversion_table.py [--in-domain 20] [--ood 10] [--steps 150]
+
+Targets are held-out renderer "photographs" (rendered at 256 px, area-resized to the
+generator's 64 px), in-domain and with out-of-domain accessories. Every method runs with the
+same steps; the loss uses the catalogue's default perceptual model (ST-LPIPS AlexNet) and the
+table scores with a different one (ST-LPIPS VGG), so no method is graded by its own loss.
+Writes bench/results/inversion_table.md (mean +- std per method and set).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from semedit.imaging import resize  # noqa: E402
+from semedit.inversion.suite import Context, Knobs, run_method  # noqa: E402
+from semedit.metrics import mse, psnr  # noqa: E402
+from semedit.registry import Registry  # noqa: E402
+from semedit.synth.params import ACCESSORIES, sample_portraits, stack  # noqa: E402
+from semedit.synth.render import render  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "inversion_table.md"
+TABLE_SEED = 40_000_000
+#: (label, method key, knob overrides)
+METHODS = [
+    ("W", "w", {}),
+    ("W+", "w+", {}),
+    ("PTI", "pti", {}),
+    ("ChunkyGAN W+ (n=4, lambda=1)", "chunky", {"lambda_reg": 1.0}),
+    ("ChunkyGAN W+ (n=4, lambda=0)", "chunky", {"lambda_reg": 0.0}),
+]
+
+
+def targets(n_in: int, n_ood: int, size: int):
+    """(set name, target [1, 3, size, size]) pairs from held-out seeds."""
+    p = sample_portraits(n_in + n_ood, seed=TABLE_SEED)
+    ood = [p.select(n_in + i).with_accessory(ACCESSORIES[1 + i % (len(ACCESSORIES) - 1)]) for i in range(n_ood)]
+    batch = stack([p.select(slice(0, n_in))] + ood)
+    images = resize(render(batch, 256).image, size)
+    return [("in-domain" if i < n_in else "out-of-domain", images[i:i + 1]) for i in range(n_in + n_ood)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--in-domain", type=int, default=20)
+    ap.add_argument("--ood", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--pti-tune-steps", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args()
+    registry = Registry.from_settings()
+    model = registry.catalogue.default_generator
+    G = registry.get(model, "cpu")
+    loss_model = registry.get(registry.catalogue.default_perceptual, "cpu")
+    judge = registry.get("stlpips-vgg", "cpu")
+    ctx = Context(perceptual=loss_model, device=torch.device("cpu"),
+                  segmenter=registry.get(registry.catalogue.get(model).config["segmenter"], "cpu"))
+    scores = {}  # (set, method) -> list of (lpips, mse, psnr, seconds)
+    t0 = time.time()
+    for i, (subset, target) in enumerate(targets(a.in_domain, a.ood, G.config.resolution)):
+        for label, key, over in METHODS:
+            knobs = Knobs(steps=a.steps, n_chunks=4, pti_tune_steps=a.pti_tune_steps, **over)
+            r = run_method(key, G, target, knobs, ctx)
+            with torch.no_grad():
+                lp = float(judge(r.image, target))
+            scores.setdefault((subset, label), []).append((lp, mse(r.image, target), psnr(r.image, target), r.seconds))
+        print(f"image {i + 1}: {time.time() - t0:.0f}s", flush=True)
+    lines = ["| set | method | LPIPS (ST-VGG) | L2 (MSE) | PSNR dB | seconds |", "|---|---|---|---|---|---|"]
+    for (subset, label), v in scores.items():
+        v = np.array(v)
+        m, s = v.mean(0), v.std(0)
+        lines.append(f"| {subset} (n={len(v)}) | {label} | {m[0]:.4f} ± {s[0]:.4f} | {m[1]:.5f} ± {s[1]:.5f} "
+                     f"| {m[2]:.2f} ± {s[2]:.2f} | {m[3]:.1f} |")
+    text = (f"# Inversion on the embedded domain: {a.in_domain} in-domain + {a.ood} out-of-domain targets\n\n"
+            f"`python bench/inversion_table.py {' '.join(sys.argv[1:])}` on `{model}`, loss model "
+            f"{loss_model.name}, scored with {judge.name}; {a.steps} steps per method (PTI: {a.steps} pivot + "
+            f"{a.pti_tune_steps} tuning steps); identity distance: n/a (no identity model yet).\n\n"
+            + "\n".join(lines) + f"\n\nTotal time {time.time() - t0:.0f} s.\n")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
