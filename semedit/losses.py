@@ -47,7 +47,8 @@ def build_stlpips(weights: Path, net: str = "alex") -> PerceptualModel:
     missing = [k for k in missing if not k.startswith("lins.")]  # ModuleList aliases of lin0..lin4
     if missing or unexpected:
         from .errors import CheckpointError
-        raise CheckpointError(f"{weights}: does not fit stlpips {net} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(f"{weights}: does not fit stlpips {net} "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return PerceptualModel(model, f"ST-LPIPS ({net}, shift-tolerant)")
 
 

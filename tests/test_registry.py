@@ -6,7 +6,7 @@ import torch
 from semedit.errors import (CatalogueError, CheckpointError, ChecksumMismatchError, ModelNotAvailableError,
                             UnknownModelError)
 from semedit.registry import load_catalogue, sha256_of
-from tests.conftest import FIXTURES, write_catalogue
+from tests.conftest import FIXTURES
 from tests.hub_standin import HubStandIn, prefill_cache
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

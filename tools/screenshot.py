@@ -1,8 +1,12 @@
-"""Screenshot of the running app for the README (dev tool; needs `pip install playwright`
+"""Screenshots of the running app for the README (dev tool; needs `pip install playwright`
 and a Chromium, e.g. Debian's `apt-get install chromium`).
 
     python app.py &   # then:
-    python tools/screenshot.py --url http://127.0.0.1:7860 --out docs/screenshot.png
+    python tools/screenshot.py --url http://127.0.0.1:7860 --out docs/screenshot.png --steps 60
+    python tools/screenshot.py --tab Samples --out docs/samples.png
+
+The inversion scenario picks the first example, sets the steps, presses Invert and waits for
+the run to finish; the samples scenario presses Sample and Ground truth.
 """
 import argparse
 
@@ -16,15 +20,28 @@ def main() -> None:
     ap.add_argument("--url", default="http://127.0.0.1:7860")
     ap.add_argument("--out", default="docs/screenshot.png")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--click", default="Sample", help="button to press before the screenshot")
+    ap.add_argument("--tab", default="Inversion comparison", choices=["Inversion comparison", "Samples"])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--timeout", type=int, default=600, help="seconds to wait for the run")
     a = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(a.url, wait_until="networkidle")
-        if a.click:
-            page.get_by_role("button", name=a.click, exact=True).click()
-            page.wait_for_selector("img[src*='file=']", timeout=60_000)
+        page.get_by_role("tab", name=a.tab).click()
+        if a.tab == "Samples":
+            page.get_by_role("button", name="Sample", exact=True).click()
+            page.wait_for_timeout(3000)
+            page.get_by_role("button", name="Ground truth", exact=True).click()
+            page.wait_for_timeout(4000)
+        else:
+            page.locator(".gallery-item, [data-testid='examples'] button").first.click()
+            page.wait_for_timeout(1500)
+            steps = page.get_by_label("Steps per method", exact=False).first
+            steps.fill(str(a.steps))
+            steps.press("Enter")
+            page.get_by_role("button", name="Invert", exact=True).click()
+            page.get_by_text("Done:", exact=False).wait_for(timeout=a.timeout * 1000)
             page.wait_for_timeout(1500)
         page.screenshot(path=a.out, full_page=True)
         browser.close()

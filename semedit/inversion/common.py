@@ -123,7 +123,8 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
             g["lr"] = ramped_lr(step, settings.steps, g["base"], settings.rampup, settings.rampdown)
         x = codes
         if settings.initial_noise_factor > 0:  # explore early (NVlabs projector)
-            strength = stats.std * settings.initial_noise_factor * max(0.0, 1 - step / (settings.noise_ramp * settings.steps)) ** 2
+            fade = max(0.0, 1 - step / (settings.noise_ramp * settings.steps)) ** 2
+            strength = stats.std * settings.initial_noise_factor * fade
             x = x + torch.randn(x.shape, generator=gen).to(x) * strength
         images = synthesize(G, Latent(space, x), noise=noise)
         if logits is not None:

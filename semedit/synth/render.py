@@ -87,7 +87,8 @@ def _col(t: torch.Tensor) -> torch.Tensor:
 def ellipse_sd(x, y, cx, cy, rx, ry, power: float = 2.0):
     """Approximate signed distance to a (super)ellipse; negative inside."""
     k = ((x - cx).abs() / rx) ** power + ((y - cy).abs() / ry) ** power
-    return (k ** (1.0 / power) - 1) * torch.minimum(rx, ry) if torch.is_tensor(rx) else (k ** (1.0 / power) - 1) * min(rx, ry)
+    scale = torch.minimum(rx, ry) if torch.is_tensor(rx) else min(rx, ry)
+    return (k ** (1.0 / power) - 1) * scale
 
 
 def _rounded_box_sd(dx, dy, half_w, half_h, radius: float):

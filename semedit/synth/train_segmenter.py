@@ -38,7 +38,8 @@ def training_batch(step: int, cfg: SegmenterTraining):
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     p = params_from_latent(sample_latents(cfg.batch, seed=cfg.seed * 1_000_003 + step + 7))
     acc = torch.where(torch.rand(cfg.batch, generator=g) < cfg.accessory_share,
-                      torch.randint(1, len(ACCESSORIES), (cfg.batch,), generator=g), torch.zeros(cfg.batch, dtype=torch.long))
+                      torch.randint(1, len(ACCESSORIES), (cfg.batch,), generator=g),
+                      torch.zeros(cfg.batch, dtype=torch.long))
     r = render(replace(p, accessory=acc), cfg.size)
     return augment(r.image, g), r.labels
 

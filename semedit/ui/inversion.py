@@ -91,8 +91,8 @@ def make_run(registry: Registry):
             s = score_result(r, target, ctx)
             rows.append({"method": r.method, **s.as_row()})
             curves += [{"step": i + 1, "loss": v, "method": r.method} for i, v in enumerate(r.losses)]
-            gallery.append((tensor_to_uint8(torch.nn.functional.interpolate(r.image, size=(256, 256), mode="nearest"))[0],
-                            r.method))
+            big = torch.nn.functional.interpolate(r.image, size=(256, 256), mode="nearest")
+            gallery.append((tensor_to_uint8(big)[0], r.method))
             if "chunks" in r.extras:
                 gallery += chunk_views(r)
             yield (gallery, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),

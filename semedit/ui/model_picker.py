@@ -35,4 +35,5 @@ def default_generator(registry: Registry) -> str:
 
 def create_model_picker(registry: Registry) -> gr.Dropdown:
     return gr.Dropdown(choices=generator_choices(registry), value=default_generator(registry), label="Generator",
-                       info="Shared by every tab. Models marked 'downloads on first use' come from the Hugging Face Hub.")
+                       info="Shared by every tab. Models marked 'downloads on first use' come from the "
+                            "Hugging Face Hub.")
