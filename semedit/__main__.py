@@ -43,7 +43,7 @@ def _cmd_random_generator(a: argparse.Namespace) -> None:
 def _cmd_invert(a: argparse.Namespace) -> None:
     import csv
     import torch
-    from .imaging import center_square, pil_to_tensor, tensor_to_pil
+    from .imaging import ImageInputError, center_square, load_image, pil_to_tensor, tensor_to_pil
     from .inversion.suite import METHODS, Context, Knobs, run_method, score_result
     from .registry import Registry
     registry = Registry.from_settings()
@@ -68,7 +68,11 @@ def _cmd_invert(a: argparse.Namespace) -> None:
         writer = csv.writer(f)
         writer.writerow(["image", "method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"])
         for path in paths:
-            target = center_square(pil_to_tensor(Image.open(path)))
+            try:
+                target = center_square(pil_to_tensor(load_image(path)))
+            except ImageInputError as e:
+                print(f"{path.name}: skipped: {e}", file=sys.stderr)
+                continue
             for m in methods:
                 r = run_method(m, G, target, knobs, ctx)
                 s = score_result(r, target, ctx)

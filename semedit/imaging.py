@@ -1,15 +1,104 @@
 """The single image contract: images are NCHW float32 tensors in [-1, 1].
 
-Conversions to and from PIL / numpy live here and nowhere else.
+Conversions to and from PIL / numpy live here and nowhere else, and so does the one loader
+the UI, the command line and the library use for user images (``load_image``).
 """
 from __future__ import annotations
 
+import io
 import math
-from typing import Sequence
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import SemeditError
+
+
+class ImageInputError(SemeditError):
+    """A user image that cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Refuse images over ``max_pixels`` (decompression bombs, huge scans) and images whose
+    short side is under ``min_side`` px (too small to hold a face)."""
+
+    max_pixels: int = 50_000_000
+    min_side: int = 64
+
+
+ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+
+def load_image(source: ImageSource, limits: ImageLimits = ImageLimits()) -> Image.Image:
+    """Any user image -> an RGB PIL image, upright (EXIF orientation applied).
+
+    Transparent images go on a white background; 16-bit and float images are rescaled to
+    8 bits; animations give their first frame. Raises ImageInputError otherwise."""
+    if isinstance(source, np.ndarray):
+        source = Image.fromarray(_to_uint8(source))
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        data = source if isinstance(source, bytes) else None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data) if data is not None else source)
+        except FileNotFoundError as e:
+            raise ImageInputError(f"no such file: {source}") from e
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageInputError(f"the image is too large to open safely ({e}); "
+                                  f"use one under {limits.max_pixels / 1e6:.0f} megapixels") from e
+        except UnidentifiedImageError as e:
+            raise ImageInputError("this file is not an image that can be read (PNG, JPEG, WebP, GIF, TIFF, BMP ...)") from e
+        except OSError as e:
+            raise ImageInputError(f"the image cannot be read: {e}") from e
+    w, h = img.size
+    if w * h > limits.max_pixels:
+        raise ImageInputError(f"the image has {w} x {h} = {w * h / 1e6:.0f} megapixels; the limit is "
+                              f"{limits.max_pixels / 1e6:.0f}: downscale it first")
+    try:
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageInputError(f"the image file is damaged or truncated ({e}); save it again and retry") from e
+    rgb = _to_rgb(img)
+    if min(rgb.size) < limits.min_side:
+        raise ImageInputError(f"the image is {rgb.size[0]} x {rgb.size[1]} px; a face needs at least "
+                              f"{limits.min_side} px on the short side")
+    return rgb
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    a = arr.astype(np.float64)
+    top = 65535.0 if arr.dtype == np.uint16 else (a.max() if a.max() > 1 else 1.0)
+    return np.clip(a / max(top, 1e-12) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB (alpha composited over white)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img)
+        if img.mode == "I" and arr.max() > 255:
+            arr = arr.astype(np.float64) / (65535.0 if arr.max() <= 65535 else arr.max())
+        img = Image.fromarray(_to_uint8(arr))
+    if img.mode == "P" or img.mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")
 
 
 def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:

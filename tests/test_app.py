@@ -76,6 +76,22 @@ def test_invert_endpoint_compares_methods(client):
     assert "Done" in status
 
 
+def test_bad_upload_gives_a_clear_message(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    fake = tmp_path / "holiday.png"
+    fake.write_bytes(b"this is a text file with an image name")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(DEFAULT, handle_file(str(fake)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", api_name="/invert")
+    small = tmp_path / "tiny.png"
+    Image.new("RGB", (20, 20)).save(small)
+    with pytest.raises(AppError, match="at least 64 px"):
+        client.predict(handle_file(str(small)), api_name="/load_image")
+    shown = client.predict(handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_03.png")),
+                           api_name="/load_image")
+    assert load(shown).shape == (256, 256, 3)
+
+
 def test_cancel_stops_a_long_inversion(client):
     import time
     from gradio_client import handle_file
@@ -93,4 +109,4 @@ def test_cancel_stops_a_long_inversion(client):
 
 def test_api_lists_named_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/sample", "/ground_truth", "/invert", "/cancel"} <= set(named)
+    assert {"/sample", "/ground_truth", "/invert", "/cancel", "/load_image"} <= set(named)

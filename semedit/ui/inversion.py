@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ..errors import SemeditError
-from ..imaging import array_to_tensor, center_square, tensor_to_uint8
+from ..imaging import ImageInputError, center_square, load_image, pil_to_tensor, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
 from ..inversion.suite import DISPLAY_NAMES, Context, Knobs, run_method, score_result
 from ..registry import Registry
@@ -56,7 +56,7 @@ def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
 def make_run(registry: Registry):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, cancel: CancelFlag,
             progress=gr.Progress()):
-        if image is None:
+        if not image:
             raise gr.Error("Upload an image or pick an example first.")
         if not methods:
             raise gr.Error("Tick at least one method.")
@@ -67,7 +67,10 @@ def make_run(registry: Registry):
             ctx = Context(perceptual=perceptual, device=G.w_avg.device, segmenter=_segmenter_for(registry, model))
         except SemeditError as e:
             raise gr.Error(str(e)) from e
-        target = center_square(array_to_tensor(image))
+        try:
+            target = center_square(pil_to_tensor(load_image(image)))
+        except ImageInputError as e:
+            raise gr.Error(str(e)) from e
         knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
                       chunky_space=chunky_space, pti_tune_steps=int(steps))
         results: Dict[str, InversionResult] = {}
@@ -103,6 +106,16 @@ def make_run(registry: Registry):
     return run
 
 
+def preview(path):
+    """The uploaded file as the methods will see it (upright, RGB), or a clear error."""
+    if not path:
+        return None
+    try:
+        return load_image(path)
+    except ImageInputError as e:
+        raise gr.Error(str(e)) from e
+
+
 def chunk_views(r: InversionResult) -> List:
     """Each ChunkyGAN chunk image with its mask as alpha over gray, for the gallery."""
     views = []
@@ -118,7 +131,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
     perceptual_choices = list(registry.catalogue.names("perceptual"))
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            image = gr.Image(type="numpy", label="Target image", height=256, image_mode="RGB")
+            image = gr.File(label="Target image (PNG, JPEG, WebP, ...)", file_types=["image"], type="filepath",
+                            height=120)
+            shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
             with gr.Accordion("ChunkyGAN and perceptual model", open=False):
@@ -141,6 +156,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
     files = example_files(EXAMPLES_DIR)
     if files:
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
+    image.change(preview, inputs=image, outputs=shown, api_name="load_image")
     event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
                                                          chunky_space, perceptual, cancel_flag],
                              outputs=[gallery, metrics, curves, latents, results_state, status], api_name="invert",
