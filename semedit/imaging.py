@@ -56,7 +56,8 @@ def load_image(source: ImageSource, limits: ImageLimits = ImageLimits()) -> Imag
             raise ImageInputError(f"the image is too large to open safely ({e}); "
                                   f"use one under {limits.max_pixels / 1e6:.0f} megapixels") from e
         except UnidentifiedImageError as e:
-            raise ImageInputError("this file is not an image that can be read (PNG, JPEG, WebP, GIF, TIFF, BMP ...)") from e
+            raise ImageInputError("this file is not an image that can be read "
+                                  "(PNG, JPEG, WebP, GIF, TIFF, BMP ...)") from e
         except OSError as e:
             raise ImageInputError(f"the image cannot be read: {e}") from e
     w, h = img.size
