@@ -1,0 +1,1 @@
+"""Faces in photographs: mediapipe landmarks, FFHQ alignment with paste-back, pose, segments."""

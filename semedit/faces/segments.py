@@ -1,0 +1,80 @@
+"""Label maps for photographs in the embedded domain's classes (semedit.synth.labels).
+
+Face skin, eyes, brows and mouth come from Face Mesh polygons; the person comes from
+mediapipe's selfie segmentation; hair is the person minus the face minus what lies below the
+jaw; the rest of the person is neck/clothes. Ears and hats count as hair: a user can correct
+the map by painting over it.
+"""
+from __future__ import annotations
+
+from typing import Iterable, List, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..synth import labels as L
+from .landmarks import CHIN, Face
+
+
+def _loops(edges: Iterable[Tuple[int, int]]) -> List[List[int]]:
+    """Chain undirected edges into closed loops of vertex indices."""
+    nbrs = {}
+    for a, b in edges:
+        nbrs.setdefault(a, []).append(b)
+        nbrs.setdefault(b, []).append(a)
+    seen, loops = set(), []
+    for start in nbrs:
+        if start in seen:
+            continue
+        loop, prev, cur = [start], None, start
+        seen.add(start)
+        while True:
+            nxt = [n for n in nbrs[cur] if n != prev and n not in seen]
+            if not nxt:
+                break
+            prev, cur = cur, nxt[0]
+            loop.append(cur)
+            seen.add(cur)
+        loops.append(loop)
+    return loops
+
+
+def _polygon_mask(size: tuple, points: np.ndarray) -> np.ndarray:
+    img = Image.new("L", size, 0)
+    ImageDraw.Draw(img).polygon([tuple(p) for p in points], fill=1)
+    return np.asarray(img, dtype=bool)
+
+
+def _largest_loop_mask(size, face: Face, edges) -> np.ndarray:
+    loops = _loops(edges)
+    masks = [_polygon_mask(size, face.xy[loop]) for loop in loops if len(loop) >= 3]
+    return max(masks, key=lambda m: m.sum()) if masks else np.zeros(size[::-1], bool)
+
+
+def person_mask(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> bool [H, W] (mediapipe selfie segmentation, general model)."""
+    import mediapipe as mp
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+        result = seg.process(np.ascontiguousarray(image[..., :3]))
+    return result.segmentation_mask > 0.5
+
+
+def photo_labels(image: np.ndarray, face: Face) -> np.ndarray:
+    """uint8 RGB [H, W, 3] and its face -> label map [H, W] (int64 class ids)."""
+    import mediapipe as mp
+    c = mp.solutions.face_mesh_connections
+    h, w = image.shape[:2]
+    size = (w, h)
+    face_region = _largest_loop_mask(size, face, c.FACEMESH_FACE_OVAL)
+    person = person_mask(image) | face_region
+    labels = np.full((h, w), L.BACKGROUND, dtype=np.int64)
+    labels[person] = L.NECK_CLOTHES
+    # hair: the person above the jaw, outside the face
+    jaw_y = face.xy[CHIN, 1]
+    rows = np.arange(h)[:, None]
+    labels[person & ~face_region & (rows < jaw_y)] = L.HAIR
+    labels[face_region] = L.SKIN
+    for edges, cls in ((c.FACEMESH_LEFT_EYEBROW, L.BROWS), (c.FACEMESH_RIGHT_EYEBROW, L.BROWS),
+                       (c.FACEMESH_LEFT_EYE, L.EYES), (c.FACEMESH_RIGHT_EYE, L.EYES), (c.FACEMESH_LIPS, L.MOUTH)):
+        labels[_largest_loop_mask(size, face, edges)] = cls
+    return labels

@@ -1,0 +1,100 @@
+"""Faces in real photographs (../shared/testdata/faces): alignment, paste-back, pose, segments."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from semedit.faces.alignment import align, paste_back
+from semedit.faces.landmarks import NoFaceError, detect_faces, pick_face
+from semedit.faces.pose import head_pose, smile
+from semedit.faces.segments import photo_labels
+from semedit.imaging import load_image
+from semedit.settings import PROJECT_ROOT
+from semedit.synth import labels as L
+
+FACES = PROJECT_ROOT.parent / "shared" / "testdata" / "faces"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs ../shared/testdata/faces beside the clone")
+#: where the FFHQ recipe puts the eye centres when the eye distance sets the crop's scale
+CANONICAL_EYES_X = (0.375, 0.625)
+
+
+def photo(name):
+    return load_image(FACES / name)
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "obama_small.jpg", "obama_partial_face.jpg"])
+def test_alignment_puts_the_eyes_where_ffhq_does(name):
+    img = photo(name)
+    face = pick_face(np.asarray(img))
+    crop, al = align(img, face, 256)
+    assert crop.size == (256, 256)
+    eyes = al.photo_to_crop(face.eyes())
+    assert np.abs(eyes[:, 0] - np.array(CANONICAL_EYES_X) * 256).max() < 3
+    assert np.abs(eyes[:, 1] - 0.47 * 256).max() < 8  # a little above the centre, level
+    np.testing.assert_allclose(al.crop_to_photo(eyes), face.eyes(), atol=1e-6)
+
+
+def test_the_crop_finds_the_same_eyes_again():
+    img = photo("obama.jpg")
+    crop, al = align(img, pick_face(np.asarray(img)), 256)
+    again = pick_face(np.asarray(crop)).eyes()
+    assert np.abs(again - al.photo_to_crop(pick_face(np.asarray(img)).eyes())).max() < 4
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "two_people.jpg", "obama_partial_face.jpg"])
+def test_paste_back_round_trip_keeps_the_photo(name):
+    img = photo(name)
+    arr = np.asarray(img, dtype=np.float64)
+    crop, al = align(img, pick_face(np.asarray(img)), 256)
+    back = np.asarray(paste_back(img, crop, al), dtype=np.float64)
+    assert back.shape == arr.shape  # original resolution
+    assert np.abs(back - arr).mean() < 3  # an unedited crop changes almost nothing
+    edited = Image.new("RGB", crop.size, (0, 255, 0))
+    changed = np.abs(np.asarray(paste_back(img, edited, al), dtype=np.float64) - arr).max(2) > 40
+    corners = np.array([al.quad.min(0), al.quad.max(0)])
+    outside = np.ones(changed.shape, bool)
+    (x0, y0), (x1, y1) = np.floor(corners[0]).astype(int), np.ceil(corners[1]).astype(int)
+    outside[max(y0, 0):y1, max(x0, 0):x1] = False
+    assert not changed[outside].any()  # nothing outside the crop moves
+    cy, cx = face_centre(al)
+    assert changed[cy, cx]  # the face itself was replaced
+
+
+def face_centre(al):
+    c = al.quad.mean(0)
+    return int(c[1]), int(c[0])
+
+
+def test_several_faces_largest_first_and_by_index():
+    arr = np.asarray(photo("two_people.jpg"))
+    faces = detect_faces(arr)
+    assert len(faces) == 2 and faces[0].area >= faces[1].area
+    assert pick_face(arr, 1).area == faces[1].area
+    with pytest.raises(NoFaceError, match="has 2"):
+        pick_face(arr, 2)
+
+
+def test_no_face_is_a_clear_error():
+    with pytest.raises(NoFaceError, match="no face"):
+        pick_face(np.full((200, 200, 3), 128, np.uint8))
+
+
+def test_pose_mirrors_and_smile_ranks():
+    arr = np.asarray(photo("biden.jpg"))
+    pose, mirrored = head_pose(pick_face(arr)), head_pose(pick_face(arr[:, ::-1].copy()))
+    assert abs(pose.yaw + mirrored.yaw) < 3 and abs(pose.roll + mirrored.roll) < 3
+    assert abs(pose.yaw) > 5  # biden.jpg is turned
+    assert abs(head_pose(pick_face(np.asarray(photo("obama.jpg")))).yaw) < 6  # obama.jpg looks ahead
+    assert smile(pick_face(np.asarray(photo("obama.jpg")))) > smile(pick_face(arr)) + 0.05  # grin vs closed mouth
+
+
+def test_photo_segments():
+    arr = np.asarray(photo("obama.jpg"))
+    face = pick_face(arr)
+    labels = photo_labels(arr, face)
+    assert labels.shape == arr.shape[:2]
+    for x, y in face.eyes().astype(int):
+        assert labels[y, x] == L.EYES
+    top = int(face.box[1])
+    assert (labels[max(top - 15, 0):top, int(face.box[0]):int(face.box[2])] == L.HAIR).mean() > 0.3
+    assert labels[0, 0] == L.BACKGROUND and labels[-1, arr.shape[1] // 2] == L.NECK_CLOTHES
+    assert (labels == L.MOUTH).any() and (labels == L.SKIN).sum() > (labels == L.EYES).sum()
