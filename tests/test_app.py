@@ -56,15 +56,16 @@ def test_bad_input_gives_message_and_app_keeps_serving(client):
     with pytest.raises(AppError, match="embedded portrait domain"):
         client.predict("ffhq-1024-nvlabs", 0, 1, api_name="/ground_truth")
     with pytest.raises(AppError, match="Upload an image"):
-        client.predict(DEFAULT, None, ["w"], 10, 1.0, 2, "w+", "stlpips-alex", api_name="/invert")
+        client.predict(DEFAULT, None, ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
     assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1
 
 
 def test_invert_endpoint_compares_methods(client):
     from gradio_client import handle_file
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_00.png"
-    gallery, metrics, curves, latents, status = client.predict(
-        DEFAULT, handle_file(str(example)), ["w", "chunky"], 20, 1.0, 2, "w+", "stlpips-alex", api_name="/invert")
+    gallery, pasted, metrics, curves, latents, status = client.predict(
+        DEFAULT, handle_file(str(example)), ["w", "chunky"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
+        api_name="/invert")
     captions = [g["caption"] for g in gallery]
     assert captions[:2] == ["target", "W optimisation"] and "ChunkyGAN W+ (n=2, lambda=1)" in captions
     assert captions.count("chunk 1") == 1 and captions.count("chunk 2") == 1
@@ -74,6 +75,25 @@ def test_invert_endpoint_compares_methods(client):
     saved = torch.load(latents, weights_only=True)
     assert saved["w"]["latent"].shape[0] == 1 and saved["chunky"]["masks"].shape[0] == 2
     assert "Done" in status
+    assert [p["caption"] for p in pasted] == [r[0] for r in rows]
+    assert load(pasted[0]["image"]).shape == (256, 256, 3)  # the example's own resolution
+
+
+def test_invert_aligns_a_photo_and_pastes_back(client, tmp_path):
+    from gradio_client import handle_file
+    from tests.test_faces import FACES
+    if not FACES.is_dir():
+        pytest.skip("needs ../shared/testdata/faces")
+    gallery, pasted, *_ = client.predict(DEFAULT, handle_file(str(FACES / "obama_small.jpg")), ["w"], 10, 1.0, 2,
+                                         "w+", "stlpips-alex", "align", api_name="/invert")
+    assert gallery[0]["caption"] == "target (aligned)"
+    assert load(pasted[0]["image"]).shape == (240, 320, 3)  # the photo's size, not the crop's
+    from gradio_client.exceptions import AppError
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (200, 200), (128, 120, 110)).save(wall)
+    with pytest.raises(AppError, match="no face"):
+        client.predict(DEFAULT, handle_file(str(wall)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "align",
+                       api_name="/invert")
 
 
 def test_bad_upload_gives_a_clear_message(client, tmp_path):
@@ -82,7 +102,8 @@ def test_bad_upload_gives_a_clear_message(client, tmp_path):
     fake = tmp_path / "holiday.png"
     fake.write_bytes(b"this is a text file with an image name")
     with pytest.raises(AppError, match="not an image"):
-        client.predict(DEFAULT, handle_file(str(fake)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", api_name="/invert")
+        client.predict(DEFAULT, handle_file(str(fake)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto",
+                       api_name="/invert")
     small = tmp_path / "tiny.png"
     Image.new("RGB", (20, 20)).save(small)
     with pytest.raises(AppError, match="at least 64 px"):
@@ -97,7 +118,7 @@ def test_cancel_stops_a_long_inversion(client):
     from gradio_client import handle_file
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
     job = client.submit(DEFAULT, handle_file(str(example)), ["w+", "s", "pti"], 1000, 1.0, 2, "w+", "stlpips-alex",
-                        api_name="/invert")
+                        "auto", api_name="/invert")
     time.sleep(3)
     start = time.time()
     client.predict(api_name="/cancel")

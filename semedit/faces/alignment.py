@@ -123,3 +123,22 @@ def paste_back(photo: Image.Image, crop: Image.Image, alignment: Alignment, feat
     mask = mask[..., None] / 255
     out = np.asarray(photo.convert("RGB"), dtype=np.float32) * (1 - mask) + np.asarray(warped, dtype=np.float32) * mask
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
+def centre_alignment(photo: Image.Image, size: int) -> Alignment:
+    """The largest centred square as an Alignment (so paste-back works for plain crops too)."""
+    w, h = photo.size
+    s = min(w, h)
+    l, t = (w - s) / 2, (h - s) / 2
+    return Alignment(quad=np.array([[l, t], [l, t + s], [l + s, t + s], [l + s, t]]), size=size)
+
+
+def prepare_target(photo: Image.Image, size: int, *, align_face: bool, face_index: int = 0) -> tuple:
+    """(crop [size x size] RGB, Alignment): FFHQ-aligned around a detected face (NoFaceError when
+    there is none), or the centred square."""
+    if align_face:
+        from .landmarks import pick_face
+        return align(photo, pick_face(np.asarray(photo), face_index), size)
+    al = centre_alignment(photo, size)
+    box = tuple(int(round(v)) for v in (*al.quad[0], *al.quad[2]))
+    return photo.crop(box).resize((size, size), Image.LANCZOS), al

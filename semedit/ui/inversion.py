@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from ..errors import SemeditError
-from ..imaging import ImageInputError, center_square, load_image, pil_to_tensor, tensor_to_uint8
+from ..faces.alignment import paste_back, prepare_target
+from ..imaging import ImageInputError, load_image, pil_to_tensor, resize, tensor_to_pil, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
 from ..inversion.suite import DISPLAY_NAMES, Context, Knobs, run_method, score_result
 from ..registry import Registry
@@ -19,6 +20,9 @@ from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
 from .common import MODEL_CONCURRENCY_ID
 
+ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
+                 ("align the face (FFHQ crop)", "align"), ("centre crop", "centre")]
+CROP_SIZE = 256  # the aligned crop the user sees and pastes back; methods resize it to G
 CHOICES = [(label, key) for key, label in DISPLAY_NAMES.items()]
 METRIC_COLUMNS = ["method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"]
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
@@ -54,8 +58,8 @@ def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
 
 
 def make_run(registry: Registry):
-    def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, cancel: CancelFlag,
-            progress=gr.Progress()):
+    def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
+            cancel: CancelFlag, progress=gr.Progress()):
         if not image:
             raise gr.Error("Upload an image or pick an example first.")
         if not methods:
@@ -67,15 +71,19 @@ def make_run(registry: Registry):
             ctx = Context(perceptual=perceptual, device=G.w_avg.device, segmenter=_segmenter_for(registry, model))
         except SemeditError as e:
             raise gr.Error(str(e)) from e
+        spec = registry.catalogue.get(model)
+        align_face = alignment == "align" or (alignment == "auto" and spec.config.get("domain") != "embedded-portraits")
         try:
-            target = center_square(pil_to_tensor(load_image(image)))
-        except ImageInputError as e:
+            photo = load_image(image)
+            crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face)
+        except SemeditError as e:  # unreadable image, or no face to align
             raise gr.Error(str(e)) from e
+        target = pil_to_tensor(crop)
         knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
                       chunky_space=chunky_space, pti_tune_steps=int(steps))
         results: Dict[str, InversionResult] = {}
-        gallery = [(tensor_to_uint8(torch.nn.functional.interpolate(target, size=(256, 256), mode="area"))[0],
-                    "target")]
+        gallery = [(tensor_to_uint8(target)[0], "target (aligned)" if align_face else "target")]
+        pasted = []
         rows, curves, status = [], [], ""
         out_dir = Path(tempfile.mkdtemp(prefix="semedit-inversion-"))
         for key in methods:
@@ -98,9 +106,10 @@ def make_run(registry: Registry):
             gallery.append((tensor_to_uint8(big)[0], r.method))
             if "chunks" in r.extras:
                 gallery += chunk_views(r)
-            yield (gallery, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
+            pasted.append((paste_back(photo, tensor_to_pil(resize(r.image, CROP_SIZE)), where), r.method))
+            yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
                    str(save_latents(results, out_dir)), results, status or f"{len(results)} of {len(methods)} done")
-        yield (gallery, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
+        yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
                str(save_latents(results, out_dir)) if results else None, results,
                status or f"Done: {len(results)} methods, perceptual model {perceptual.name}.")
     return run
@@ -134,6 +143,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
             image = gr.File(label="Target image (PNG, JPEG, WebP, ...)", file_types=["image"], type="filepath",
                             height=120)
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
+            alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
             methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
             with gr.Accordion("ChunkyGAN and perceptual model", open=False):
@@ -149,6 +159,8 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Target and reconstructions", columns=4, height="auto", format="png",
                                  object_fit="contain")
+            pasted = gr.Gallery(label="Pasted back into the photo (original resolution)", columns=3,
+                                height="auto", format="png", object_fit="contain")
             metrics = gr.Dataframe(headers=METRIC_COLUMNS, label="Metrics (lower is better, but PSNR)",
                                    interactive=False)
             curves = gr.LinePlot(x="step", y="loss", color="method", label="Loss per step", height=260)
@@ -158,8 +170,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
     image.change(preview, inputs=image, outputs=shown, api_name="load_image")
     event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
-                                                         chunky_space, perceptual, cancel_flag],
-                             outputs=[gallery, metrics, curves, latents, results_state, status], api_name="invert",
+                                                         chunky_space, perceptual, alignment, cancel_flag],
+                             outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
+                             api_name="invert",
                              concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
     cancel_button.click(lambda flag: flag.event.set(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel",
                         cancels=[event])
