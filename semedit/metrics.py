@@ -44,7 +44,7 @@ def score(reconstruction: torch.Tensor, target: torch.Tensor, perceptual: Percep
     if target.shape[-2:] != reconstruction.shape[-2:]:
         target = torch.nn.functional.interpolate(target, size=reconstruction.shape[-2:], mode="area")
     target = target.to(reconstruction)
-    ident = None if identity is None else float(identity(reconstruction, target).mean())
+    ident = None if identity is None else float(identity.to(reconstruction.device)(reconstruction, target).mean())
     return Scores(lpips=float(perceptual.to(reconstruction.device)(reconstruction, target).mean()),
                   l2=mse(reconstruction, target), psnr=psnr(reconstruction, target), identity=ident,
                   seconds=seconds)

@@ -74,6 +74,7 @@ class Catalogue:
     models: Tuple[ModelSpec, ...]
     default_generator: Optional[str] = None
     default_perceptual: Optional[str] = None
+    default_identity: Optional[str] = None
 
     @property
     def folder(self) -> Path:
@@ -92,7 +93,8 @@ class Catalogue:
 
 def load_catalogue(path: Path) -> Catalogue:
     """Parse a catalogue JSON file:
-    ``{"default_generator": name, "default_perceptual": name, "models": {name: entry}}``."""
+    ``{"default_generator": name, "default_perceptual": name, "default_identity": name,
+    "models": {name: entry}}``."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -122,8 +124,8 @@ def load_catalogue(path: Path) -> Catalogue:
             description=entry.get("description", ""), license=entry.get("license", ""),
             config=dict(entry.get("config") or {})))
     cat = Catalogue(path=path, models=tuple(models), default_generator=raw.get("default_generator"),
-                    default_perceptual=raw.get("default_perceptual"))
-    for default in (cat.default_generator, cat.default_perceptual):
+                    default_perceptual=raw.get("default_perceptual"), default_identity=raw.get("default_identity"))
+    for default in (cat.default_generator, cat.default_perceptual, cat.default_identity):
         if default is not None:
             cat.get(default)
     return cat
@@ -166,7 +168,15 @@ LOADERS: Dict[str, Loader] = {
     "generator": lambda path, spec: checkpoints.load_module(path, "stylegan2"),
     "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
     "perceptual": lambda path, spec: _load_perceptual(path, spec),
+    "identity": lambda path, spec: _load_identity(path, spec),
 }
+
+
+def _load_identity(path: Path, spec: ModelSpec) -> nn.Module:
+    if spec.format != "arcface-irse":
+        raise SemeditError(f"{spec.name}: unknown identity format {spec.format!r} (arcface-irse)")
+    from .networks.identity import load_irse
+    return load_irse(path, spec.description.split(":")[0] or spec.name)
 
 
 def _load_perceptual(path: Path, spec: ModelSpec) -> nn.Module:

@@ -165,3 +165,31 @@ def test_command_line_inverts_a_folder(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "portrait_02_chunky.png").exists()
     saved = torch.load(tmp_path / "out" / "portrait_02_chunky.pt", weights_only=True)
     assert saved["latent"].shape[0] == 2 and saved["masks"].shape[0] == 2
+
+
+def test_identity_model_loads_from_its_key_layout_and_measures(tmp_path, make_registry, perceptual):
+    """ArcFace IR-SE in model_ir_se50.pth's key layout, reduced widths (the real file is 175 MB)."""
+    from semedit.networks.identity import IRSE, IRSEConfig
+    torch.manual_seed(0)
+    net = IRSE(IRSEConfig(units=(1, 2, 1, 1), widths=(16, 32, 48, 64), embedding=32)).eval()
+    state = net.state_dict()
+    assert {"input_layer.0.weight", "body.0.res_layer.5.fc1.weight", "body.1.shortcut_layer.0.weight",
+            "output_layer.3.weight", "output_layer.4.running_var"} <= set(state)
+    (tmp_path / "weights").mkdir()
+    torch.save(state, tmp_path / "weights" / "ir_se.pth")
+    reg = make_registry({"id": {"kind": "identity", "format": "arcface-irse", "file": "ir_se.pth"}})
+    model = reg.get("id")
+    assert model.net.config.units == (1, 2, 1, 1) and model.net.config.widths == (16, 32, 48, 64)
+    x = torch.rand(3, 3, 256, 256) * 2 - 1
+    d = model(x, x.flip(0))
+    assert model(x, x).abs().max() < 1e-5 and (d[[0, 2]] > 0).all() and torch.allclose(d[0], d[2])
+    assert (d >= 0).all() and (d <= 2).all()
+    from semedit.metrics import score
+    s = score(x[:1], x[1:2], perceptual, 0.1, identity=model)
+    assert s.identity is not None and s.as_row()["identity distance"] != "n/a"
+
+
+def test_identity_loss_needs_a_model(perceptual, target):
+    with pytest.raises(ValueError, match="identity model"):
+        invert_optimization(tiny_generator(), target, OptimizationConfig(steps=2, identity_weight=1.0),
+                            perceptual=perceptual, device=CPU)

@@ -89,6 +89,7 @@ class LoopSettings:
     pixel_weight: float = 0.0
     lambda_reg: float = 0.0
     noise_weight: float = 0.0
+    identity_weight: float = 0.0
     initial_noise_factor: float = 0.0
     noise_ramp: float = 0.75
     seed: int = 0
@@ -97,13 +98,16 @@ class LoopSettings:
 def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settings: LoopSettings, *,
               perceptual: PerceptualModel, stats: SpaceStatistics, logits: Optional[torch.Tensor] = None,
               noise: Optional[List[torch.Tensor]] = None, progress: Optional[ProgressFn] = None,
-              step_offset: int = 0, total_steps: Optional[int] = None):
+              step_offset: int = 0, total_steps: Optional[int] = None, identity=None):
     """The single optimisation loop: n codes (n = 1 for plain optimisation), optional mask
     logits [n, h, w] composited by a softmax over codes, optional noise maps.
 
-    loss = perceptual(O, target) + pixel_weight * MSE + lambda_reg * codes regulariser
-           + noise_weight * noise regulariser;  O = sum_i G(code_i) * softmax(logits)_i.
+    loss = perceptual(O, target) + pixel_weight * MSE + identity_weight * identity(O, target)
+           + lambda_reg * codes regulariser + noise_weight * noise regulariser,
+    O = sum_i G(code_i) * softmax(logits)_i.
     Returns (codes, logits, noise, losses); the generator is never modified."""
+    if settings.identity_weight and identity is None:
+        raise ValueError("identity_weight > 0 needs an identity model")
     space = codes.space
     codes = codes.value.detach().clone().requires_grad_(True)
     groups = [{"params": [codes], "base": settings.lr}]
@@ -136,6 +140,8 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
         loss = perceptual(composite, target).mean()
         if settings.pixel_weight:
             loss = loss + settings.pixel_weight * l2(composite, target).mean()
+        if settings.identity_weight:
+            loss = loss + settings.identity_weight * identity(composite, target).mean()
         if settings.lambda_reg:
             loss = loss + settings.lambda_reg * latent_regulariser(codes, stats.mean, stats.std)
         if noise and settings.noise_weight:

@@ -26,6 +26,7 @@ class OptimizationConfig:
     rampup: float = 0.05
     rampdown: float = 0.25
     pixel_weight: float = 0.0
+    identity_weight: float = 0.0
     optimize_noise: bool = True
     noise_weight: float = 1e5
     initial_noise_factor: float = 0.05
@@ -35,7 +36,7 @@ class OptimizationConfig:
 def invert_optimization(G: StyleGAN2Generator, target: torch.Tensor, config: OptimizationConfig = OptimizationConfig(),
                         *, perceptual: PerceptualModel, device: torch.device,
                         progress: Optional[ProgressFn] = None, step_offset: int = 0,
-                        total_steps: Optional[int] = None) -> InversionResult:
+                        total_steps: Optional[int] = None, identity=None) -> InversionResult:
     """Find one code in ``config.space`` whose image matches target [1, 3, H, W] in [-1, 1]."""
     clock = Stopwatch()
     target = prepare_target(target, G.config.resolution, device)
@@ -46,12 +47,13 @@ def invert_optimization(G: StyleGAN2Generator, target: torch.Tensor, config: Opt
         g = torch.Generator().manual_seed(config.seed)
         noise = [torch.randn(shape, generator=g).to(device) for shape in G.synthesis.noise_shapes()]
     settings = LoopSettings(steps=config.steps, lr=config.lr, rampup=config.rampup, rampdown=config.rampdown,
-                            pixel_weight=config.pixel_weight, noise_weight=config.noise_weight if noise else 0.0,
+                            pixel_weight=config.pixel_weight, identity_weight=config.identity_weight,
+                            noise_weight=config.noise_weight if noise else 0.0,
                             initial_noise_factor=config.initial_noise_factor if config.space != "s" else 0.0,
                             seed=config.seed)
     codes, _, noise, losses = fit_codes(G, target, mean_latent(G, config.space), settings, perceptual=perceptual,
                                         stats=stats, noise=noise, progress=progress, step_offset=step_offset,
-                                        total_steps=total_steps)
+                                        total_steps=total_steps, identity=identity)
     latent = Latent(config.space, codes)
     with torch.no_grad():
         image = synthesize(G, latent, noise=noise)

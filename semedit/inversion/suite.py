@@ -39,6 +39,7 @@ class Context:
     segmenter: Optional[torch.nn.Module] = None
     labels: Optional[torch.Tensor] = None  # [H, W] label map of the target, when known
     masks: Optional[torch.Tensor] = None   # [n, H, W] user-painted ChunkyGAN masks
+    identity: Optional[torch.nn.Module] = None  # identity metric (and loss, when weighted)
 
 
 def _optimisation(space: str):
@@ -88,8 +89,8 @@ def run_method(name: str, G: StyleGAN2Generator, target: torch.Tensor, knobs: Kn
     return METHODS[name](G, target, knobs, ctx, progress)
 
 
-def score_result(result: InversionResult, target: torch.Tensor, ctx: Context, identity=None) -> Scores:
-    return score(result.image.to(ctx.device), target.to(ctx.device), ctx.perceptual, result.seconds, identity)
+def score_result(result: InversionResult, target: torch.Tensor, ctx: Context) -> Scores:
+    return score(result.image.to(ctx.device), target.to(ctx.device), ctx.perceptual, result.seconds, ctx.identity)
 
 
 __all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "run_method", "score_result"]

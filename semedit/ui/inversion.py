@@ -39,6 +39,15 @@ class CancelFlag:
         return CancelFlag()
 
 
+def identity_for(registry: Registry, model: str):
+    """The catalogue's identity model when it is on this machine and the generator makes
+    photographic faces (an ArcFace distance between cartoons would mean nothing); else None."""
+    name = registry.catalogue.default_identity
+    if not name or registry.catalogue.get(model).config.get("domain") == "embedded-portraits":
+        return None
+    return registry.get(name) if registry.is_local(name) else None
+
+
 def _segmenter_for(registry: Registry, model: str):
     name = registry.catalogue.get(model).config.get("segmenter")
     return registry.get(name) if name else None
@@ -68,7 +77,8 @@ def make_run(registry: Registry):
         try:
             G = registry.get(model)
             perceptual = registry.get(perceptual_name or registry.catalogue.default_perceptual)
-            ctx = Context(perceptual=perceptual, device=G.w_avg.device, segmenter=_segmenter_for(registry, model))
+            ctx = Context(perceptual=perceptual, device=G.w_avg.device, segmenter=_segmenter_for(registry, model),
+                          identity=identity_for(registry, model))
         except SemeditError as e:
             raise gr.Error(str(e)) from e
         spec = registry.catalogue.get(model)
