@@ -193,3 +193,20 @@ def test_identity_loss_needs_a_model(perceptual, target):
     with pytest.raises(ValueError, match="identity model"):
         invert_optimization(tiny_generator(), target, OptimizationConfig(steps=2, identity_weight=1.0),
                             perceptual=perceptual, device=CPU)
+
+
+def test_noise_maps_are_optimised_only_when_the_generator_uses_noise(perceptual, target):
+    G = tiny_generator()
+    quiet = copy_without_noise(G)
+    with_noise = invert_optimization(G, target, OptimizationConfig(steps=3), perceptual=perceptual, device=CPU)
+    without = invert_optimization(quiet, target, OptimizationConfig(steps=3), perceptual=perceptual, device=CPU)
+    assert "noise" in with_noise.extras and "noise" not in without.extras
+
+
+def copy_without_noise(G):
+    import copy
+    quiet = copy.deepcopy(G)
+    with torch.no_grad():
+        for layer in quiet.synthesis.layers:
+            layer.noise_strength.zero_()
+    return quiet

@@ -27,7 +27,8 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(a.url, wait_until="networkidle")
+        page.goto(a.url, wait_until="load", timeout=120_000)
+        page.get_by_role("tab", name=a.tab).wait_for(timeout=120_000)
         page.get_by_role("tab", name=a.tab).click()
         if a.tab == "Samples":
             page.get_by_role("button", name="Sample", exact=True).click()

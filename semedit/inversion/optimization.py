@@ -18,14 +18,17 @@ SPACE_NAMES = {"w": "W", "w+": "W+", "s": "S"}
 @dataclass(frozen=True)
 class OptimizationConfig:
     """Defaults follow the NVlabs projector (lr 0.1, ramp-up 5 %, ramp-down 25 %, noise
-    regularisation 1e5, early exploration noise 0.05 of the W scale)."""
+    regularisation 1e5, early exploration noise 0.05 of the W scale), plus a pixel MSE term:
+    measured on the embedded model, ST-LPIPS alone at 64 px is fooled (W+, 100 steps: LPIPS
+    0.009 but MSE 0.092; with the MSE term LPIPS 0.007 and MSE 0.021). Noise maps are
+    optimised only when the generator uses noise (some noise strength is non-zero)."""
 
     space: str = "w+"
     steps: int = 300
     lr: float = 0.1
     rampup: float = 0.05
     rampdown: float = 0.25
-    pixel_weight: float = 0.0
+    pixel_weight: float = 1.0
     identity_weight: float = 0.0
     optimize_noise: bool = True
     noise_weight: float = 1e5
@@ -43,7 +46,8 @@ def invert_optimization(G: StyleGAN2Generator, target: torch.Tensor, config: Opt
     perceptual = perceptual.to(device)
     stats = space_statistics(G, config.space)
     noise = None
-    if config.optimize_noise:
+    uses_noise = any(float(layer.noise_strength) != 0 for layer in G.synthesis.layers)
+    if config.optimize_noise and uses_noise:
         g = torch.Generator().manual_seed(config.seed)
         noise = [torch.randn(shape, generator=g).to(device) for shape in G.synthesis.noise_shapes()]
     settings = LoopSettings(steps=config.steps, lr=config.lr, rampup=config.rampup, rampdown=config.rampdown,
