@@ -312,11 +312,16 @@ def read_safetensors(path: Path, arch: str = "stylegan2") -> Tuple[Any, StateDic
 def load_module(path: Path, arch: str) -> torch.nn.Module:
     """Any architecture saved by ``save_safetensors``, in eval mode without gradients."""
     config, state = read_safetensors(path, arch)
+    return build_module(arch, config, state, source=Path(path).name)
+
+
+def build_module(arch: str, config: Any, state: StateDict, source: str = "checkpoint") -> torch.nn.Module:
+    """Instantiate ``arch`` from its config and fill it; every key and shape must match."""
     module = ARCHITECTURES[arch][1](config)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{Path(path).name} does not match its config: {str(e).splitlines()[0]}") from e
+        raise CheckpointError(f"{source} does not match its config: {str(e).splitlines()[0]}") from e
     return module.eval().requires_grad_(False)
 
 
@@ -336,12 +341,7 @@ def read_generator_checkpoint(path: Path, fmt: str) -> Tuple[StyleGAN2Config, St
 
 def build_generator(config: StyleGAN2Config, state: StateDict) -> StyleGAN2Generator:
     """Instantiate and fill a generator; every key must match (shapes included)."""
-    G = StyleGAN2Generator(config)
-    try:
-        G.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint does not match its config: {str(e).splitlines()[0]}") from e
-    return G.eval().requires_grad_(False)
+    return build_module("stylegan2", config, state)
 
 
 def load_generator(path: Path, fmt: str) -> StyleGAN2Generator:
