@@ -49,7 +49,7 @@ def bench_model(name: str, G, perceptual, steps: int, chunk_counts) -> list:
             lambda p: invert_optimization(G, target, cfg, progress=p, **common), steps)
     pti = PTIConfig(pivot=OptimizationConfig(space="w", steps=2, optimize_noise=False), tune_steps=steps)
     stamps = []
-    invert_pti(G, target, pti, progress=lambda s, t, l: stamps.append(time.perf_counter()) if s > 2 else None,
+    invert_pti(G, target, pti, progress=lambda s, t, loss: stamps.append(time.perf_counter()) if s > 2 else None,
                **common)
     rows["Pivotal Tuning (tuning step)"] = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
     for n in chunk_counts:

@@ -43,21 +43,25 @@ def _cmd_random_generator(a: argparse.Namespace) -> None:
 def _cmd_invert(a: argparse.Namespace) -> None:
     import csv
     import torch
-    from .imaging import ImageInputError, center_square, load_image, pil_to_tensor, tensor_to_pil
-    from .inversion.suite import METHODS, Context, Knobs, run_method, score_result
+    from .errors import SemeditError
+    from .faces.alignment import paste_back, prepare_target
+    from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
+    from .inversion.suite import CROP_SIZE, METHODS, Knobs, context_for, run_method, score_result
     from .registry import Registry
     registry = Registry.from_settings()
     model = a.model or registry.catalogue.default_generator
     G = registry.get(model)
-    seg_name = registry.catalogue.get(model).config.get("segmenter")
-    ctx = Context(perceptual=registry.get(a.perceptual or registry.catalogue.default_perceptual),
-                  device=G.w_avg.device, segmenter=registry.get(seg_name) if seg_name else None)
+    ctx = context_for(registry, model, a.perceptual)
+    if a.identity_weight and ctx.identity is None:
+        sys.exit("error: --identity-weight needs an identity model, and this generator's domain has none")
     methods = [m.strip() for m in a.methods.split(",")]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)}")
     knobs = Knobs(steps=a.steps, lambda_reg=a.lambda_reg, n_chunks=a.chunks, chunky_space=a.chunky_space,
-                  pti_tune_steps=a.steps, seed=a.seed)
+                  pti_tune_steps=a.steps, identity_weight=a.identity_weight, seed=a.seed)
+    embedded = registry.catalogue.get(model).config.get("domain") == "embedded-portraits"
+    align_face = a.align == "align" or (a.align == "auto" and not embedded)
     paths = []
     for src in map(Path, a.inputs):
         paths += sorted(p for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")) \
@@ -68,22 +72,26 @@ def _cmd_invert(a: argparse.Namespace) -> None:
         writer = csv.writer(f)
         writer.writerow(["image", "method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"])
         for path in paths:
-            try:
-                target = center_square(pil_to_tensor(load_image(path)))
-            except ImageInputError as e:
+            try:  # unreadable files and photos without a face are skipped, the rest go on
+                photo = load_image(path)
+                crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face)
+            except SemeditError as e:
                 print(f"{path.name}: skipped: {e}", file=sys.stderr)
                 continue
+            target = pil_to_tensor(crop)
             for m in methods:
                 r = run_method(m, G, target, knobs, ctx)
                 s = score_result(r, target, ctx)
                 tensor_to_pil(r.image).save(out / f"{path.stem}_{m}.png")
+                pasted = paste_back(photo, tensor_to_pil(resize(r.image, CROP_SIZE)), where)
+                pasted.save(out / f"{path.stem}_{m}_photo.png")
                 torch.save({"method": r.method, "space": r.latent.space, "latent": r.latent.value,
                             **({"masks": r.extras["masks"]} if "masks" in r.extras else {})},
                            out / f"{path.stem}_{m}.pt")
                 row = s.as_row()
                 writer.writerow([path.name, r.method] + list(row.values()))
                 print(f"{path.name}  {r.method:32s}  LPIPS {s.lpips:.4f}  MSE {s.l2:.5f}  {s.seconds:.1f}s", flush=True)
-    print(f"wrote {out / 'metrics.csv'}")
+    print(f"wrote {out / 'metrics.csv'}" + (f" (identity: {ctx.identity.name})" if ctx.identity else ""))
 
 
 def main(argv=None) -> None:
@@ -106,6 +114,9 @@ def main(argv=None) -> None:
     p.add_argument("--lambda-reg", type=float, default=1.0)
     p.add_argument("--chunks", type=int, default=4)
     p.add_argument("--chunky-space", default="w+", choices=["w", "w+", "s"])
+    p.add_argument("--align", default="auto", choices=["auto", "align", "centre"],
+                   help="FFHQ-align the largest face (auto: for face generators) or take the centred square")
+    p.add_argument("--identity-weight", type=float, default=0.0, help="add the identity distance to the loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="inversion-out")
     p.set_defaults(func=_cmd_invert)

@@ -48,7 +48,7 @@ import pickle
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -56,6 +56,7 @@ from safetensors.torch import load_file as _st_load_file
 from safetensors.torch import save_file as _st_save_file
 
 from .errors import CheckpointError, UnsafeCheckpointError
+from .networks.face_descriptor import FaceDescriptorConfig, FaceDescriptorNet
 from .networks.segmenter import SegmenterConfig, UNetSegmenter
 from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
@@ -281,14 +282,23 @@ def nvlabs_to_ours(kw: dict, g: StateDict) -> Tuple[StyleGAN2Config, StateDict]:
 ARCHITECTURES = {
     "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
     "unet-segmenter": (SegmenterConfig, UNetSegmenter),
+    "face-descriptor": (FaceDescriptorConfig, FaceDescriptorNet),
 }
 
 
-def save_safetensors(path: Path, config: Any, state: StateDict, **extra_meta: str) -> None:
-    """Write a state dict with ``{"arch": name, "config": json}`` metadata (arch from the config type)."""
+def save_safetensors(path: Path, config: Any, state: StateDict,
+                     quantization: Optional[Dict[str, Tuple[float, float]]] = None, **extra_meta: str) -> None:
+    """Write a state dict with ``{"arch": name, "config": json}`` metadata (arch from the config type).
+    Tensors named in ``quantization`` are integer codes ``q`` that mean ``q * scale + min``
+    (kept as they are, e.g. uint8 as TensorFlow.js ships them); all others are stored as float32."""
+    quantization = quantization or {}
     arch = next(name for name, (cfg, _) in ARCHITECTURES.items() if isinstance(config, cfg))
     meta = {"arch": arch, "config": json.dumps(config.to_dict()), **extra_meta}
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    if quantization:
+        meta["quantization"] = json.dumps({k: list(v) for k, v in quantization.items()})
+    tensors = {k: v.detach().to("cpu") if k in quantization else v.detach().to("cpu", torch.float32)
+               for k, v in state.items()}
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -297,15 +307,19 @@ def save_safetensors(path: Path, config: Any, state: StateDict, **extra_meta: st
 
 
 def read_safetensors(path: Path, arch: str = "stylegan2") -> Tuple[Any, StateDict]:
-    """(config, state) of a file written by ``save_safetensors`` for architecture ``arch``."""
+    """(config, float32 state) of a file written by ``save_safetensors`` for architecture ``arch``."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         state = _st_load_file(str(path))
+        quantization = json.loads(meta.get("quantization", "{}"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{Path(path).name}: unreadable or truncated safetensors file ({e})") from e
     if meta.get("arch") != arch or "config" not in meta:
         raise CheckpointError(f"{Path(path).name}: not a semedit {arch} file (arch {meta.get('arch')!r})")
+    for key, (scale, minimum) in quantization.items():
+        if key in state:
+            state[key] = (state[key].double() * scale + minimum).float()
     return ARCHITECTURES[arch][0].from_dict(json.loads(meta["config"])), state
 
 

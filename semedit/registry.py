@@ -173,10 +173,13 @@ LOADERS: Dict[str, Loader] = {
 
 
 def _load_identity(path: Path, spec: ModelSpec) -> nn.Module:
-    if spec.format != "arcface-irse":
-        raise SemeditError(f"{spec.name}: unknown identity format {spec.format!r} (arcface-irse)")
-    from .networks.identity import load_irse
-    return load_irse(path, spec.description.split(":")[0] or spec.name)
+    from .networks.identity import load_face_descriptor, load_irse
+    label = spec.description.split(":")[0] or spec.name
+    if spec.format == "arcface-irse":
+        return load_irse(path, label)
+    if spec.format == "face-descriptor":
+        return load_face_descriptor(path, label)
+    raise SemeditError(f"{spec.name}: unknown identity format {spec.format!r} (arcface-irse or face-descriptor)")
 
 
 def _load_perceptual(path: Path, spec: ModelSpec) -> nn.Module:
@@ -227,6 +230,12 @@ class Registry:
 
     def is_local(self, name: str) -> bool:
         return self.local_path(name) is not None
+
+    def first_local(self, kind: str, preferred: Optional[str] = None) -> Optional[str]:
+        """``preferred`` when it is on this machine, else the first model of ``kind`` in the
+        catalogue that is (None when none is): for models the app can do without."""
+        names = ([preferred] if preferred else []) + [n for n in self.catalogue.names(kind) if n != preferred]
+        return next((n for n in names if self.is_local(n)), None)
 
     def resolve(self, name: str) -> Path:
         """The model's checkpoint path, downloading it when allowed (step 4)."""

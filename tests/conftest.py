@@ -42,18 +42,20 @@ def tiny_file(tmp_path) -> Path:
     return path
 
 
-def write_catalogue(folder: Path, models: dict, default=None) -> Path:
+def write_catalogue(folder: Path, models: dict, default=None, **defaults) -> Path:
+    """``defaults``: further catalogue defaults, e.g. default_identity="name"."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "catalogue.json"
-    path.write_text(json.dumps({"default_generator": default, "models": models}, indent=1))
+    path.write_text(json.dumps({"default_generator": default, "models": models, **defaults}, indent=1))
     return path
 
 
 @pytest.fixture
 def make_registry(tmp_path):
-    """make_registry(models, **settings) -> Registry over a catalogue in tmp_path/weights."""
-    def make(models: dict, default=None, **settings) -> Registry:
-        cat = load_catalogue(write_catalogue(tmp_path / "weights", models, default))
+    """make_registry(models, default, defaults={...}, **settings) -> Registry over a catalogue in
+    tmp_path/weights."""
+    def make(models: dict, default=None, defaults=None, **settings) -> Registry:
+        cat = load_catalogue(write_catalogue(tmp_path / "weights", models, default, **(defaults or {})))
         base = dict(device="cpu", cache_dir=tmp_path / "cache", hub_cache_dir=tmp_path / "hub",
                     hub_endpoint="http://127.0.0.1:9")
         return Registry(cat, Settings(**{**base, **settings}))

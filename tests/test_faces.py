@@ -1,6 +1,7 @@
 """Faces in real photographs (../shared/testdata/faces): alignment, paste-back, pose, segments."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from semedit.faces.alignment import align, paste_back
@@ -18,10 +19,14 @@ CANONICAL_EYES_X = (0.375, 0.625)
 
 
 def photo(name):
+    """A test photograph: a file of ../shared/testdata/faces, or scikit-image's astronaut."""
+    if name == "astronaut":
+        from skimage.data import astronaut
+        return Image.fromarray(astronaut())
     return load_image(FACES / name)
 
 
-@pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "obama_small.jpg", "obama_partial_face.jpg"])
+@pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "obama_small.jpg", "obama_partial_face.jpg", "astronaut"])
 def test_alignment_puts_the_eyes_where_ffhq_does(name):
     img = photo(name)
     face = pick_face(np.asarray(img))
@@ -40,7 +45,7 @@ def test_the_crop_finds_the_same_eyes_again():
     assert np.abs(again - al.photo_to_crop(pick_face(np.asarray(img)).eyes())).max() < 4
 
 
-@pytest.mark.parametrize("name", ["obama.jpg", "two_people.jpg", "obama_partial_face.jpg"])
+@pytest.mark.parametrize("name", ["obama.jpg", "two_people.jpg", "obama_partial_face.jpg", "astronaut"])
 def test_paste_back_round_trip_keeps_the_photo(name):
     img = photo(name)
     arr = np.asarray(img, dtype=np.float64)
@@ -98,3 +103,22 @@ def test_photo_segments():
     assert (labels[max(top - 15, 0):top, int(face.box[0]):int(face.box[2])] == L.HAIR).mean() > 0.3
     assert labels[0, 0] == L.BACKGROUND and labels[-1, arr.shape[1] // 2] == L.NECK_CLOTHES
     assert (labels == L.MOUTH).any() and (labels == L.SKIN).sum() > (labels == L.EYES).sum()
+
+
+def test_identity_same_person_closer_than_different_people():
+    """The offline identity model on aligned crops of real photographs: Obama in two different
+    photographs is closer than Obama and Biden, and everyone differs from the astronaut."""
+    from semedit.networks.identity import load_face_descriptor
+    identity = load_face_descriptor(PROJECT_ROOT / "weights" / "face-api-recognition.safetensors")
+    crops = {}
+    for name, index, who in [("obama.jpg", 0, "obama"), ("two_people.jpg", 1, "obama 2"), ("biden.jpg", 0, "biden"),
+                             ("two_people.jpg", 0, "biden 2"), ("astronaut", 0, "astronaut")]:
+        img = photo(name)
+        crop, _ = align(img, pick_face(np.asarray(img), index), 256)
+        crops[who] = torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        d = {(a, b): float(identity(crops[a], crops[b])) for a in crops for b in crops}
+    assert d["obama", "obama 2"] < 0.6 and d["biden", "biden 2"] < 0.6
+    for a, b in [("obama", "biden"), ("obama 2", "biden 2"), ("obama", "astronaut"), ("biden", "astronaut")]:
+        assert d[a, b] > 0.6
+    assert max(d["obama", "obama 2"], d["biden", "biden 2"]) < min(d["obama", "biden"], d["obama 2", "biden 2"])

@@ -82,12 +82,14 @@ def _padding(quad: np.ndarray, wh: tuple) -> tuple:
 def _reflect_pad(img: Image.Image, pad: tuple, blur: float) -> Image.Image:
     """Reflect-pad, then fade the padding into a blurred copy and the image median (as FFHQ does)."""
     arr = np.asarray(img, dtype=np.float32)
-    l, t, r, b = pad
-    padded = np.pad(arr, ((t, b), (l, r), (0, 0)), mode="reflect")
+    left, top, right, bottom = pad
+    padded = np.pad(arr, ((top, bottom), (left, right), (0, 0)), mode="reflect")
     h, w = padded.shape[:2]
     yy, xx = np.ogrid[:h, :w]
-    across = np.maximum(np.maximum(l - xx, 0) / max(l, 1), np.maximum(xx - (w - r - 1), 0) / max(r, 1))  # [1, W]
-    down = np.maximum(np.maximum(t - yy, 0) / max(t, 1), np.maximum(yy - (h - b - 1), 0) / max(b, 1))  # [H, 1]
+    across = np.maximum(np.maximum(left - xx, 0) / max(left, 1),
+                        np.maximum(xx - (w - right - 1), 0) / max(right, 1))  # [1, W]
+    down = np.maximum(np.maximum(top - yy, 0) / max(top, 1),
+                      np.maximum(yy - (h - bottom - 1), 0) / max(bottom, 1))  # [H, 1]
     depth = np.maximum(across, down)
     mask = np.clip(depth, 0, 1)[..., None]  # 0 inside the photo, 1 at the far edge of the padding
     blurred = np.asarray(Image.fromarray(padded.astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur)),
@@ -129,8 +131,8 @@ def centre_alignment(photo: Image.Image, size: int) -> Alignment:
     """The largest centred square as an Alignment (so paste-back works for plain crops too)."""
     w, h = photo.size
     s = min(w, h)
-    l, t = (w - s) / 2, (h - s) / 2
-    return Alignment(quad=np.array([[l, t], [l, t + s], [l + s, t + s], [l + s, t]]), size=size)
+    x, y = (w - s) / 2, (h - s) / 2
+    return Alignment(quad=np.array([[x, y], [x, y + s], [x + s, y + s], [x + s, y]]), size=size)
 
 
 def prepare_target(photo: Image.Image, size: int, *, align_face: bool, face_index: int = 0) -> tuple:

@@ -42,8 +42,8 @@ class Face:
 
     @property
     def area(self) -> float:
-        l, t, r, b = self.box
-        return (r - l) * (b - t)
+        left, top, right, bottom = self.box
+        return (right - left) * (bottom - top)
 
     def eyes(self) -> np.ndarray:
         """[2, 2] eye centres (iris centres), image-left first."""

@@ -54,6 +54,7 @@ class ChunkyConfig:
     rampup: float = 0.05
     rampdown: float = 0.25
     initial_noise_factor: float = 0.05
+    identity_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -94,7 +95,7 @@ def initial_logits(masks: torch.Tensor, size: int, sharpness: float) -> torch.Te
 def invert_chunky(G: StyleGAN2Generator, target: torch.Tensor, config: ChunkyConfig = ChunkyConfig(), *,
                   perceptual: PerceptualModel, device: torch.device, progress: Optional[ProgressFn] = None,
                   labels: Optional[torch.Tensor] = None, masks: Optional[torch.Tensor] = None,
-                  segmenter=None) -> InversionResult:
+                  segmenter=None, identity=None) -> InversionResult:
     """Invert target [1, 3, H, W] in [-1, 1] as n chunks.
 
     Masks start from ``masks`` [n, H, W] (mask_init "given"), from ``labels`` [H, W] or the
@@ -119,11 +120,13 @@ def invert_chunky(G: StyleGAN2Generator, target: torch.Tensor, config: ChunkyCon
     stats = space_statistics(G, config.space)
     settings = LoopSettings(steps=config.steps, lr=config.lr, rampup=config.rampup, rampdown=config.rampdown,
                             mask_lr=config.mask_lr, lambda_reg=config.lambda_reg,
+                            identity_weight=config.identity_weight,
                             initial_noise_factor=config.initial_noise_factor if config.space != "s" else 0.0,
                             seed=config.seed)
     init = mean_latent(G, config.space, n)
     codes, logits, _, losses = fit_codes(G, target, init, settings, perceptual=perceptual.to(device), stats=stats,
-                                         logits=logits, progress=progress)
+                                         logits=logits, progress=progress,
+                                         identity=None if identity is None else identity.to(device))
     chunks, soft = composite_parts(G, Latent(config.space, codes), logits)
     image = (chunks * soft[:, None]).sum(0, keepdim=True)
     name = f"ChunkyGAN {SPACE_NAMES[config.space]} (n={n}, lambda={config.lambda_reg:g})"

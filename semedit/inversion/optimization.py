@@ -44,6 +44,7 @@ def invert_optimization(G: StyleGAN2Generator, target: torch.Tensor, config: Opt
     clock = Stopwatch()
     target = prepare_target(target, G.config.resolution, device)
     perceptual = perceptual.to(device)
+    identity = None if identity is None else identity.to(device)
     stats = space_statistics(G, config.space)
     noise = None
     uses_noise = any(float(layer.noise_strength) != 0 for layer in G.synthesis.layers)

@@ -25,15 +25,20 @@ class PTIConfig:
     tune_lr: float = 3e-4
     l2_weight: float = 1.0
     lpips_weight: float = 1.0
+    identity_weight: float = 0.0
 
 
 def invert_pti(G: StyleGAN2Generator, target: torch.Tensor, config: PTIConfig = PTIConfig(), *,
                perceptual: PerceptualModel, device: torch.device,
-               progress: Optional[ProgressFn] = None) -> InversionResult:
+               progress: Optional[ProgressFn] = None, identity=None) -> InversionResult:
+    """Pivot in W (``config.pivot``), then tune a private copy of the synthesis network."""
+    if config.identity_weight and identity is None:
+        raise ValueError("identity_weight > 0 needs an identity model")
     clock = Stopwatch()
+    identity = None if identity is None else identity.to(device)
     total = config.pivot.steps + config.tune_steps
     pivot = invert_optimization(G, target, config.pivot, perceptual=perceptual, device=device, progress=progress,
-                                total_steps=total)
+                                total_steps=total, identity=identity)
     target = prepare_target(target, G.config.resolution, device)
     tuned = copy.deepcopy(G).requires_grad_(True)  # private copy: the shared G stays as it is
     tuned.mapping.requires_grad_(False)  # the pivot is in W: only synthesis is tuned
@@ -43,6 +48,8 @@ def invert_pti(G: StyleGAN2Generator, target: torch.Tensor, config: PTIConfig = 
     for step in range(config.tune_steps):
         image = synthesize(tuned, latent)
         loss = config.l2_weight * l2(image, target).mean() + config.lpips_weight * perceptual(image, target).mean()
+        if config.identity_weight:
+            loss = loss + config.identity_weight * identity(image, target).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

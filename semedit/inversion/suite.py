@@ -18,6 +18,9 @@ from .optimization import OptimizationConfig, invert_optimization
 from .pti import PTIConfig, invert_pti
 
 
+CROP_SIZE = 256  # the aligned crop users see and get pasted back; methods resize it to G
+
+
 @dataclass(frozen=True)
 class Knobs:
     """The main knobs a user sets once for every method."""
@@ -27,6 +30,7 @@ class Knobs:
     n_chunks: int = 4
     chunky_space: str = "w+"
     pti_tune_steps: int = 300
+    identity_weight: float = 0.0  # > 0 adds the identity distance to every method's loss
     seed: int = 0
 
 
@@ -42,17 +46,40 @@ class Context:
     identity: Optional[torch.nn.Module] = None  # identity metric (and loss, when weighted)
 
 
+def identity_for(registry, model: str):
+    """The identity model for photographic generators: the catalogue's default (ArcFace) when
+    it is on this machine, else the first local one (the offline face-api descriptor). None for
+    the embedded domain (an identity distance between cartoons would mean nothing)."""
+    if registry.catalogue.get(model).config.get("domain") == "embedded-portraits":
+        return None
+    name = registry.first_local("identity", registry.catalogue.default_identity)
+    return registry.get(name) if name else None
+
+
+def context_for(registry, model: str, perceptual: Optional[str] = None) -> Context:
+    """Everything the methods need for generator ``model`` of ``registry``: the perceptual
+    model (catalogue default unless named), the generator's segmenter and identity model."""
+    G = registry.get(model)
+    segmenter = registry.catalogue.get(model).config.get("segmenter")
+    return Context(perceptual=registry.get(perceptual or registry.catalogue.default_perceptual),
+                   device=G.w_avg.device, segmenter=registry.get(segmenter) if segmenter else None,
+                   identity=identity_for(registry, model))
+
+
 def _optimisation(space: str):
     def run(G, target, k: Knobs, ctx: Context, progress):
-        cfg = OptimizationConfig(space=space, steps=k.steps, seed=k.seed)
-        return invert_optimization(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress)
+        cfg = OptimizationConfig(space=space, steps=k.steps, identity_weight=k.identity_weight, seed=k.seed)
+        return invert_optimization(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress,
+                                   identity=ctx.identity)
     return run
 
 
 def _pti(G, target, k: Knobs, ctx: Context, progress):
-    cfg = PTIConfig(pivot=OptimizationConfig(space="w", steps=k.steps, optimize_noise=False, seed=k.seed),
-                    tune_steps=k.pti_tune_steps)
-    return invert_pti(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress)
+    cfg = PTIConfig(pivot=OptimizationConfig(space="w", steps=k.steps, optimize_noise=False,
+                                             identity_weight=k.identity_weight, seed=k.seed),
+                    tune_steps=k.pti_tune_steps, identity_weight=k.identity_weight)
+    return invert_pti(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress,
+                      identity=ctx.identity)
 
 
 def _chunky(G, target, k: Knobs, ctx: Context, progress):
@@ -63,9 +90,10 @@ def _chunky(G, target, k: Knobs, ctx: Context, progress):
     else:
         init = "bands"
     cfg = ChunkyConfig(n_chunks=k.n_chunks if ctx.masks is None else ctx.masks.shape[0], space=k.chunky_space,
-                       steps=k.steps, lambda_reg=k.lambda_reg, mask_init=init, seed=k.seed)
+                       steps=k.steps, lambda_reg=k.lambda_reg, mask_init=init, identity_weight=k.identity_weight,
+                       seed=k.seed)
     return invert_chunky(G, target, cfg, perceptual=ctx.perceptual, device=ctx.device, progress=progress,
-                         labels=ctx.labels, masks=ctx.masks, segmenter=ctx.segmenter)
+                         labels=ctx.labels, masks=ctx.masks, segmenter=ctx.segmenter, identity=ctx.identity)
 
 
 Method = Callable[[StyleGAN2Generator, torch.Tensor, Knobs, Context, Optional[ProgressFn]], InversionResult]
@@ -93,4 +121,5 @@ def score_result(result: InversionResult, target: torch.Tensor, ctx: Context) ->
     return score(result.image.to(ctx.device), target.to(ctx.device), ctx.perceptual, result.seconds, ctx.identity)
 
 
-__all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "run_method", "score_result"]
+__all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "context_for", "identity_for", "run_method",
+           "score_result"]

@@ -1,4 +1,6 @@
-"""ArcFace IR-SE50 (InsightFace, as e4e / pSp / PTI / HyperStyle use it for identity).
+"""Identity models: ArcFace IR-SE50 and the face-api descriptor behind one distance.
+
+ArcFace IR-SE50 (InsightFace, as e4e / pSp / PTI / HyperStyle use it for identity).
 
 State-dict layout of ``model_ir_se50.pth`` (TreB1eN/InsightFace_Pytorch):
 ``input_layer.{0: conv 3->64, 1: BN, 2: PReLU}``; ``body.{i}`` bottlenecks with
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -90,23 +93,57 @@ class IRSE(nn.Module):
         return F.normalize(self.output_layer(self.body(self.input_layer(x))), dim=1)
 
 
-class IdentityModel(nn.Module):
-    """Identity distance 1 - cos between embeddings of two FFHQ-aligned faces [N, 3, H, W] in
-    [-1, 1]; the face is cropped as pSp does (rows 35:223, columns 32:220 of a 256 px crop,
-    scaled to other sizes) and pooled to 112 px."""
+#: (left, top, right, bottom) as fractions of an FFHQ-aligned crop: pSp's ArcFace crop (rows
+#: 35:223, columns 32:220 of 256 px), pooled to 112 px.
+PSP_ARCFACE_BOX = (32 / 256, 35 / 256, 220 / 256, 223 / 256)
+#: FFHQ alignment puts the eye centres near (0.375, 0.475), (0.625, 0.475) and the mouth centre
+#: near (0.5, 0.735) (measured on the ../shared test faces: eyes within 0.01, mouth 0.725-0.75);
+#: face_chip_box of those points, the crop face-api feeds its recognition net.
+FFHQ_FACE_CHIP_BOX = (0.1795, 0.2861, 0.8205, 0.9272)
 
-    def __init__(self, net: IRSE, name: str):
+
+def face_chip_box(eyes: tuple, mouth: tuple) -> tuple:
+    """face-api's dlib-style face chip from the two eye centres and the mouth centre (x, y):
+    side = mean eye-mouth distance / 0.45, placed at 0.5 (x) and 0.43 (y) of the side around
+    the mean of the three points. Returns (left, top, right, bottom) in the points' units."""
+    (ax, ay), (bx, by), (mx, my) = eyes[0], eyes[1], mouth
+    side = (((mx - ax) ** 2 + (my - ay) ** 2) ** 0.5 + ((mx - bx) ** 2 + (my - by) ** 2) ** 0.5) / 2 / 0.45
+    cx, cy = (ax + bx + mx) / 3, (ay + by + my) / 3
+    return cx - 0.5 * side, cy - 0.43 * side, cx + 0.5 * side, cy + 0.57 * side
+
+
+class IdentityModel(nn.Module):
+    """Identity distance between two FFHQ-aligned faces [N, 3, H, W] in [-1, 1] -> [N].
+
+    The net sees the ``box`` of each face (fractions of the crop) resized to ``input_size``:
+    area-pooled when ``resample`` is "area" (as pSp does for ArcFace), else antialiased
+    bilinear. ``distance`` is "cosine" (1 - cos of the embeddings, ArcFace) or "euclidean"
+    (dlib / face-api descriptors); ``same_person_below`` is the model's usual threshold, if any.
+    """
+
+    def __init__(self, net: nn.Module, name: str, *, box: tuple = PSP_ARCFACE_BOX, input_size: int = 112,
+                 resample: str = "area", distance: str = "cosine", same_person_below: Optional[float] = None):
         super().__init__()
+        if distance not in ("cosine", "euclidean") or resample not in ("area", "bilinear"):
+            raise ValueError(f"unknown distance {distance!r} or resample {resample!r}")
         self.net = net.eval().requires_grad_(False)
-        self.name = name
+        self.name, self.box, self.input_size = name, box, input_size
+        self.resample, self.distance, self.same_person_below = resample, distance, same_person_below
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.shape[-1] / 256
-        x = x[:, :, round(35 * s):round(223 * s), round(32 * s):round(220 * s)]
-        return self.net(F.adaptive_avg_pool2d(x, (112, 112)))
+        h, w = x.shape[-2:]
+        left, top, right, bottom = self.box
+        x = x[:, :, round(top * h):round(bottom * h), round(left * w):round(right * w)]
+        size = (self.input_size, self.input_size)
+        if self.resample == "area":
+            return self.net(F.adaptive_avg_pool2d(x, size))
+        return self.net(F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return 1 - (self.embed(x) * self.embed(y)).sum(1)
+        a, b = self.embed(x), self.embed(y)
+        if self.distance == "euclidean":
+            return (a - b).norm(dim=1)
+        return (1 - F.cosine_similarity(a, b, dim=1)).clamp(min=0)
 
 
 def load_irse(path, name: str = "ArcFace IR-SE50") -> IdentityModel:
@@ -125,3 +162,10 @@ def load_irse(path, name: str = "ArcFace IR-SE50") -> IdentityModel:
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: does not have the IR-SE key layout ({str(e).splitlines()[0]})") from e
     return IdentityModel(net, name)
+
+
+def load_face_descriptor(path, name: str = "face-api descriptor") -> IdentityModel:
+    """The face-api recognition net converted by tools/convert_face_api.py (safetensors)."""
+    from ..checkpoints import load_module
+    return IdentityModel(load_module(path, "face-descriptor"), name, box=FFHQ_FACE_CHIP_BOX, input_size=150,
+                         resample="bilinear", distance="euclidean", same_person_below=0.6)

@@ -78,6 +78,12 @@ def learning_rate(step: int, cfg: Distillation) -> float:
     return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * t))
 
 
+def _note(path: Path) -> str:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("note", "no note")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=75.0, help="wall-clock budget of this run")
@@ -87,8 +93,11 @@ def main(argv=None) -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, help="start from this safetensors generator")
     ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--lr", type=float, default=Distillation.lr, help="peak learning rate (lower to fine-tune)")
+    ap.add_argument("--seed", type=int, default=Distillation.seed,
+                    help="batch seed: give a continued run (--init) a new one, so it sees new portraits")
     a = ap.parse_args(argv)
-    cfg = Distillation(total_steps=a.steps)
+    cfg = Distillation(total_steps=a.steps, lr=a.lr, seed=a.seed)
     a.work_dir.mkdir(parents=True, exist_ok=True)
     state_path, curve_path = a.work_dir / "state.pt", a.work_dir / "curve.csv"
 
@@ -141,7 +150,8 @@ def main(argv=None) -> None:
         G_ema.w_avg.copy_(G_ema.estimate_w_avg(20000, generator=torch.Generator().manual_seed(0)))
     total = elapsed_before + time.time() - t0
     save_safetensors(a.out, G_ema.config, G_ema.state_dict(),
-                     note=f"semedit.synth.train_generator: {step} steps x {cfg.batch} images, {total / 60:.0f} min CPU",
+                     note=f"semedit.synth.train_generator: {step} steps x {cfg.batch} images, {total / 60:.0f} min CPU"
+                          + (f", continued from {a.init.name} ({_note(a.init)})" if a.init else ""),
                      training=str(asdict(cfg)))
     print(f"wrote {a.out} after {step} steps ({total / 60:.1f} min)")
 

@@ -14,7 +14,7 @@ from ..errors import SemeditError
 from ..faces.alignment import paste_back, prepare_target
 from ..imaging import ImageInputError, load_image, pil_to_tensor, resize, tensor_to_pil, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
-from ..inversion.suite import DISPLAY_NAMES, Context, Knobs, run_method, score_result
+from ..inversion.suite import CROP_SIZE, DISPLAY_NAMES, Knobs, context_for, run_method, score_result
 from ..registry import Registry
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
@@ -22,7 +22,6 @@ from .common import MODEL_CONCURRENCY_ID
 
 ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
                  ("align the face (FFHQ crop)", "align"), ("centre crop", "centre")]
-CROP_SIZE = 256  # the aligned crop the user sees and pastes back; methods resize it to G
 CHOICES = [(label, key) for key, label in DISPLAY_NAMES.items()]
 METRIC_COLUMNS = ["method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"]
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
@@ -39,18 +38,12 @@ class CancelFlag:
         return CancelFlag()
 
 
-def identity_for(registry: Registry, model: str):
-    """The catalogue's identity model when it is on this machine and the generator makes
-    photographic faces (an ArcFace distance between cartoons would mean nothing); else None."""
-    name = registry.catalogue.default_identity
-    if not name or registry.catalogue.get(model).config.get("domain") == "embedded-portraits":
-        return None
-    return registry.get(name) if registry.is_local(name) else None
-
-
-def _segmenter_for(registry: Registry, model: str):
-    name = registry.catalogue.get(model).config.get("segmenter")
-    return registry.get(name) if name else None
+def identity_note(identity) -> str:
+    """What the identity column measures, for the status line."""
+    if identity is None:
+        return "no identity model for this domain"
+    same = f", same person below {identity.same_person_below}" if identity.same_person_below else ""
+    return f"identity: {identity.name} ({identity.distance} distance{same})"
 
 
 def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
@@ -68,7 +61,7 @@ def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
 
 def make_run(registry: Registry):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
-            cancel: CancelFlag, progress=gr.Progress()):
+            cancel: CancelFlag, identity_weight=0.0, progress=gr.Progress()):
         if not image:
             raise gr.Error("Upload an image or pick an example first.")
         if not methods:
@@ -76,11 +69,12 @@ def make_run(registry: Registry):
         cancel.event.clear()
         try:
             G = registry.get(model)
-            perceptual = registry.get(perceptual_name or registry.catalogue.default_perceptual)
-            ctx = Context(perceptual=perceptual, device=G.w_avg.device, segmenter=_segmenter_for(registry, model),
-                          identity=identity_for(registry, model))
+            ctx = context_for(registry, model, perceptual_name)
         except SemeditError as e:
             raise gr.Error(str(e)) from e
+        if identity_weight and ctx.identity is None:
+            raise gr.Error("The identity loss needs an identity model; this generator's domain has none "
+                           "(set its weight to 0).")
         spec = registry.catalogue.get(model)
         align_face = alignment == "align" or (alignment == "auto" and spec.config.get("domain") != "embedded-portraits")
         try:
@@ -90,7 +84,7 @@ def make_run(registry: Registry):
             raise gr.Error(str(e)) from e
         target = pil_to_tensor(crop)
         knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
-                      chunky_space=chunky_space, pti_tune_steps=int(steps))
+                      chunky_space=chunky_space, pti_tune_steps=int(steps), identity_weight=float(identity_weight or 0))
         results: Dict[str, InversionResult] = {}
         gallery = [(tensor_to_uint8(target)[0], "target (aligned)" if align_face else "target")]
         pasted = []
@@ -121,7 +115,8 @@ def make_run(registry: Registry):
                    str(save_latents(results, out_dir)), results, status or f"{len(results)} of {len(methods)} done")
         yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
                str(save_latents(results, out_dir)) if results else None, results,
-               status or f"Done: {len(results)} methods, perceptual model {perceptual.name}.")
+               status or f"Done: {len(results)} methods, perceptual model {ctx.perceptual.name}, "
+               f"{identity_note(ctx.identity)}.")
     return run
 
 
@@ -156,12 +151,14 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
             methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
-            with gr.Accordion("ChunkyGAN and perceptual model", open=False):
+            with gr.Accordion("ChunkyGAN, perceptual and identity", open=False):
                 n_chunks = gr.Slider(1, 8, value=4, step=1, label="Number of chunks (n)")
                 lambda_reg = gr.Number(value=1.0, minimum=0, label="lambda_reg (0 = no latent regulariser)")
                 chunky_space = gr.Radio([("W", "w"), ("W+", "w+"), ("S", "s")], value="w+", label="Chunk code space")
                 perceptual = gr.Dropdown(perceptual_choices, value=registry.catalogue.default_perceptual,
                                          label="Perceptual model (loss and LPIPS metric)")
+                identity_weight = gr.Slider(0, 2, value=0, step=0.05, label="Identity loss weight (face generators; "
+                                            "ArcFace if present, else the offline face-api descriptor)")
             with gr.Row():
                 run_button = gr.Button("Invert", variant="primary")
                 cancel_button = gr.Button("Cancel", variant="stop")
@@ -180,7 +177,8 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
     image.change(preview, inputs=image, outputs=shown, api_name="load_image")
     event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
-                                                         chunky_space, perceptual, alignment, cancel_flag],
+                                                         chunky_space, perceptual, alignment, cancel_flag,
+                                                         identity_weight],
                              outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
                              api_name="invert",
                              concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
