@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from semedit.faces.alignment import align, paste_back
-from semedit.faces.landmarks import NoFaceError, detect_faces, pick_face
+from semedit.faces.landmarks import NOSE_TIP, Face, NoFaceError, detect_faces, pick_face
 from semedit.faces.pose import head_pose, smile
-from semedit.faces.segments import photo_labels
+from semedit.faces.segments import crop_labels, own_person, photo_labels
 from semedit.imaging import load_image
 from semedit.settings import PROJECT_ROOT
 from semedit.synth import labels as L
@@ -122,3 +122,49 @@ def test_identity_same_person_closer_than_different_people():
     for a, b in [("obama", "biden"), ("obama 2", "biden 2"), ("obama", "astronaut"), ("biden", "astronaut")]:
         assert d[a, b] > 0.6
     assert max(d["obama", "obama 2"], d["biden", "biden 2"]) < min(d["obama", "biden"], d["obama 2", "biden 2"])
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_segments_keep_only_the_chosen_person(index):
+    """two_people.jpg: the other person (face, hair, suit) is background in the chosen one's map."""
+    arr = np.asarray(photo("two_people.jpg"))
+    faces = detect_faces(arr)
+    mine, other = faces[index], faces[1 - index]
+    labels = photo_labels(arr, mine, [other])
+    for f, expected in ((mine, L.SKIN), (other, L.BACKGROUND)):
+        x, y = f.xy[NOSE_TIP].astype(int)
+        assert labels[y, x] == expected
+    left, top, right, bottom = other.box
+    below = labels[int(bottom) + 20:, int(left):int(right)]  # the other person's suit
+    assert (below == L.BACKGROUND).mean() > 0.9
+
+
+def test_own_person_splits_touching_people_and_drops_strangers():
+    """Two people joined in the person mask are split by the nearer face; a blob without a
+    face, not connected to the chosen one, is dropped."""
+    yy, xx = np.mgrid[:100, :200]
+    person = (np.hypot(xx - 50, yy - 50) < 30) | (np.hypot(xx - 130, yy - 50) < 30) | (np.hypot(xx - 185, yy - 90) < 8)
+    person[45:55, 50:130] = True  # the two touch
+
+    def face_at(cx, cy):
+        pts = np.zeros((478, 3))
+        pts[:, 0], pts[:, 1] = cx + np.linspace(-10, 10, 478), cy + np.linspace(-12, 12, 478)
+        return Face(pts)
+
+    a, b = face_at(50, 50), face_at(130, 50)
+    region = np.hypot(xx - 50, yy - 50) < 10
+    own = own_person(person, region, a, [b])
+    assert own[50, 30] and own[50, 80] and not own[50, 140] and not own[90, 185]
+    assert own_person(person, region, a, [])[50, 140]  # without b's face the neighbour stays
+
+
+def test_segments_follow_the_face_into_the_aligned_crop():
+    img = photo("obama.jpg")
+    arr = np.asarray(img)
+    face = pick_face(arr)
+    crop, al = align(img, face, 256)
+    labels = crop_labels(photo_labels(arr, face), al)
+    assert labels.shape == (256, 256) and labels.dtype == np.int64
+    for x, y in np.round(al.photo_to_crop(face.eyes())).astype(int):
+        assert labels[y, x] == L.EYES
+    assert labels[250, 128] == L.NECK_CLOTHES and labels[5, 5] == L.BACKGROUND

@@ -3,16 +3,19 @@
 Face skin, eyes, brows and mouth come from Face Mesh polygons; the person comes from
 mediapipe's selfie segmentation; hair is the person minus the face minus what lies below the
 jaw; the rest of the person is neck/clothes. Ears and hats count as hair: a user can correct
-the map by painting over it.
+the map by painting over it. With several people in the photo, only the chosen face's person
+is kept: the parts of the person mask connected to that face, split from touching neighbours
+by which face is nearer (in units of each face's size).
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ..synth import labels as L
+from .alignment import Alignment
 from .landmarks import CHIN, Face
 
 
@@ -59,14 +62,37 @@ def person_mask(image: np.ndarray) -> np.ndarray:
     return result.segmentation_mask > 0.5
 
 
-def photo_labels(image: np.ndarray, face: Face) -> np.ndarray:
-    """uint8 RGB [H, W, 3] and its face -> label map [H, W] (int64 class ids)."""
+def own_person(person: np.ndarray, face_region: np.ndarray, face: Face, others: Sequence[Face]) -> np.ndarray:
+    """The part of a bool person mask [H, W] that belongs to ``face``: connected components
+    touching its face region, minus pixels nearer to another face (distance over face size)."""
+    import cv2  # ships with mediapipe
+    _, components = cv2.connectedComponents(person.astype(np.uint8), connectivity=8)
+    touching = np.unique(components[face_region & person])
+    own = np.isin(components, touching[touching > 0]) | face_region
+    if others:
+        h, w = person.shape
+        yy, xx = np.mgrid[:h, :w]
+
+        def nearness(f: Face) -> np.ndarray:
+            left, top, right, bottom = f.box
+            centre, size = ((left + right) / 2, (top + bottom) / 2), max(right - left, bottom - top)
+            return np.hypot(xx - centre[0], yy - centre[1]) / size
+
+        mine = nearness(face)
+        for other in others:
+            own &= mine <= nearness(other)
+    return own
+
+
+def photo_labels(image: np.ndarray, face: Face, others: Sequence[Face] = ()) -> np.ndarray:
+    """uint8 RGB [H, W, 3], its face and the other faces in it -> label map [H, W] (int64 class
+    ids); other people are background."""
     import mediapipe as mp
     c = mp.solutions.face_mesh_connections
     h, w = image.shape[:2]
     size = (w, h)
     face_region = _largest_loop_mask(size, face, c.FACEMESH_FACE_OVAL)
-    person = person_mask(image) | face_region
+    person = own_person(person_mask(image), face_region, face, others)
     labels = np.full((h, w), L.BACKGROUND, dtype=np.int64)
     labels[person] = L.NECK_CLOTHES
     # hair: the person above the jaw, outside the face
@@ -78,3 +104,12 @@ def photo_labels(image: np.ndarray, face: Face) -> np.ndarray:
                        (c.FACEMESH_LEFT_EYE, L.EYES), (c.FACEMESH_RIGHT_EYE, L.EYES), (c.FACEMESH_LIPS, L.MOUTH)):
         labels[_largest_loop_mask(size, face, edges)] = cls
     return labels
+
+
+def crop_labels(labels: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """A photo's label map [H, W] -> the same labels in the aligned crop [size, size] (nearest
+    neighbour; outside the photo is background)."""
+    img = Image.fromarray(labels.astype(np.uint8))
+    quad = tuple((alignment.quad + 0.5).flatten())
+    out = img.transform((alignment.size, alignment.size), Image.QUAD, quad, Image.NEAREST, fillcolor=L.BACKGROUND)
+    return np.asarray(out).astype(np.int64)
