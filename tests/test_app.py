@@ -131,3 +131,58 @@ def test_cancel_stops_a_long_inversion(client):
 def test_api_lists_named_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/sample", "/ground_truth", "/invert", "/cancel", "/load_image"} <= set(named)
+
+
+def test_painted_segments_steer_chunkygan(client, tmp_path):
+    """/segment shows the target's labels; strokes painted over them become ChunkyGAN's
+    starting masks: a quadrant painted as background ends up in the background chunk."""
+    from gradio_client import Client, handle_file
+    from semedit.synth import labels as L
+    session = Client(client.src, verbose=False)  # its own session: the segments live in session state
+    example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_00.png"))
+    shown = session.predict(DEFAULT, example, "auto", api_name="/segment")
+    background = load(shown["background"])[..., :3]
+    assert background.shape == (256, 256, 3)
+    palette = L.PALETTE.astype(int)
+    assert (np.abs(background.reshape(-1, 1, 3).astype(int) - palette[None]).sum(-1).min(1) == 0).all()
+    assert len({tuple(c) for c in background.reshape(-1, 3)}) >= 4  # background, skin, hair, eyes, ...
+    stroke = np.zeros((256, 256, 4), np.uint8)
+    stroke[96:160, 80:176] = (*L.PALETTE[L.BACKGROUND], 255)  # over the face and hair of the example
+    Image.fromarray(stroke).save(tmp_path / "stroke.png")
+    painted = {"background": handle_file(shown["background"]), "layers": [handle_file(str(tmp_path / "stroke.png"))],
+               "composite": handle_file(shown["composite"])}
+    *_, latents, status = session.predict(DEFAULT, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
+                                          0.0, painted, api_name="/invert")
+    masks = torch.load(latents, weights_only=True)["chunky"]["masks"]  # [3, 64, 64]: bg+clothes, hair, face
+    assert masks[0, 26:38, 22:42].mean() > 0.8  # the painted block starts, and stays, in the background chunk
+    unpainted = session.predict(DEFAULT, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
+                                api_name="/invert")[-2]
+    assert torch.load(unpainted, weights_only=True)["chunky"]["masks"][0, 26:38, 22:42].mean() < 0.2
+
+
+def test_segment_endpoint_on_a_photo(client):
+    """An aligned photo is segmented with mediapipe (eyes, mouth, hair), not by the embedded segmenter."""
+    from gradio_client import Client, handle_file
+    from semedit.synth import labels as L
+    from tests.test_faces import FACES
+    if not FACES.is_dir():
+        pytest.skip("needs ../shared/testdata/faces")
+    shown = Client(client.src, verbose=False).predict(DEFAULT, handle_file(str(FACES / "two_people.jpg")), "align",
+                                                       api_name="/segment")
+    colours = {tuple(c) for c in load(shown["background"])[..., :3].reshape(-1, 3)}
+    for cls in (L.SKIN, L.HAIR, L.EYES, L.MOUTH, L.BACKGROUND):
+        assert tuple(L.PALETTE[cls]) in colours
+
+
+def test_paint_decoding():
+    from semedit.synth import labels as L
+    from semedit.ui.segments import apply_paint
+    labels = np.full((8, 8), L.SKIN)
+    layer = np.zeros((8, 8, 4), np.uint8)
+    layer[:4, :4] = (*L.PALETTE[L.HAIR], 255)
+    layer[4:, 4:] = (*L.PALETTE[L.EYES], 100)  # faint antialiased edge: ignored
+    layer[0, 7] = (118, 62, 21, 255)  # near the hair colour
+    out = apply_paint(labels, {"layers": [layer, np.zeros((5, 5, 4), np.uint8)]})  # a wrong-sized layer is skipped
+    assert (out[:4, :4] == L.HAIR).all() and (out[4:, 4:] == L.SKIN).all() and out[0, 7] == L.HAIR
+    assert (labels == L.SKIN).all()  # the automatic map is not modified
+    assert (apply_paint(labels, None) == labels).all()

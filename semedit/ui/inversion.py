@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import torch
 
@@ -19,6 +21,7 @@ from ..registry import Registry
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
 from .common import MODEL_CONCURRENCY_ID
+from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, photo_segments, segmenter_segments
 
 ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
                  ("align the face (FFHQ crop)", "align"), ("centre crop", "centre")]
@@ -59,9 +62,41 @@ def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
     return path
 
 
+def load_target(registry: Registry, model: str, image, alignment: str):
+    """(photo, crop [CROP_SIZE px], Alignment, aligned?) for the uploaded file, or gr.Error."""
+    if not image:
+        raise gr.Error("Upload an image or pick an example first.")
+    embedded = registry.catalogue.get(model).config.get("domain") == "embedded-portraits"
+    align_face = alignment == "align" or (alignment == "auto" and not embedded)
+    try:
+        photo = load_image(image)
+        crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face)
+    except SemeditError as e:  # unreadable image, or no face to align
+        raise gr.Error(str(e)) from e
+    return photo, crop, where, align_face
+
+
+def make_segment(registry: Registry):
+    def segment(model, image, alignment):
+        """The target's automatic segments: (editor value, label map for the session). Aligned
+        photos are segmented with mediapipe; centre crops by the generator's segmenter, if any."""
+        photo, crop, where, aligned = load_target(registry, model, image, alignment)
+        spec = registry.catalogue.get(model)
+        try:
+            if spec.config.get("segmenter") and not aligned:
+                G = registry.get(model)
+                labels = segmenter_segments(registry.get(spec.config["segmenter"]), crop, G.config.resolution)
+            else:
+                labels = photo_segments(np.asarray(photo), where)
+        except SemeditError as e:
+            raise gr.Error(str(e)) from e
+        return editor_value(labels), labels
+    return segment
+
+
 def make_run(registry: Registry):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
-            cancel: CancelFlag, identity_weight=0.0, progress=gr.Progress()):
+            cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, progress=gr.Progress()):
         if not image:
             raise gr.Error("Upload an image or pick an example first.")
         if not methods:
@@ -75,13 +110,9 @@ def make_run(registry: Registry):
         if identity_weight and ctx.identity is None:
             raise gr.Error("The identity loss needs an identity model; this generator's domain has none "
                            "(set its weight to 0).")
-        spec = registry.catalogue.get(model)
-        align_face = alignment == "align" or (alignment == "auto" and spec.config.get("domain") != "embedded-portraits")
-        try:
-            photo = load_image(image)
-            crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face)
-        except SemeditError as e:  # unreadable image, or no face to align
-            raise gr.Error(str(e)) from e
+        photo, crop, where, align_face = load_target(registry, model, image, alignment)
+        if auto_labels is not None:  # the user looked at (and maybe painted) the segments
+            ctx = replace(ctx, labels=torch.from_numpy(apply_paint(auto_labels, painted)))
         target = pil_to_tensor(crop)
         knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
                       chunky_space=chunky_space, pti_tune_steps=int(steps), identity_weight=float(identity_weight or 0))
@@ -172,13 +203,25 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                                    interactive=False)
             curves = gr.LinePlot(x="step", y="loss", color="method", label="Loss per step", height=260)
             latents = gr.File(label="Latents (torch.load(..., weights_only=True))")
+            with gr.Accordion("Segments: ChunkyGAN's starting masks (paint to correct)", open=False):
+                gr.Markdown("**Segment the target**, then paint over mistakes in the class colours: " + LEGEND)
+                segment_button = gr.Button("Segment the target")
+                editor = gr.ImageEditor(label="Segments", type="numpy", image_mode="RGBA", sources=(),
+                                        transforms=(), layers=False, canvas_size=(CROP_SIZE, CROP_SIZE),
+                                        fixed_canvas=True, height=CROP_SIZE + 120, format="png",
+                                        brush=gr.Brush(colors=BRUSH_COLOURS, color_mode="fixed", default_size=6))
+    segments = gr.State(None)  # the automatic label map of the current target (numpy [256, 256])
     files = example_files(EXAMPLES_DIR)
     if files:
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
     image.change(preview, inputs=image, outputs=shown, api_name="load_image")
+    for control in (image, alignment, picker):  # segments of another target or crop are stale
+        control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
+    segment_button.click(make_segment(registry), inputs=[picker, image, alignment], outputs=[editor, segments],
+                         api_name="segment", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
     event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
                                                          chunky_space, perceptual, alignment, cancel_flag,
-                                                         identity_weight],
+                                                         identity_weight, editor, segments],
                              outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
                              api_name="invert",
                              concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
