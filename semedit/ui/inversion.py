@@ -26,6 +26,8 @@ from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, photo_se
 ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
                  ("align the face (FFHQ crop)", "align"), ("centre crop", "centre")]
 CHOICES = [(label, key) for key, label in DISPLAY_NAMES.items()]
+#: a fixed colour per method for the loss curves (the plot's own legend stays empty in Gradio 6.31)
+CURVE_COLOURS = dict(zip(DISPLAY_NAMES.values(), ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b"]))
 METRIC_COLUMNS = ["method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"]
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
 
@@ -136,14 +138,17 @@ def make_run(registry: Registry):
             results[key] = r
             s = score_result(r, target, ctx)
             rows.append({"method": r.method, **s.as_row()})
-            curves += [{"step": i + 1, "loss": v, "method": r.method} for i, v in enumerate(r.losses)]
+            curves += [{"step": i + 1, "loss": v, "method": DISPLAY_NAMES[key]} for i, v in enumerate(r.losses)]
             big = torch.nn.functional.interpolate(r.image, size=(256, 256), mode="nearest")
             gallery.append((tensor_to_uint8(big)[0], r.method))
             if "chunks" in r.extras:
                 gallery += chunk_views(r)
             pasted.append((paste_back(photo, tensor_to_pil(resize(r.image, CROP_SIZE)), where), r.method))
-            yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
-                   str(save_latents(results, out_dir)), results, status or f"{len(results)} of {len(methods)} done")
+            table, saved, note = pd.DataFrame(rows, columns=METRIC_COLUMNS), str(save_latents(results, out_dir)), \
+                f"{len(results)} of {len(methods)} done"
+            # Gradio's plot keeps drawing only the series of the value it was first given: clear it, then refill
+            yield gallery, pasted, table, None, saved, results, note
+            yield gallery, pasted, table, pd.DataFrame(curves), saved, results, note
         yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
                str(save_latents(results, out_dir)) if results else None, results,
                status or f"Done: {len(results)} methods, perceptual model {ctx.perceptual.name}, "
@@ -201,7 +206,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                                 height="auto", format="png", object_fit="contain")
             metrics = gr.Dataframe(headers=METRIC_COLUMNS, label="Metrics (lower is better, but PSNR)",
                                    interactive=False)
-            curves = gr.LinePlot(x="step", y="loss", color="method", label="Loss per step", height=260)
+            curves = gr.LinePlot(x="step", y="loss", color="method", label="Loss per step", height=260,
+                                 color_map=CURVE_COLOURS)
+            gr.Markdown(" ".join(f"<span style='color:{c}'>&#9644; {name}</span>" for name, c in CURVE_COLOURS.items()))
             latents = gr.File(label="Latents (torch.load(..., weights_only=True))")
             with gr.Accordion("Segments: ChunkyGAN's starting masks (paint to correct)", open=False):
                 gr.Markdown("**Segment the target**, then paint over mistakes in the class colours: " + LEGEND)
