@@ -92,8 +92,9 @@ def test_pose_mirrors_and_smile_ranks():
     assert smile(pick_face(np.asarray(photo("obama.jpg")))) > smile(pick_face(arr)) + 0.05  # grin vs closed mouth
 
 
-def test_photo_segments():
-    arr = np.asarray(photo("obama.jpg"))
+@pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "astronaut"])
+def test_photo_segments(name):
+    arr = np.asarray(photo(name))
     face = pick_face(arr)
     labels = photo_labels(arr, face)
     assert labels.shape == arr.shape[:2]
