@@ -53,9 +53,11 @@ def synthesize(G: StyleGAN2Generator, latent: Latent, *, noise_mode: NoiseMode =
                noise: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
     """latent -> img [N, 3, R, R] in [-1, 1] (differentiable in the latent).
 
-    Batches of several codes run the unfused modulated convolution (weights shared across the
-    batch), which is the faster path on the CPU once N > 1."""
-    fused = latent.value.shape[0] == 1
+    Always the unfused modulated convolution (styles scale the activations; one shared weight):
+    gradients reach the codes through the activations, so the backward pass computes no
+    per-sample weight gradients. Measured on one CPU thread, a W+ forward + backward step is
+    1.8x faster than fused on the embedded model and 1.3x at 256 px; tuning G (PTI) 1.3x."""
+    fused = False
     if latent.space == "s":
         return G.synthesis.from_styles(split_styles(G, latent.value), noise_mode=noise_mode, noise=noise, fused=fused)
     ws = G.broadcast(latent.value) if latent.space == "w" else latent.value
