@@ -74,7 +74,7 @@ def _cmd_invert(a: argparse.Namespace) -> None:
         for path in paths:
             try:  # unreadable files and photos without a face are skipped, the rest go on
                 photo = load_image(path)
-                crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face)
+                crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face, face_index=a.face)
             except SemeditError as e:
                 print(f"{path.name}: skipped: {e}", file=sys.stderr)
                 continue
@@ -115,7 +115,8 @@ def main(argv=None) -> None:
     p.add_argument("--chunks", type=int, default=4)
     p.add_argument("--chunky-space", default="w+", choices=["w", "w+", "s"])
     p.add_argument("--align", default="auto", choices=["auto", "align", "centre"],
-                   help="FFHQ-align the largest face (auto: for face generators) or take the centred square")
+                   help="FFHQ-align a face (auto: for face generators) or take the centred square")
+    p.add_argument("--face", type=int, default=0, help="which face to align: 0 = the largest")
     p.add_argument("--identity-weight", type=float, default=0.0, help="add the identity distance to the loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="inversion-out")

@@ -167,11 +167,18 @@ def test_segment_endpoint_on_a_photo(client):
     from tests.test_faces import FACES
     if not FACES.is_dir():
         pytest.skip("needs ../shared/testdata/faces")
-    shown = Client(client.src, verbose=False).predict(DEFAULT, handle_file(str(FACES / "two_people.jpg")), "align",
-                                                       api_name="/segment")
-    colours = {tuple(c) for c in load(shown["background"])[..., :3].reshape(-1, 3)}
-    for cls in (L.SKIN, L.HAIR, L.EYES, L.MOUTH, L.BACKGROUND):
-        assert tuple(L.PALETTE[cls]) in colours
+    from gradio_client.exceptions import AppError
+    session = Client(client.src, verbose=False)
+    photo = handle_file(str(FACES / "two_people.jpg"))
+    maps = [load(session.predict(DEFAULT, photo, "align", face, api_name="/segment")["background"])[..., :3]
+            for face in (0, 1)]
+    for shown in maps:
+        colours = {tuple(c) for c in shown.reshape(-1, 3)}
+        for cls in (L.SKIN, L.HAIR, L.EYES, L.MOUTH, L.BACKGROUND):
+            assert tuple(L.PALETTE[cls]) in colours
+    assert (maps[0] != maps[1]).any(axis=2).mean() > 0.05  # two people, two crops
+    with pytest.raises(AppError, match="face 5"):
+        session.predict(DEFAULT, photo, "align", 5, api_name="/segment")
 
 
 def test_paint_decoding():

@@ -64,32 +64,33 @@ def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
     return path
 
 
-def load_target(registry: Registry, model: str, image, alignment: str):
-    """(photo, crop [CROP_SIZE px], Alignment, aligned?) for the uploaded file, or gr.Error."""
+def load_target(registry: Registry, model: str, image, alignment: str, face_index=0):
+    """(photo, crop [CROP_SIZE px], Alignment, aligned?) for the uploaded file, aligned around its
+    ``face_index``-th largest face when aligning; or gr.Error."""
     if not image:
         raise gr.Error("Upload an image or pick an example first.")
     embedded = registry.catalogue.get(model).config.get("domain") == "embedded-portraits"
     align_face = alignment == "align" or (alignment == "auto" and not embedded)
     try:
         photo = load_image(image)
-        crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face)
+        crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face, face_index=int(face_index or 0))
     except SemeditError as e:  # unreadable image, or no face to align
         raise gr.Error(str(e)) from e
     return photo, crop, where, align_face
 
 
 def make_segment(registry: Registry):
-    def segment(model, image, alignment):
+    def segment(model, image, alignment, face_index=0):
         """The target's automatic segments: (editor value, label map for the session). Aligned
         photos are segmented with mediapipe; centre crops by the generator's segmenter, if any."""
-        photo, crop, where, aligned = load_target(registry, model, image, alignment)
+        photo, crop, where, aligned = load_target(registry, model, image, alignment, face_index)
         spec = registry.catalogue.get(model)
         try:
             if spec.config.get("segmenter") and not aligned:
                 G = registry.get(model)
                 labels = segmenter_segments(registry.get(spec.config["segmenter"]), crop, G.config.resolution)
             else:
-                labels = photo_segments(np.asarray(photo), where)
+                labels = photo_segments(np.asarray(photo), where, int(face_index or 0))
         except SemeditError as e:
             raise gr.Error(str(e)) from e
         return editor_value(labels), labels
@@ -98,7 +99,8 @@ def make_segment(registry: Registry):
 
 def make_run(registry: Registry):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
-            cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, progress=gr.Progress()):
+            cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
+            progress=gr.Progress()):
         if not image:
             raise gr.Error("Upload an image or pick an example first.")
         if not methods:
@@ -112,7 +114,7 @@ def make_run(registry: Registry):
         if identity_weight and ctx.identity is None:
             raise gr.Error("The identity loss needs an identity model; this generator's domain has none "
                            "(set its weight to 0).")
-        photo, crop, where, align_face = load_target(registry, model, image, alignment)
+        photo, crop, where, align_face = load_target(registry, model, image, alignment, face_index)
         if auto_labels is not None:  # the user looked at (and maybe painted) the segments
             ctx = replace(ctx, labels=torch.from_numpy(apply_paint(auto_labels, painted)))
         target = pil_to_tensor(crop)
@@ -185,6 +187,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                             height=120)
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
+            face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest)")
             methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
             with gr.Accordion("ChunkyGAN, perceptual and identity", open=False):
@@ -222,13 +225,14 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
     if files:
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
     image.change(preview, inputs=image, outputs=shown, api_name="load_image")
-    for control in (image, alignment, picker):  # segments of another target or crop are stale
+    for control in (image, alignment, picker, face_index):  # segments of another target or crop are stale
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
-    segment_button.click(make_segment(registry), inputs=[picker, image, alignment], outputs=[editor, segments],
+    segment_button.click(make_segment(registry), inputs=[picker, image, alignment, face_index],
+                         outputs=[editor, segments],
                          api_name="segment", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
     event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
                                                          chunky_space, perceptual, alignment, cancel_flag,
-                                                         identity_weight, editor, segments],
+                                                         identity_weight, editor, segments, face_index],
                              outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
                              api_name="invert",
                              concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)

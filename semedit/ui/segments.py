@@ -24,13 +24,16 @@ LEGEND = " ".join(f"<span style='background:{c};color:{'#fff' if sum(L.PALETTE[i
                   for i, (c, name) in enumerate(zip(BRUSH_COLOURS, L.CLASS_NAMES)))
 
 
-def photo_segments(photo_rgb: np.ndarray, alignment) -> np.ndarray:
-    """Label map [size, size] of the largest face's person in the crop ``alignment`` describes;
-    the other faces' people are background. NoFaceError when there is no face."""
+def photo_segments(photo_rgb: np.ndarray, alignment, face_index: int = 0) -> np.ndarray:
+    """Label map [size, size] of the ``face_index``-th largest face's person in the crop
+    ``alignment`` describes; the other faces' people are background. NoFaceError when there
+    is no such face."""
     faces = detect_faces(photo_rgb)
-    if not faces:
-        raise NoFaceError("no face was found, so the photo cannot be segmented: ChunkyGAN will start from bands")
-    return crop_labels(photo_labels(photo_rgb, faces[0], faces[1:]), alignment)
+    if not 0 <= face_index < len(faces):
+        raise NoFaceError(f"face {face_index} was asked for, but {len(faces)} were found, so the photo cannot "
+                          "be segmented: ChunkyGAN will start from bands")
+    others = faces[:face_index] + faces[face_index + 1:]
+    return crop_labels(photo_labels(photo_rgb, faces[face_index], others), alignment)
 
 
 def segmenter_segments(segmenter: torch.nn.Module, crop, resolution: int) -> np.ndarray:
