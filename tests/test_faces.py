@@ -169,3 +169,17 @@ def test_segments_follow_the_face_into_the_aligned_crop():
     for x, y in np.round(al.photo_to_crop(face.eyes())).astype(int):
         assert labels[y, x] == L.EYES
     assert labels[250, 128] == L.NECK_CLOTHES and labels[5, 5] == L.BACKGROUND
+
+
+def test_label_images_for_direction_fitting():
+    """The labelling function works on image tensors: a mirrored face flips yaw and roll, the
+    smile stays; an image without a face gives a row of NaN."""
+    from semedit.faces.pose import LABELS, label_images
+    from semedit.imaging import pil_to_tensor
+    img = pil_to_tensor(photo("biden.jpg").resize((256, 582)))
+    batch = torch.cat([img, img.flip(-1), torch.zeros_like(img)])
+    labels = label_images(batch)
+    assert labels.shape == (3, len(LABELS))
+    assert abs(labels[0, 0] + labels[1, 0]) < 3 and abs(labels[0, 0]) > 5  # yaw flips
+    assert abs(labels[0, 3] - labels[1, 3]) < 0.03  # smile does not
+    assert np.isnan(labels[2]).all()

@@ -44,3 +44,22 @@ def mouth_width(face: Face) -> float:
     """Mouth-corner distance over eye distance."""
     c, e = face.mouth_corners(), face.eyes()
     return float(np.hypot(*(c[1] - c[0])) / np.hypot(*(e[1] - e[0])))
+
+
+#: the labels ``label_images`` measures, in its column order
+LABELS = ("yaw", "pitch", "roll", "smile")
+
+
+def label_images(images) -> np.ndarray:
+    """Labelling function for direction fitting: images [N, 3, H, W] in [-1, 1] (a torch tensor,
+    e.g. generator samples) -> float array [N, 4] of (yaw, pitch, roll, smile) per ``LABELS``,
+    for each image's largest face; a row of NaN where no face is found."""
+    from ..imaging import tensor_to_uint8
+    from .landmarks import detect_faces
+    out = np.full((len(images), len(LABELS)), np.nan)
+    for i, arr in enumerate(tensor_to_uint8(images)):
+        faces = detect_faces(arr, max_faces=1)
+        if faces:
+            pose = head_pose(faces[0])
+            out[i] = (pose.yaw, pose.pitch, pose.roll, smile(faces[0]))
+    return out
