@@ -33,7 +33,7 @@ def test_spacefile_is_a_v0_manifest_with_one_python_micro():
     assert micro["run"] == "python app.py" and micro["primary"] is True
     env = {e["name"]: e["default"] for e in micro["presets"]["env"]}
     assert {"SEMEDIT_DEVICE", "SEMEDIT_CACHE_DIR", "HF_HUB_OFFLINE"} <= set(env)
-    for needed in ("app.py", "semedit", "weights", "requirements.txt"):
+    for needed in ("app.py", "semedit", "weights", "examples", "requirements.txt"):  # examples feed the inversion tab
         assert needed in micro["include"]
     s = Settings.from_env(env)  # the presets are values our settings accept
     assert s.hub_offline and s.device == "auto"
