@@ -101,8 +101,6 @@ def make_run(registry: Registry):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
             cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
             progress=gr.Progress()):
-        if not image:
-            raise gr.Error("Upload an image or pick an example first.")
         if not methods:
             raise gr.Error("Tick at least one method.")
         cancel.event.clear()
