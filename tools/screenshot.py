@@ -6,7 +6,8 @@ and a Chromium, e.g. Debian's `apt-get install chromium`).
     python tools/screenshot.py --tab Samples --out docs/samples.png
 
 The inversion scenario picks the first example, sets the steps, presses Invert and waits for
-the run to finish; the samples scenario presses Sample and Ground truth.
+the run to finish (with --segments, it first shows the target's segments); the samples
+scenario presses Sample and Ground truth.
 """
 import argparse
 
@@ -23,6 +24,7 @@ def main() -> None:
     ap.add_argument("--tab", default="Inversion comparison", choices=["Inversion comparison", "Samples"])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--timeout", type=int, default=600, help="seconds to wait for the run")
+    ap.add_argument("--segments", action="store_true", help="open Segments and segment the target first")
     a = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=ARGS)
@@ -41,6 +43,10 @@ def main() -> None:
             steps = page.get_by_label("Steps per method", exact=False).first
             steps.fill(str(a.steps))
             steps.press("Enter")
+            if a.segments:
+                page.get_by_text("Segments: ChunkyGAN", exact=False).first.click()
+                page.get_by_role("button", name="Segment the target", exact=True).click()
+                page.wait_for_timeout(4000)
             page.get_by_role("button", name="Invert", exact=True).click()
             page.get_by_text("Done:", exact=False).wait_for(timeout=a.timeout * 1000)
             page.wait_for_timeout(1500)

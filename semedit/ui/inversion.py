@@ -201,6 +201,13 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                 cancel_button = gr.Button("Cancel", variant="stop")
             status = gr.Markdown()
         with gr.Column(scale=3):
+            with gr.Accordion("Segments: ChunkyGAN's starting masks (paint to correct)", open=False):
+                gr.Markdown("**Segment the target**, then paint over mistakes in the class colours: " + LEGEND)
+                segment_button = gr.Button("Segment the target")
+                editor = gr.ImageEditor(label="Segments", type="numpy", image_mode="RGBA", sources=(),
+                                        transforms=(), layers=False, canvas_size=(CROP_SIZE, CROP_SIZE),
+                                        fixed_canvas=True, height=CROP_SIZE + 120, format="png",
+                                        brush=gr.Brush(colors=BRUSH_COLOURS, color_mode="fixed", default_size=6))
             gallery = gr.Gallery(label="Target and reconstructions", columns=4, height="auto", format="png",
                                  object_fit="contain")
             pasted = gr.Gallery(label="Pasted back into the photo (original resolution)", columns=3,
@@ -211,13 +218,6 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                                  color_map=CURVE_COLOURS)
             gr.Markdown(" ".join(f"<span style='color:{c}'>&#9644; {name}</span>" for name, c in CURVE_COLOURS.items()))
             latents = gr.File(label="Latents (torch.load(..., weights_only=True))")
-            with gr.Accordion("Segments: ChunkyGAN's starting masks (paint to correct)", open=False):
-                gr.Markdown("**Segment the target**, then paint over mistakes in the class colours: " + LEGEND)
-                segment_button = gr.Button("Segment the target")
-                editor = gr.ImageEditor(label="Segments", type="numpy", image_mode="RGBA", sources=(),
-                                        transforms=(), layers=False, canvas_size=(CROP_SIZE, CROP_SIZE),
-                                        fixed_canvas=True, height=CROP_SIZE + 120, format="png",
-                                        brush=gr.Brush(colors=BRUSH_COLOURS, color_mode="fixed", default_size=6))
     segments = gr.State(None)  # the automatic label map of the current target (numpy [256, 256])
     files = example_files(EXAMPLES_DIR)
     if files:
