@@ -118,3 +118,21 @@ def test_identity_vector_names():
     att = p.attributes()
     assert set(att) >= {"smile", "beard", "glasses", "age", "hair_style"}
     assert set(p.pose()) == {"yaw", "light_angle"}
+
+
+def test_segmenter_batches_can_mix_in_generator_samples():
+    """With a generator, the first share of a batch is its image of the same latents (labels
+    from the renderer, no accessory); the rest is the renderer's batch unchanged."""
+    from semedit.networks.stylegan2 import StyleGAN2Config
+    from semedit.synth.params import LATENT_DIM
+    from semedit.synth.train_segmenter import SegmenterTraining, training_batch
+    from tests.conftest import tiny_generator
+    G = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=LATENT_DIM, w_dim=32, mapping_layers=2,
+                                              channels=(16, 16, 8)))
+    cfg = SegmenterTraining(batch=4, size=16, accessory_share=1.0, generator_share=0.5)
+    plain_img, plain_lab = training_batch(3, cfg)
+    mixed_img, mixed_lab = training_batch(3, cfg, G)
+    assert mixed_img.shape == (4, 3, 16, 16) and mixed_lab.shape == (4, 16, 16)
+    assert torch.equal(mixed_img[2:], plain_img[2:]) and torch.equal(mixed_lab[2:], plain_lab[2:])
+    assert not torch.allclose(mixed_img[:2], plain_img[:2], atol=0.05)
+    assert not (mixed_lab[:2] == L.ACCESSORY).any() and (plain_lab == L.ACCESSORY).any()
