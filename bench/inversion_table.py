@@ -81,7 +81,8 @@ def main() -> None:
     text = (f"# Inversion on the embedded domain: {a.in_domain} in-domain + {a.ood} out-of-domain targets\n\n"
             f"`python bench/inversion_table.py {' '.join(sys.argv[1:])}` on `{model}`, loss model "
             f"{loss_model.name}, scored with {judge.name}; {a.steps} steps per method (PTI: {a.steps} pivot + "
-            f"{a.pti_tune_steps} tuning steps); identity distance: n/a (identity models are for photographs, not the embedded cartoons).\n\n"
+            f"{a.pti_tune_steps} tuning steps); identity distance: n/a (identity models "
+            "are for photographs, not the embedded cartoons).\n\n"
             + "\n".join(lines) + f"\n\nTotal time {time.time() - t0:.0f} s.\n")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text)

@@ -42,9 +42,12 @@ def _cmd_random_generator(a: argparse.Namespace) -> None:
 
 def _cmd_invert(a: argparse.Namespace) -> None:
     import csv
+    from dataclasses import replace
+    import numpy as np
     import torch
     from .errors import SemeditError
     from .faces.alignment import paste_back, prepare_target
+    from .faces.segments import segments_in_crop
     from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
     from .inversion.suite import CROP_SIZE, METHODS, Knobs, context_for, run_method, score_result
     from .registry import Registry
@@ -75,12 +78,15 @@ def _cmd_invert(a: argparse.Namespace) -> None:
             try:  # unreadable files and photos without a face are skipped, the rest go on
                 photo = load_image(path)
                 crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face, face_index=a.face)
+                labels = None
+                if align_face and "chunky" in methods:  # ChunkyGAN starts from the photo's segments
+                    labels = torch.from_numpy(segments_in_crop(np.asarray(photo), where, a.face))
             except SemeditError as e:
                 print(f"{path.name}: skipped: {e}", file=sys.stderr)
                 continue
             target = pil_to_tensor(crop)
             for m in methods:
-                r = run_method(m, G, target, knobs, ctx)
+                r = run_method(m, G, target, knobs, replace(ctx, labels=labels) if labels is not None else ctx)
                 s = score_result(r, target, ctx)
                 tensor_to_pil(r.image).save(out / f"{path.stem}_{m}.png")
                 pasted = paste_back(photo, tensor_to_pil(resize(r.image, CROP_SIZE)), where)

@@ -193,3 +193,18 @@ def test_paint_decoding():
     assert (out[:4, :4] == L.HAIR).all() and (out[4:, 4:] == L.SKIN).all() and out[0, 7] == L.HAIR
     assert (labels == L.SKIN).all()  # the automatic map is not modified
     assert (apply_paint(labels, None) == labels).all()
+
+
+def test_chunkygan_starts_from_the_photos_segments(client):
+    """An aligned photo, nothing painted: ChunkyGAN's masks start from the photo's segments (the
+    face in the face chunk, the corners in the background chunk), not from bands."""
+    from gradio_client import Client, handle_file
+    from tests.test_faces import FACES
+    if not FACES.is_dir():
+        pytest.skip("needs ../shared/testdata/faces")
+    session = Client(client.src, verbose=False)
+    latents = session.predict(DEFAULT, handle_file(str(FACES / "obama_small.jpg")), ["chunky"], 10, 1.0, 3, "w+",
+                              "stlpips-alex", "align", api_name="/invert")[-2]
+    masks = torch.load(latents, weights_only=True)["chunky"]["masks"]  # [3, 64, 64]: bg+clothes, hair, rest
+    assert masks[2, 28:40, 24:40].mean() > 0.6  # cheeks and nose: face chunk (bands would give the middle band)
+    assert masks[0, :6, :6].mean() > 0.6 and masks[0, :6, -6:].mean() > 0.6  # the top corners: background

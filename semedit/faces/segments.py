@@ -113,3 +113,16 @@ def crop_labels(labels: np.ndarray, alignment: Alignment) -> np.ndarray:
     quad = tuple((alignment.quad + 0.5).flatten())
     out = img.transform((alignment.size, alignment.size), Image.QUAD, quad, Image.NEAREST, fillcolor=L.BACKGROUND)
     return np.asarray(out).astype(np.int64)
+
+
+def segments_in_crop(photo_rgb: np.ndarray, alignment: Alignment, face_index: int = 0) -> np.ndarray:
+    """Label map [size, size] of the ``face_index``-th largest face's person in the crop
+    ``alignment`` describes; the other faces' people are background. NoFaceError when there
+    is no such face."""
+    from .landmarks import NoFaceError, detect_faces
+    faces = detect_faces(photo_rgb)
+    if not 0 <= face_index < len(faces):
+        raise NoFaceError(f"face {face_index} was asked for, but {len(faces)} were found, so the photo cannot "
+                          "be segmented")
+    others = faces[:face_index] + faces[face_index + 1:]
+    return crop_labels(photo_labels(photo_rgb, faces[face_index], others), alignment)

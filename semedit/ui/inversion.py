@@ -14,6 +14,7 @@ import torch
 
 from ..errors import SemeditError
 from ..faces.alignment import paste_back, prepare_target
+from ..faces.segments import segments_in_crop
 from ..imaging import ImageInputError, load_image, pil_to_tensor, resize, tensor_to_pil, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
 from ..inversion.suite import CROP_SIZE, DISPLAY_NAMES, Knobs, context_for, run_method, score_result
@@ -21,7 +22,7 @@ from ..registry import Registry
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
 from .common import MODEL_CONCURRENCY_ID
-from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, photo_segments, segmenter_segments
+from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, segmenter_segments
 
 ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
                  ("align the face (FFHQ crop)", "align"), ("centre crop", "centre")]
@@ -90,7 +91,7 @@ def make_segment(registry: Registry):
                 G = registry.get(model)
                 labels = segmenter_segments(registry.get(spec.config["segmenter"]), crop, G.config.resolution)
             else:
-                labels = photo_segments(np.asarray(photo), where, int(face_index or 0))
+                labels = segments_in_crop(np.asarray(photo), where, int(face_index or 0))
         except SemeditError as e:
             raise gr.Error(str(e)) from e
         return editor_value(labels), labels
@@ -115,6 +116,12 @@ def make_run(registry: Registry):
         photo, crop, where, align_face = load_target(registry, model, image, alignment, face_index)
         if auto_labels is not None:  # the user looked at (and maybe painted) the segments
             ctx = replace(ctx, labels=torch.from_numpy(apply_paint(auto_labels, painted)))
+        elif align_face and "chunky" in methods:  # photos: ChunkyGAN starts from the photo's segments
+            try:
+                ctx = replace(ctx, labels=torch.from_numpy(segments_in_crop(np.asarray(photo), where,
+                                                                             int(face_index or 0))))
+            except SemeditError:
+                pass  # no segments: the segmenter or bands, as without a photo
         target = pil_to_tensor(crop)
         knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
                       chunky_space=chunky_space, pti_tune_steps=int(steps), identity_weight=float(identity_weight or 0))

@@ -13,8 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..faces.landmarks import NoFaceError, detect_faces
-from ..faces.segments import crop_labels, photo_labels
 from ..imaging import pil_to_tensor
 from ..synth import labels as L
 
@@ -22,18 +20,6 @@ BRUSH_COLOURS = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in L.PALETTE]
 LEGEND = " ".join(f"<span style='background:{c};color:{'#fff' if sum(L.PALETTE[i]) < 300 else '#000'};"
                   f"padding:1px 6px;border-radius:4px'>{name.replace('_', '/')}</span>"
                   for i, (c, name) in enumerate(zip(BRUSH_COLOURS, L.CLASS_NAMES)))
-
-
-def photo_segments(photo_rgb: np.ndarray, alignment, face_index: int = 0) -> np.ndarray:
-    """Label map [size, size] of the ``face_index``-th largest face's person in the crop
-    ``alignment`` describes; the other faces' people are background. NoFaceError when there
-    is no such face."""
-    faces = detect_faces(photo_rgb)
-    if not 0 <= face_index < len(faces):
-        raise NoFaceError(f"face {face_index} was asked for, but {len(faces)} were found, so the photo cannot "
-                          "be segmented: ChunkyGAN will start from bands")
-    others = faces[:face_index] + faces[face_index + 1:]
-    return crop_labels(photo_labels(photo_rgb, faces[face_index], others), alignment)
 
 
 def segmenter_segments(segmenter: torch.nn.Module, crop, resolution: int) -> np.ndarray:
