@@ -7,7 +7,7 @@ offline, the shift-tolerant LPIPS networks that ship inside the ``stlpips-pytorc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,32 @@ class PerceptualModel(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.net(self._fit(x), self._fit(y)).reshape(x.shape[0], -1).mean(1)
+
+    def against(self, target: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x [N, 3, H, W] -> distance(x, target) [N], the same values as ``self(x, target)``, with
+        the target's features computed once: an optimisation loop then runs the network on its
+        own image only. For LPIPS-style nets (the lpips and stlpips packages' ``LPIPS``:
+        scaling layer, feature net, unit-normalised features, linear heads, spatial mean);
+        other nets are called as they are."""
+        net = self.net
+        if not all(hasattr(net, a) for a in ("scaling_layer", "net", "lins", "L", "version", "lpips", "spatial")) \
+                or not net.lpips or net.spatial:
+            return lambda x: self(x, target)
+
+        def features(img: torch.Tensor) -> List[torch.Tensor]:
+            img = self._fit(img)
+            outs = net.net.forward(net.scaling_layer(img) if net.version == "0.1" else img)
+            return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10) for f in outs[:net.L]]
+
+        with torch.no_grad():
+            fixed = features(target)
+
+        def distance(x: torch.Tensor) -> torch.Tensor:
+            total = 0
+            for lin, a, b in zip(net.lins, features(x), fixed):
+                total = total + lin((a - b).square()).mean((2, 3), keepdim=True)
+            return total.reshape(x.shape[0], -1).mean(1)
+        return distance
 
 
 def build_stlpips(weights: Path, net: str = "alex") -> PerceptualModel:

@@ -210,3 +210,20 @@ def copy_without_noise(G):
         for layer in quiet.synthesis.layers:
             layer.noise_strength.zero_()
     return quiet
+
+
+def test_perceptual_against_a_fixed_target_matches_the_pair_distance(perceptual):
+    """The loops compute the target's features once; values and gradients must not change."""
+    import lpips
+    from semedit.losses import PerceptualModel
+    torch.manual_seed(0)
+    vgg = PerceptualModel(lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=True, verbose=False), "lpips vgg")
+    target = torch.rand(1, 3, 40, 40) * 2 - 1
+    for model in (perceptual, vgg):
+        x = (torch.rand(2, 3, 40, 40) * 2 - 1).requires_grad_(True)
+        pair, fixed = model(x, target), model.against(target)(x)
+        assert pair.shape == fixed.shape == (2,) and (pair > 0).all()
+        assert torch.allclose(pair, fixed, rtol=1e-5, atol=1e-7)
+        g_pair, = torch.autograd.grad(pair.sum(), x)
+        g_fixed, = torch.autograd.grad(model.against(target)(x).sum(), x)
+        assert torch.allclose(g_pair, g_fixed, rtol=1e-4, atol=1e-9)

@@ -121,6 +121,7 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
     res = G.config.resolution
     total = total_steps or settings.steps
+    to_target = perceptual.against(target)  # the target's features once, not every step
     losses = []
     for step in range(settings.steps):
         for g in opt.param_groups:
@@ -137,7 +138,7 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
             composite = (images * masks).sum(0, keepdim=True)
         else:
             composite = images
-        loss = perceptual(composite, target).mean()
+        loss = to_target(composite).mean()
         if settings.pixel_weight:
             loss = loss + settings.pixel_weight * l2(composite, target).mean()
         if settings.identity_weight:

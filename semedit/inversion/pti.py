@@ -45,9 +45,10 @@ def invert_pti(G: StyleGAN2Generator, target: torch.Tensor, config: PTIConfig = 
     latent = Latent(pivot.latent.space, pivot.latent.value.to(device))
     opt = torch.optim.Adam([p for p in tuned.synthesis.parameters() if p.requires_grad], lr=config.tune_lr)
     losses = list(pivot.losses)
+    to_target = perceptual.to(device).against(target)
     for step in range(config.tune_steps):
         image = synthesize(tuned, latent)
-        loss = config.l2_weight * l2(image, target).mean() + config.lpips_weight * perceptual(image, target).mean()
+        loss = config.l2_weight * l2(image, target).mean() + config.lpips_weight * to_target(image).mean()
         if config.identity_weight:
             loss = loss + config.identity_weight * identity(image, target).mean()
         opt.zero_grad(set_to_none=True)
