@@ -53,10 +53,10 @@ def test_shipped_embedded_generator_reproduces_the_renderer(shipped):
     assert shipped.catalogue.default_generator == "embedded-portraits-64"
     gt = sample_with_ground_truth(G, range(30_000_000, 30_000_032))  # latents no training run drew
     # Regression guards just under what the shipped model measures (bench/results/embedded_quality.md:
-    # error 0.052, IoU background 0.94 / skin 0.59 / hair 0.36), not the aims it still misses.
-    assert (gt.images - gt.target).abs().mean() / 2 < 0.065
+    # error 0.045, IoU background 0.94 / skin 0.59 / hair 0.42), not the aims it still misses.
+    assert (gt.images - gt.target).abs().mean() / 2 < 0.055
     iou = class_iou(S.predict(gt.images), gt.labels)
-    assert iou[L.BACKGROUND] > 0.85 and iou[L.SKIN] > 0.45 and iou[L.HAIR] > 0.2
+    assert iou[L.BACKGROUND] > 0.88 and iou[L.SKIN] > 0.5 and iou[L.HAIR] > 0.33
     plain = torch.full_like(gt.target, float(gt.target.mean()))
     assert (gt.images - gt.target).abs().mean() < 0.6 * (plain - gt.target).abs().mean()  # far from a flat guess
 
@@ -65,7 +65,8 @@ def test_shipped_segmenter_reads_renderer_images(shipped):
     S = shipped.get("embedded-segmenter-64")
     r = render(params_from_latent(z_from_seeds(range(30_000_100, 30_000_116), LATENT_DIM)), 64)
     iou = class_iou(S.predict(r.image), r.labels)
-    assert min(iou[L.BACKGROUND], iou[L.SKIN], iou[L.HAIR]) > 0.9
+    assert min(iou[L.BACKGROUND], iou[L.SKIN], iou[L.HAIR]) > 0.92
+    assert iou[L.EYES] > 0.7 and iou[L.MOUTH] > 0.7  # thin classes too (0.86 / 0.84 on 512 latents)
 
 
 def test_examples_exist_and_are_what_the_script_writes(tmp_path):
