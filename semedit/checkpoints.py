@@ -296,9 +296,8 @@ def save_safetensors(path: Path, config: Any, state: StateDict,
     meta = {"arch": arch, "config": json.dumps(config.to_dict()), **extra_meta}
     if quantization:
         meta["quantization"] = json.dumps({k: list(v) for k, v in quantization.items()})
-    tensors = {k: v.detach().to("cpu") if k in quantization else v.detach().to("cpu", torch.float32)
+    tensors = {k: (v.detach().to("cpu") if k in quantization else v.detach().to("cpu", torch.float32)).contiguous()
                for k, v in state.items()}
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
