@@ -49,7 +49,7 @@ def _cmd_invert(a: argparse.Namespace) -> None:
     from .faces.alignment import paste_back, prepare_target
     from .faces.segments import segments_in_crop
     from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
-    from .inversion.suite import CROP_SIZE, METHODS, Knobs, context_for, run_method, score_result
+    from .inversion.suite import CROP_SIZE, METHODS, Knobs, aligns_faces, context_for, run_method, score_result
     from .registry import Registry
     registry = Registry.from_settings()
     model = a.model or registry.catalogue.default_generator
@@ -63,8 +63,7 @@ def _cmd_invert(a: argparse.Namespace) -> None:
         sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)}")
     knobs = Knobs(steps=a.steps, lambda_reg=a.lambda_reg, n_chunks=a.chunks, chunky_space=a.chunky_space,
                   pti_tune_steps=a.steps, identity_weight=a.identity_weight, seed=a.seed)
-    embedded = registry.catalogue.get(model).config.get("domain") == "embedded-portraits"
-    align_face = a.align == "align" or (a.align == "auto" and not embedded)
+    align_face = aligns_faces(registry, model, a.align)
     paths = []
     for src in map(Path, a.inputs):
         paths += sorted(p for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")) \

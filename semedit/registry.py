@@ -34,6 +34,7 @@ from . import checkpoints
 from .errors import CatalogueError, ChecksumMismatchError, ModelNotAvailableError, SemeditError, UnknownModelError
 from .settings import Settings, resolve_device
 
+EMBEDDED_DOMAIN = "embedded-portraits"  # catalogue config "domain" of the embedded models
 KINDS = ("generator", "encoder", "identity", "perceptual", "directions", "segmenter")
 
 
@@ -59,6 +60,11 @@ class ModelSpec:
     license: str = ""
     config: dict = field(default_factory=dict)
     package: Optional[str] = None  # ``file`` lies inside this installed Python package
+
+    @property
+    def embedded(self) -> bool:
+        """A model of the embedded portrait domain (cartoons with ground truth, not photographs)."""
+        return self.config.get("domain") == EMBEDDED_DOMAIN
 
     @property
     def local_filename(self) -> Optional[str]:

@@ -50,10 +50,16 @@ def identity_for(registry, model: str):
     """The identity model for photographic generators: the catalogue's default (ArcFace) when
     it is on this machine, else the first local one (the offline face-api descriptor). None for
     the embedded domain (an identity distance between cartoons would mean nothing)."""
-    if registry.catalogue.get(model).config.get("domain") == "embedded-portraits":
+    if registry.catalogue.get(model).embedded:
         return None
     name = registry.first_local("identity", registry.catalogue.default_identity)
     return registry.get(name) if name else None
+
+
+def aligns_faces(registry, model: str, alignment: str) -> bool:
+    """Whether the target is FFHQ-aligned around a face: alignment "align", or "auto" for face
+    generators (the embedded domain's images are centre-cropped); "centre" never."""
+    return alignment == "align" or (alignment == "auto" and not registry.catalogue.get(model).embedded)
 
 
 def context_for(registry, model: str, perceptual: Optional[str] = None) -> Context:
@@ -121,5 +127,5 @@ def score_result(result: InversionResult, target: torch.Tensor, ctx: Context) ->
     return score(result.image.to(ctx.device), target.to(ctx.device), ctx.perceptual, result.seconds, ctx.identity)
 
 
-__all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "context_for", "identity_for", "run_method",
-           "score_result"]
+__all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "aligns_faces", "context_for", "identity_for",
+           "run_method", "score_result"]

@@ -17,7 +17,7 @@ from ..faces.alignment import paste_back, prepare_target
 from ..faces.segments import segments_in_crop
 from ..imaging import ImageInputError, load_image, pil_to_tensor, resize, tensor_to_pil, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
-from ..inversion.suite import CROP_SIZE, DISPLAY_NAMES, Knobs, context_for, run_method, score_result
+from ..inversion.suite import CROP_SIZE, DISPLAY_NAMES, Knobs, aligns_faces, context_for, run_method, score_result
 from ..registry import Registry
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
@@ -70,8 +70,7 @@ def load_target(registry: Registry, model: str, image, alignment: str, face_inde
     ``face_index``-th largest face when aligning; or gr.Error."""
     if not image:
         raise gr.Error("Upload an image or pick an example first.")
-    embedded = registry.catalogue.get(model).config.get("domain") == "embedded-portraits"
-    align_face = alignment == "align" or (alignment == "auto" and not embedded)
+    align_face = aligns_faces(registry, model, alignment)
     try:
         photo = load_image(image)
         crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face, face_index=int(face_index or 0))

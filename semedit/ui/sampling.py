@@ -15,7 +15,6 @@ from ..synth.labels import colorize
 from ..synth.params import HAIR_STYLES
 from .common import MODEL_CONCURRENCY_ID, user_errors
 
-EMBEDDED_DOMAIN = "embedded-portraits"
 ATTRIBUTE_COLUMNS = ["seed", "hair_style", "smile", "beard", "glasses", "age", "yaw", "light_angle"]
 
 
@@ -45,7 +44,7 @@ def ground_truth_fn(registry: Registry, max_samples: int):
     @user_errors
     def run(model: str, seed: float, count: float):
         seeds = _check(model, seed, count, max_samples)
-        if registry.catalogue.get(model).config.get("domain") != EMBEDDED_DOMAIN:
+        if not registry.catalogue.get(model).embedded:
             raise gr.Error("Ground truth exists only for generators of the embedded portrait domain.")
         gt = sample_with_ground_truth(registry.get(model), seeds)
         gallery = []
