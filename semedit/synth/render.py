@@ -19,20 +19,21 @@ from dataclasses import dataclass
 
 import torch
 
-from . import labels as L
+from .. import segmentation as L
 from .params import ACCESSORIES, BEARD_THRESHOLD, GLASSES_THRESHOLD, HAIR_STYLES, MAX_YAW, Portraits
 
 
 @dataclass(frozen=True)
 class Rendering:
     image: torch.Tensor   # [N, 3, S, S] float32 in [-1, 1]
-    labels: torch.Tensor  # [N, S, S] int64 class ids (see labels.CLASS_NAMES)
+    labels: torch.Tensor  # [N, S, S] int64 class ids (see semedit.segmentation.CLASS_NAMES)
 
 
 HAIR_STOPS = torch.tensor([(0.07, 0.06, 0.05), (0.24, 0.14, 0.07), (0.46, 0.29, 0.15),
                            (0.86, 0.71, 0.45), (0.62, 0.23, 0.09)])
 IRIS_STOPS = torch.tensor([(0.22, 0.42, 0.75), (0.30, 0.55, 0.35), (0.50, 0.40, 0.20),
                            (0.30, 0.18, 0.10), (0.50, 0.55, 0.60)])
+FRAME_STOPS = torch.tensor([(0.08, 0.08, 0.08), (0.45, 0.25, 0.1), (0.75, 0.6, 0.25), (0.6, 0.1, 0.15)])
 SKIN_LIGHT = torch.tensor((0.96, 0.80, 0.69))
 SKIN_DARK = torch.tensor((0.36, 0.22, 0.14))
 GRAY = torch.tensor((0.78, 0.78, 0.78))
@@ -40,6 +41,7 @@ GRAY = torch.tensor((0.78, 0.78, 0.78))
 
 def _ramp(stops: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Piecewise-linear colour ramp: u [N] in [0, 1] -> [N, 3]."""
+    stops = stops.to(u.device)
     pos = u.clamp(0, 1) * (len(stops) - 1)
     i = pos.floor().long().clamp(max=len(stops) - 2)
     t = (pos - i)[:, None]
@@ -49,7 +51,7 @@ def _ramp(stops: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def _hsv(h: torch.Tensor, s: float | torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """HSV [N] each in [0, 1] -> RGB [N, 3]."""
     k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], dim=1)
-    s = torch.as_tensor(s)
+    s = torch.as_tensor(s, dtype=v.dtype, device=v.device)
     s = s[:, None] if s.ndim else s
     return v[:, None] * (1 - s * torch.clamp(torch.minimum(k, 4 - k), 0, 1))
 
@@ -57,13 +59,13 @@ def _hsv(h: torch.Tensor, s: float | torch.Tensor, v: torch.Tensor) -> torch.Ten
 class _Canvas:
     """Painter over a batch: colour [N, 3, S, S] and labels [N, S, S]."""
 
-    def __init__(self, n: int, size: int):
-        c = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    def __init__(self, n: int, size: int, device: torch.device):
+        c = (torch.arange(size, dtype=torch.float32, device=device) + 0.5) / size * 2 - 1
         self.y, self.x = torch.meshgrid(c, c, indexing="ij")
         self.x, self.y = self.x[None], self.y[None]  # [1, S, S]
         self.px = 2.0 / size
-        self.image = torch.zeros(n, 3, size, size)
-        self.labels = torch.zeros(n, size, size, dtype=torch.long)
+        self.image = torch.zeros(n, 3, size, size, device=device)
+        self.labels = torch.zeros(n, size, size, dtype=torch.long, device=device)
 
     def cover(self, sd: torch.Tensor) -> torch.Tensor:
         """Signed distance (negative inside) -> coverage in [0, 1], anti-aliased over a pixel."""
@@ -100,11 +102,18 @@ def _rounded_box_sd(dx, dy, half_w, half_h, radius: float):
 
 
 def render(p: Portraits, size: int = 64) -> Rendering:
-    """Draw the portraits ``p`` at ``size`` x ``size`` pixels (size >= 16)."""
+    """Draw the portraits ``p`` at ``size`` x ``size`` pixels (size >= 16), on the device
+    ``p``'s tensors are on (a GPU renders thousands of portraits a second for training)."""
     if size < 16:
         raise ValueError(f"size must be at least 16 px, got {size}")
     n = len(p)
-    cv = _Canvas(n, size)
+    dev = p.values.device
+    cv = _Canvas(n, size, dev)
+
+    def const(*rgb: float) -> torch.Tensor:
+        """One colour for the whole batch: [N, 3] on the batch's device."""
+        return torch.tensor(rgb, device=dev).expand(n, 3)
+
     x, y = cv.x, cv.y
     u = {name: _col(p[name]) for name in ("face_width", "face_height", "jaw", "yaw", "hair_volume", "hair_length")}
 
@@ -139,16 +148,16 @@ def render(p: Portraits, size: int = 64) -> Rendering:
 
     # ---- colours --------------------------------------------------------------------------
     tone = p["skin_tone"][:, None]
-    skin = SKIN_LIGHT * (1 - tone) + SKIN_DARK * tone
-    skin = skin * torch.stack([1 + 0.06 * p["skin_warmth"], torch.ones(n), 1 - 0.08 * p["skin_warmth"]], 1)
+    skin = SKIN_LIGHT.to(dev) * (1 - tone) + SKIN_DARK.to(dev) * tone
+    skin = skin * torch.stack([1 + 0.06 * p["skin_warmth"], torch.ones_like(tone[:, 0]), 1 - 0.08 * p["skin_warmth"]], 1)
     age = p["age"]
     skin = skin * (1 - 0.15 * age[:, None]) + skin.mean(1, keepdim=True) * 0.15 * age[:, None]
     gray_amount = ((p["hair_gray"] - 0.55) / 0.45).clamp(0, 1)[:, None]
-    hair_rgb = _ramp(HAIR_STOPS, p["hair_color"]) * (1 - gray_amount) + GRAY * gray_amount
+    hair_rgb = _ramp(HAIR_STOPS, p["hair_color"]) * (1 - gray_amount) + GRAY.to(dev) * gray_amount
     bg_top = _hsv(p["bg_hue"], 0.35, 0.45 + 0.45 * p["bg_light"])
     bg_bottom = bg_top * (1 - 0.45 * p["bg_gradient"][:, None])
     clothes_rgb = _hsv(p["clothes_hue"], 0.55, 0.25 + 0.6 * p["clothes_light"])
-    lips = skin * 0.55 + torch.tensor((0.72, 0.25, 0.28)) * 0.45
+    lips = skin * 0.55 + torch.tensor((0.72, 0.25, 0.28), device=dev) * 0.45
     iris = _ramp(IRIS_STOPS, p["iris_hue"])
 
     # ---- background ---------------------------------------------------------------------------
@@ -198,11 +207,11 @@ def render(p: Portraits, size: int = 64) -> Rendering:
         ew = ew0 * f
         eye_centers.append((ex, ew))
         eye = cv.cover(ellipse_sd(x, y, ex, ey, ew, eh)) * face.gt(0.5)
-        cv.paint(eye, torch.tensor((0.95, 0.95, 0.93)).expand(n, 3), L.EYES)
+        cv.paint(eye, const(0.95, 0.95, 0.93), L.EYES)
         iris_mask = cv.cover(ellipse_sd(x, y, ex, ey, torch.minimum(eh * 0.95, ew * 0.6), eh * 0.95)) * eye.gt(0)
         cv.paint(iris_mask * eye, iris, L.EYES)
         pupil = cv.cover(ellipse_sd(x, y, ex, ey, torch.minimum(eh * 0.4, ew * 0.3), eh * 0.4)) * eye.gt(0)
-        cv.paint(pupil * eye, torch.tensor((0.05, 0.05, 0.05)).expand(n, 3), L.EYES)
+        cv.paint(pupil * eye, const(0.05, 0.05, 0.05), L.EYES)
         # brows: a curved band above the eye, tilt per expression
         bw = ew0 * 1.25 * f
         v = (x - ex) / bw
@@ -271,8 +280,7 @@ def render(p: Portraits, size: int = 64) -> Rendering:
     # ---- glasses -----------------------------------------------------------------------------------
     has_glasses = _col((p["glasses"] > GLASSES_THRESHOLD).float())
     power = 2.0 + 3.0 * (_col(p["glasses_shape"]) > 0.5).float()
-    frame_rgb = _ramp(torch.tensor([(0.08, 0.08, 0.08), (0.45, 0.25, 0.1), (0.75, 0.6, 0.25), (0.6, 0.1, 0.15)]),
-                      p["frame_color"])
+    frame_rgb = _ramp(FRAME_STOPS, p["frame_color"])
     frame_t = 0.012 + 0.004 * (size >= 128)
     frames = torch.zeros_like(face)
     for ex, ew in eye_centers:
@@ -298,23 +306,23 @@ def render(p: Portraits, size: int = 64) -> Rendering:
         def only(name):
             return (acc == ACCESSORIES.index(name)).float()
         mask_sd = torch.maximum(ellipse_sd(x, y, cx, cy, rx_y * 1.04, ry * 1.03), tip_y - 0.05 - y)
-        cv.paint(cv.cover(mask_sd) * only("mask"), torch.tensor((0.72, 0.86, 0.95)).expand(n, 3), L.ACCESSORY)
+        cv.paint(cv.cover(mask_sd) * only("mask"), const(0.72, 0.86, 0.95), L.ACCESSORY)
         bindi = cv.cover(ellipse_sd(x, y, nxp, ey - ry * 0.2, torch.full_like(a, 0.03), torch.full_like(a, 0.03)))
-        cv.paint(bindi * only("bindi"), torch.tensor((0.85, 0.05, 0.1)).expand(n, 3), L.ACCESSORY)
+        cv.paint(bindi * only("bindi"), const(0.85, 0.05, 0.1), L.ACCESSORY)
         paint_sd = torch.full_like(face, 9.0)
         for ex, ew in eye_centers:
             stripe = torch.maximum((y - ey - ry * 0.25 - 0.12 * (x - ex)).abs() - 0.025, (x - ex).abs() - ew * 1.2)
             paint_sd = torch.minimum(paint_sd, stripe)
-        cv.paint(cv.cover(paint_sd) * only("face_paint"), torch.tensor((0.1, 0.3, 0.9)).expand(n, 3), L.ACCESSORY)
+        cv.paint(cv.cover(paint_sd) * only("face_paint"), const(0.1, 0.3, 0.9), L.ACCESSORY)
         (px_, pw_) = eye_centers[1]
         patch = ellipse_sd(x, y, px_, ey, pw_ * 1.5, eh * 2.6)
         strap = torch.maximum((y - ey + (x - px_) * 0.9).abs() - 0.012, face_sd - 0.03)
         cv.paint(cv.cover(torch.minimum(patch, strap)) * only("eye_patch"),
-                 torch.tensor((0.04, 0.04, 0.04)).expand(n, 3), L.ACCESSORY)
+                 const(0.04, 0.04, 0.04), L.ACCESSORY)
         crown = ellipse_sd(x, y, hcx, cy - ry * 0.8, rx * 1.02, ry * 0.5)
         crown = torch.maximum(crown, y - (cy - ry * 0.55))
         brim = ellipse_sd(x, y, hcx, cy - ry * 0.55, rx * 1.45, torch.full_like(a, 0.05))
-        cv.paint(cv.cover(torch.minimum(crown, brim)) * only("hat"), torch.tensor((0.55, 0.1, 0.12)).expand(n, 3),
+        cv.paint(cv.cover(torch.minimum(crown, brim)) * only("hat"), const(0.55, 0.1, 0.12),
                  L.ACCESSORY)
 
     return Rendering(image=(cv.image.clamp(0, 1) * 2 - 1).contiguous(), labels=cv.labels)
