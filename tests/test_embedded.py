@@ -8,7 +8,7 @@ from semedit.networks.stylegan2 import StyleGAN2Config
 from semedit.registry import Registry, load_catalogue
 from semedit.sampling import z_from_seeds
 from semedit.settings import PROJECT_ROOT, WEIGHTS_DIR, Settings
-from semedit.synth import labels as L
+from semedit import segmentation as L
 from semedit.synth.evaluate import class_iou
 from semedit.synth.ground_truth import sample_with_ground_truth
 from semedit.synth.params import LATENT_DIM, params_from_latent

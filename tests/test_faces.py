@@ -10,7 +10,7 @@ from semedit.faces.pose import head_pose, smile
 from semedit.faces.segments import crop_labels, own_person, photo_labels
 from semedit.imaging import load_image
 from semedit.settings import PROJECT_ROOT
-from semedit.synth import labels as L
+from semedit import segmentation as L
 
 FACES = PROJECT_ROOT.parent / "shared" / "testdata" / "faces"
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason="needs ../shared/testdata/faces beside the clone")

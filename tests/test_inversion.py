@@ -9,7 +9,7 @@ from semedit.inversion.chunky import band_masks, masks_from_labels
 from semedit.inversion.common import ramped_lr
 from semedit.registry import load_catalogue, Registry
 from semedit.settings import WEIGHTS_DIR, Settings
-from semedit.synth import labels as L
+from semedit import segmentation as L
 from tests.conftest import TINY, tiny_generator
 
 CPU = torch.device("cpu")

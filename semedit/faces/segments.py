@@ -1,4 +1,4 @@
-"""Label maps for photographs in the embedded domain's classes (semedit.synth.labels).
+"""Label maps for photographs in the embedded domain's classes (semedit.segmentation).
 
 Face skin, eyes, brows and mouth come from Face Mesh polygons; the person comes from
 mediapipe's selfie segmentation; hair is the person minus the face minus what lies below the
@@ -14,7 +14,7 @@ from typing import Iterable, List, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..synth import labels as L
+from .. import segmentation as L
 from .alignment import Alignment
 from .landmarks import CHIN, Face
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..latents import Latent, mean_latent, synthesize
 from ..losses import PerceptualModel
 from ..networks.stylegan2 import StyleGAN2Generator
-from ..synth import labels as L
+from .. import segmentation as L
 from .common import (InversionResult, LoopSettings, ProgressFn, Stopwatch, fit_codes, prepare_target,
                      space_statistics)
 from .optimization import SPACE_NAMES

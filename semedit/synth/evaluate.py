@@ -19,7 +19,7 @@ from PIL import Image
 from ..imaging import make_grid, tensor_to_uint8
 from ..registry import Registry
 from .ground_truth import sample_with_ground_truth
-from .labels import CLASS_NAMES, NUM_CLASSES, colorize
+from ..segmentation import CLASS_NAMES, NUM_CLASSES, colorize
 
 HELD_OUT_SEED = 10_000_000  # training draws its latents from other generator streams
 MAIN_CLASSES = ("background", "skin", "hair")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..imaging import pil_to_tensor
-from ..synth import labels as L
+from .. import segmentation as L
 
 BRUSH_COLOURS = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in L.PALETTE]
 LEGEND = " ".join(f"<span style='background:{c};color:{'#fff' if sum(L.PALETTE[i]) < 300 else '#000'};"

@@ -1,4 +1,5 @@
-"""Semantic classes of the embedded domain (shared with the segmenters and photo segments)."""
+"""The segment classes every layer shares: names, ids and display colours (renderer labels, segmenters,
+photo label maps, ChunkyGAN masks)."""
 import numpy as np
 
 CLASS_NAMES = ("background", "skin", "hair", "eyes", "brows", "mouth", "beard", "glasses",
