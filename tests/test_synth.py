@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from semedit.synth import ACCESSORIES, HAIR_STYLES, render, sample_portraits
-from semedit.synth import labels as L
+from semedit import segmentation as L
 from semedit.synth.params import FIELDS, IDENTITY_FIELDS, params_from_latent, sample_latents
 
 
@@ -125,7 +125,7 @@ def test_segmenter_batches_can_mix_in_generator_samples():
     from the renderer, no accessory); the rest is the renderer's batch unchanged."""
     from semedit.networks.stylegan2 import StyleGAN2Config
     from semedit.synth.params import LATENT_DIM
-    from semedit.synth.train_segmenter import SegmenterTraining, training_batch
+    from semedit.training.segmenter import SegmenterTraining, training_batch
     from tests.conftest import tiny_generator
     G = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=LATENT_DIM, w_dim=32, mapping_layers=2,
                                               channels=(16, 16, 8)))

@@ -1,25 +1,19 @@
-"""Distil the procedural renderer into a StyleGAN2: G(z) ~ render(params_from_latent(z)).
+"""Distil the procedural renderer into a StyleGAN2 by regression: G(z) ~ render(params_from_latent(z)).
 
-    python -m semedit.synth.train_generator --minutes 75 --work-dir /tmp/embedded-run \
+    python -m semedit.training.distill --minutes 75 --steps 4500 --work-dir runs/distill \\
         --out weights/embedded-portraits-64.safetensors [--resume] [--init weights/....safetensors]
 
-Adversarial training is too slow on 2 CPU cores, so the generator is regressed onto the
-renderer's images of the same z: L1 at full, 1/2 and 1/4 resolution, plus L1 on image
-gradients (sharp edges), with small features (eyes, brows, mouth, glasses) weighted up.
-Modulated convolutions run unfused (shared weights batch better on the CPU).
-
-Resumable: every ``--save-every`` steps the work dir gets ``state.pt`` (weights, EMA,
-optimizer, step; loaded with weights_only=True) and the training curve ``curve.csv``;
-``--resume`` continues from there. ``--init`` starts from a shipped safetensors generator
-(for instance to continue the committed one with a fresh optimizer).
+How the first embedded generator was made on 2 CPU cores: the generator is regressed onto the
+renderer's image of the same z (L1 at full, 1/2 and 1/4 resolution plus L1 on image gradients,
+small features weighted up). Its samples are paired with the renderer (exact ground truth for
+every z) but blurry: a regression learns the renderer as a function and averages what it cannot
+fit. ``semedit.training.gan`` is the adversarial recipe that replaces it.
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,9 +22,11 @@ import torch.nn.functional as F
 
 from ..checkpoints import load_module, save_safetensors
 from ..networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from . import labels as L
-from .params import LATENT_DIM, params_from_latent
-from .render import render
+from ..settings import resolve_device
+from .. import segmentation as L
+from ..synth.params import LATENT_DIM
+from . import loop
+from .data import rendered_batch, step_generator
 
 EMBEDDED_CONFIG = StyleGAN2Config(resolution=64, z_dim=LATENT_DIM, w_dim=128, mapping_layers=8,
                                   channels=(256, 256, 192, 96, 48), mapping_lr_mul=1.0)
@@ -49,13 +45,6 @@ class Distillation:
     seed: int = 1
 
 
-def training_batch(step: int, cfg: Distillation, size: int):
-    """Deterministic (z [B, D], target [B, 3, S, S], labels [B, S, S]) for ``step``."""
-    z = torch.randn(cfg.batch, LATENT_DIM, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
-    r = render(params_from_latent(z), size)
-    return z, r.image, r.labels
-
-
 def distillation_loss(out: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, cfg: Distillation):
     """Weighted multi-scale L1 + gradient L1; out/target [B, 3, S, S], labels [B, S, S]."""
     weight = torch.ones_like(labels, dtype=out.dtype)
@@ -72,16 +61,45 @@ def distillation_loss(out: torch.Tensor, target: torch.Tensor, labels: torch.Ten
 
 
 def learning_rate(step: int, cfg: Distillation) -> float:
+    """Linear warm-up, then cosine decay to ``final_lr`` at ``total_steps``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
     return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * t))
 
 
-def _note(path: Path) -> str:
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("note", "no note")
+class DistillTrainer:
+    def __init__(self, cfg: Distillation, device: torch.device | str = "cpu", init: StyleGAN2Generator | None = None,
+                 config: StyleGAN2Config = EMBEDDED_CONFIG):
+        self.cfg, self.device = cfg, torch.device(device)
+        torch.manual_seed(cfg.seed)
+        G = StyleGAN2Generator(config) if init is None else init
+        self.G = G.to(self.device).train().requires_grad_(True)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.step, self.images_per_step = 0, cfg.batch
+
+    def train_step(self) -> dict:
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.step, self.cfg)
+        b = rendered_batch(self.cfg.batch, self.G.config.resolution, step_generator(self.cfg.seed, self.step, self.device))
+        loss = distillation_loss(self.G(b.z, noise_mode="none", fused=False), b.image, b.labels, self.cfg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        loop.update_ema(self.G_ema, self.G, self.cfg.ema_beta)
+        self.step += 1
+        return {"loss": loss.item()}
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.step = int(state["step"])
 
 
 def main(argv=None) -> None:
@@ -92,68 +110,21 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=Path("weights/embedded-portraits-64.safetensors"))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, help="start from this safetensors generator")
-    ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--lr", type=float, default=Distillation.lr, help="peak learning rate (lower to fine-tune)")
     ap.add_argument("--seed", type=int, default=Distillation.seed,
                     help="batch seed: give a continued run (--init) a new one, so it sees new portraits")
+    ap.add_argument("--device", default="auto")
     a = ap.parse_args(argv)
     cfg = Distillation(total_steps=a.steps, lr=a.lr, seed=a.seed)
-    a.work_dir.mkdir(parents=True, exist_ok=True)
-    state_path, curve_path = a.work_dir / "state.pt", a.work_dir / "curve.csv"
-
-    torch.manual_seed(cfg.seed)
-    G = StyleGAN2Generator(EMBEDDED_CONFIG) if a.init is None else load_module(a.init, "stylegan2")
-    G.train().requires_grad_(True)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-    step, elapsed_before = 0, 0.0
-    if a.resume and state_path.exists():
-        s = torch.load(state_path, weights_only=True)
-        G.load_state_dict(s["G"]), G_ema.load_state_dict(s["G_ema"]), opt.load_state_dict(s["opt"])
-        step, elapsed_before = int(s["step"]), float(s["elapsed"])
-        print(f"resumed at step {step}")
-    new_curve = not (a.resume and curve_path.exists())
-    curve = open(curve_path, "w" if new_curve else "a", newline="")
-    writer = csv.writer(curve)
-    if new_curve:
-        writer.writerow(["step", "images", "loss", "lr", "elapsed_s"])
-
-    def save():
-        torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": elapsed_before + time.time() - t0}, state_path)
-        curve.flush()
-
-    t0, running = time.time(), None
-    while step < cfg.total_steps and time.time() - t0 < a.minutes * 60:
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        z, target, labels = training_batch(step, cfg, EMBEDDED_CONFIG.resolution)
-        out = G(z, noise_mode="none", fused=False)
-        loss = distillation_loss(out, target, labels, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - cfg.ema_beta)
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        step += 1
-        if step % 50 == 0:
-            writer.writerow([step, step * cfg.batch, f"{running:.5f}", f"{learning_rate(step, cfg):.2e}",
-                             f"{elapsed_before + time.time() - t0:.0f}"])
-            print(f"step {step}  loss {running:.4f}  {elapsed_before + time.time() - t0:.0f}s", flush=True)
-        if step % a.save_every == 0:
-            save()
-    save()
-    curve.close()
+    trainer = DistillTrainer(cfg, resolve_device(a.device), load_module(a.init, "stylegan2") if a.init else None)
+    loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.total_steps, minutes=a.minutes, resume=a.resume)
+    G = trainer.G_ema.cpu()
     with torch.no_grad():
-        G_ema.w_avg.copy_(G_ema.estimate_w_avg(20000, generator=torch.Generator().manual_seed(0)))
-    total = elapsed_before + time.time() - t0
-    save_safetensors(a.out, G_ema.config, G_ema.state_dict(),
-                     note=f"semedit.synth.train_generator: {step} steps x {cfg.batch} images, {total / 60:.0f} min CPU"
-                          + (f", continued from {a.init.name} ({_note(a.init)})" if a.init else ""),
-                     training=str(asdict(cfg)))
-    print(f"wrote {a.out} after {step} steps ({total / 60:.1f} min)")
+        G.w_avg.copy_(G.estimate_w_avg(20000, generator=torch.Generator().manual_seed(0)))
+    save_safetensors(a.out, G.config, G.state_dict(), training=str(asdict(cfg)), paired_with_renderer="true",
+                     note=f"semedit.training.distill: {trainer.step} steps x {cfg.batch} images"
+                          + (f", continued from {a.init.name}" if a.init else ""))
+    print(f"wrote {a.out} after {trainer.step} steps")
 
 
 if __name__ == "__main__":

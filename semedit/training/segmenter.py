@@ -1,20 +1,21 @@
 """Train the embedded domain's segmenter on renderer images and their exact label maps.
 
-    python -m semedit.synth.train_segmenter --steps 800 --out weights/embedded-segmenter-64.safetensors
+    python -m semedit.training.segmenter --steps 2000 --work-dir runs/seg \\
+        --out weights/embedded-segmenter-64.safetensors [--resume] [--minutes 30]
 
 Images are augmented (blur, noise, brightness) so the segmenter also reads generator outputs,
-which are slightly softer than the renderer's; one image in ten carries an out-of-domain
-accessory, labelled as such. With ``--generator``, a share of each batch is the embedded
-generator's image of the same latent, labelled with the renderer's map (the generator was
-distilled to draw exactly that), so the segmenter learns to read the generator's samples too:
+which are softer than the renderer's; a share of the images carry an out-of-domain accessory,
+labelled as such. With ``--generator`` (a generator distilled from the renderer, whose image of
+a latent is the renderer's), a share of each batch is the generator's image of the same latent,
+labelled with the renderer's map:
 
-    python -m semedit.synth.train_segmenter --init weights/embedded-segmenter-64.safetensors \
-        --generator weights/embedded-portraits-64.safetensors --generator-share 0.5 --steps 400
+    python -m semedit.training.segmenter --init weights/embedded-segmenter-64.safetensors \\
+        --generator weights/embedded-portraits-64.safetensors --generator-share 0.5 --steps 400 --work-dir runs/seg2
 """
 from __future__ import annotations
 
 import argparse
-import time
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -25,77 +26,76 @@ import torch.nn.functional as F
 from ..checkpoints import load_module, save_safetensors
 from ..networks.segmenter import SegmenterConfig, UNetSegmenter
 from ..networks.stylegan2 import StyleGAN2Generator
-from .labels import NUM_CLASSES
-from .params import ACCESSORIES, params_from_latent, sample_latents
-from .render import render
+from ..settings import resolve_device
+from ..segmentation import NUM_CLASSES
+from . import loop
+from .data import augment, rendered_batch, step_generator
 
 
 @dataclass(frozen=True)
 class SegmenterTraining:
-    steps: int = 800
+    steps: int = 2000
     batch: int = 32
     size: int = 64
     lr: float = 2e-3
     accessory_share: float = 0.1
-    generator_share: float = 0.0  # share of each batch drawn by the generator (needs one)
+    generator_share: float = 0.0  # share of each batch drawn by a paired generator (needs one)
+    max_blur: float = 1.2
     seed: int = 0
 
 
-def training_batch(step: int, cfg: SegmenterTraining, generator: Optional[StyleGAN2Generator] = None):
+def training_batch(step: int, cfg: SegmenterTraining, generator: Optional[StyleGAN2Generator] = None,
+                   device: torch.device | str = "cpu"):
     """Deterministic (image [B, 3, S, S] in [-1, 1], labels [B, S, S]) for ``step``; the first
     ``generator_share`` of the batch is ``generator``'s image of the same latents (no accessory)."""
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    z = sample_latents(cfg.batch, seed=cfg.seed * 1_000_003 + step + 7)
-    p = params_from_latent(z)
+    b = rendered_batch(cfg.batch, cfg.size, step_generator(cfg.seed, step, device), accessory_share=cfg.accessory_share)
     drawn = round(cfg.generator_share * cfg.batch) if generator is not None else 0
-    acc = torch.where(torch.rand(cfg.batch, generator=g) < cfg.accessory_share,
-                      torch.randint(1, len(ACCESSORIES), (cfg.batch,), generator=g),
-                      torch.zeros(cfg.batch, dtype=torch.long))
-    acc[:drawn] = 0
-    r = render(replace(p, accessory=acc), cfg.size)
-    image = r.image.clone()
+    image, labels = b.image, b.labels
     if drawn:
+        from ..synth.render import render
+        plain = render(replace(b.portraits.select(slice(0, drawn)),
+                               accessory=torch.zeros_like(b.portraits.accessory[:drawn])), cfg.size)
         with torch.no_grad():
-            ws = generator.broadcast(generator.mapping(z[:drawn]))
-            image[:drawn] = generator.synthesis(ws, noise_mode="const", fused=False).clamp(-1, 1)
-    return augment(image, g), r.labels
+            ws = generator.broadcast(generator.mapping(b.z[:drawn]))
+            drawn_img = generator.synthesis(ws, noise_mode="const", fused=False).clamp(-1, 1)
+        image = torch.cat([drawn_img, image[drawn:]])
+        labels = torch.cat([plain.labels, labels[drawn:]])
+    return augment(image, step_generator(cfg.seed, step, device, 1), max_blur=cfg.max_blur), labels
 
 
-def augment(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random blur (sigma up to 1.2 px), brightness (+-10 %) and noise (std up to 0.05)."""
-    n = img.shape[0]
-    sigma = torch.rand(n, generator=g) * 1.2
-    r = torch.arange(-3, 4, dtype=torch.float32)
-    k = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
-    k = k / k.sum(1, keepdim=True)  # [N, 7]
-    x = img.reshape(1, n * 3, *img.shape[2:])
-    kk = k.repeat_interleave(3, 0)
-    x = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), kk[:, None, None, :], groups=n * 3)
-    x = F.conv2d(F.pad(x, (0, 0, 3, 3), mode="replicate"), kk[:, None, :, None], groups=n * 3)
-    x = x.reshape_as(img)
-    x = (x + 1) * (0.9 + 0.2 * torch.rand(n, 1, 1, 1, generator=g)) - 1
-    x = x + torch.randn(x.shape, generator=g) * 0.05 * torch.rand(n, 1, 1, 1, generator=g)
-    return x.clamp(-1, 1)
+class SegmenterTrainer:
+    """A U-Net segmenter with AdamW and a one-cycle schedule over ``cfg.steps``."""
 
+    def __init__(self, cfg: SegmenterTraining, device: torch.device | str = "cpu",
+                 generator: Optional[StyleGAN2Generator] = None, init: Optional[UNetSegmenter] = None):
+        self.cfg, self.device, self.generator = cfg, torch.device(device), generator
+        torch.manual_seed(cfg.seed)
+        net = UNetSegmenter(SegmenterConfig(num_classes=NUM_CLASSES)) if init is None else init
+        self.net = net.to(self.device).train().requires_grad_(True)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps,
+                                                         pct_start=0.1)
+        self.step, self.images_per_step = 0, cfg.batch
 
-def train(cfg: SegmenterTraining, log=print, generator: Optional[StyleGAN2Generator] = None,
-          init: Optional[UNetSegmenter] = None) -> UNetSegmenter:
-    """Train a segmenter (from ``init`` when given) for ``cfg.steps`` steps."""
-    torch.manual_seed(cfg.seed)
-    net = UNetSegmenter(SegmenterConfig(num_classes=NUM_CLASSES)) if init is None else init.train().requires_grad_(True)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    t0 = time.time()
-    for step in range(cfg.steps):
-        img, lab = training_batch(step, cfg, generator)
-        loss = F.cross_entropy(net(img), lab)
-        opt.zero_grad(set_to_none=True)
+    def train_step(self) -> dict:
+        img, lab = training_batch(self.step, self.cfg, self.generator, self.device)
+        loss = F.cross_entropy(self.net(img), lab)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == cfg.steps - 1:
-            log(f"step {step:5d}  loss {loss.item():.4f}  {time.time() - t0:.0f}s")
-    return net.eval().requires_grad_(False)
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        return {"loss": loss.item()}
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.step = int(state["step"])
 
 
 def main(argv=None) -> None:
@@ -104,18 +104,25 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=SegmenterTraining.batch)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=SegmenterTraining.lr)
+    ap.add_argument("--max-blur", type=float, default=SegmenterTraining.max_blur)
     ap.add_argument("--init", type=Path, help="continue from this segmenter (safetensors)")
-    ap.add_argument("--generator", type=Path, help="embedded generator whose samples join the batches")
+    ap.add_argument("--generator", type=Path, help="a paired (distilled) generator whose samples join the batches")
     ap.add_argument("--generator-share", type=float, default=0.5)
+    ap.add_argument("--work-dir", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--minutes", type=float, default=math.inf)
+    ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path("weights/embedded-segmenter-64.safetensors"))
     a = ap.parse_args(argv)
-    cfg = SegmenterTraining(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr,
+    device = resolve_device(a.device)
+    cfg = SegmenterTraining(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, max_blur=a.max_blur,
                             generator_share=a.generator_share if a.generator else 0.0)
-    t = time.time()
-    net = train(cfg, generator=load_module(a.generator, "stylegan2") if a.generator else None,
-                init=load_module(a.init, "unet-segmenter") if a.init else None)
+    generator = load_module(a.generator, "stylegan2").to(device) if a.generator else None
+    trainer = SegmenterTrainer(cfg, device, generator, load_module(a.init, "unet-segmenter") if a.init else None)
+    loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
+    net = trainer.net.eval().cpu()
     save_safetensors(a.out, net.config, net.state_dict(),
-                     note=f"trained by semedit.synth.train_segmenter, {cfg}, {time.time() - t:.0f}s")
+                     note=f"trained by semedit.training.segmenter, {trainer.step} steps, {cfg}")
     print(f"wrote {a.out}")
 
 

@@ -1,0 +1,265 @@
+"""Adversarial training of the embedded StyleGAN2 on renderer images, from scratch.
+
+    python -m semedit.training.gan --work-dir runs/gan --kimg 5000 --minutes 9 [--resume] \\
+        --out weights/embedded-portraits-64.safetensors
+
+The StyleGAN2 recipe as NVIDIA's stylegan2-ada-pytorch configures it for 64 px ("auto"):
+non-saturating logistic loss, R1 on real images every 16 discriminator steps (gamma
+0.0002 * res^2 / batch = 0.0256 at batch 32), path-length regularisation every 4 generator
+steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.0025, betas 0 and
+0.99, adjusted for lazy regularisation), an EMA of G with a half-life of 10 kimg ramped up over
+the first 5 % of images, a 2-layer mapping network with lr multiplier 0.01, no augmentation
+(the renderer gives unlimited images). The renderer draws the real images on the training
+device. Every batch is a function of (seed, step), so a resumed run is bit-for-bit the run it
+continues (on the same device).
+
+The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
+``--resume`` continues it (state saved every ``--save-minutes`` in shards of at most 15 MiB).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..checkpoints import save_safetensors
+from ..imaging import make_grid, tensor_to_uint8
+from ..networks.discriminator import DiscriminatorConfig, StyleGAN2Discriminator
+from ..networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from ..settings import resolve_device
+from . import loop
+from .data import rendered_batch, step_generator
+
+#: the embedded generator for adversarial training: the distilled one's synthesis widths (same CPU
+#: cost), a 2-layer mapping as in NVIDIA's 64 px configuration, a wider W for editing
+GAN_GENERATOR = StyleGAN2Config(resolution=64, z_dim=128, w_dim=256, mapping_layers=2,
+                                channels=(256, 256, 192, 96, 48), mapping_lr_mul=0.01)
+GAN_DISCRIMINATOR = DiscriminatorConfig(resolution=64, channels=(64, 128, 256, 256, 256))
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    generator: StyleGAN2Config = GAN_GENERATOR
+    discriminator: DiscriminatorConfig = GAN_DISCRIMINATOR
+    batch: int = 32
+    lr_g: float = 0.0025
+    lr_d: float = 0.0025
+    betas: tuple = (0.0, 0.99)
+    r1_gamma: float = 0.0256
+    r1_interval: int = 16
+    pl_weight: float = 2.0  # 0 turns path-length regularisation off
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    style_mixing: float = 0.9
+    ema_kimg: float = 10.0
+    ema_rampup: Optional[float] = 0.05
+    seed: int = 0
+    notes: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "generator": self.generator.to_dict(), "discriminator": self.discriminator.to_dict()}
+
+
+# ---- the losses (pure functions of the networks and their inputs) ---------------------------
+
+def mapped_ws(G: StyleGAN2Generator, z: torch.Tensor, z_mix: torch.Tensor, mixing_prob: float,
+              g: torch.Generator) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] from z [N, z_dim]; with probability ``mixing_prob`` a sample takes
+    the layers from a random cutoff on from ``z_mix`` (style mixing)."""
+    n, num_ws = z.shape[0], G.num_ws
+    ws = G.broadcast(G.mapping(z))
+    if mixing_prob <= 0:
+        return ws
+    mix = torch.rand(n, generator=g, device=z.device) < mixing_prob
+    cutoff = torch.randint(1, num_ws, (n,), generator=g, device=z.device)
+    cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
+    later = torch.arange(num_ws, device=z.device)[None] >= cutoff[:, None]  # [N, num_ws]
+    return torch.where(later[..., None], G.broadcast(G.mapping(z_mix)), ws)
+
+
+def synthesize(G: StyleGAN2Generator, ws: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Training-time synthesis: random noise from ``g``, shared convolution weights."""
+    return G.synthesis(ws, noise_mode="random", fused=False, generator=g)
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating logistic loss of G: softplus(-D(G(z))), mean."""
+    return F.softplus(-fake_logits).mean()
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Logistic loss of D: softplus(D(G(z))) + softplus(-D(x)), mean."""
+    return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+
+
+def r1_penalty(D: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """||grad_x D(x)||^2 per real image [N] (differentiable, for the lazy R1 step)."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
+    return grad.square().sum(dim=[1, 2, 3])
+
+
+def path_lengths(G: StyleGAN2Generator, ws: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """||J_w^T y|| per sample [N] for y ~ N(0, I) / sqrt(H W), averaged over the W+ layers."""
+    ws = ws.detach().requires_grad_(True)
+    img = synthesize(G, ws, g)
+    noise = torch.randn(img.shape, generator=g, device=img.device) / math.sqrt(img.shape[2] * img.shape[3])
+    (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    return grad.square().sum(2).mean(1).sqrt()
+
+
+# ---- the trainer -------------------------------------------------------------------------------
+
+class GANTrainer:
+    """G, D, the EMA of G, their optimisers and the path-length mean, stepped by ``train_step``."""
+
+    def __init__(self, cfg: GANConfig, device: torch.device | str = "cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        torch.manual_seed(cfg.seed)
+        self.G = StyleGAN2Generator(cfg.generator).to(self.device).train().requires_grad_(True)
+        self.D = StyleGAN2Discriminator(cfg.discriminator).to(self.device).train().requires_grad_(True)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_G = self._adam(self.G, cfg.lr_g, cfg.pl_interval if cfg.pl_weight > 0 else None)
+        self.opt_D = self._adam(self.D, cfg.lr_d, cfg.r1_interval if cfg.r1_gamma > 0 else None)
+        self.pl_mean = torch.zeros([], device=self.device)
+        self.step = 0
+        self.images_per_step = cfg.batch
+
+    def _adam(self, module: torch.nn.Module, lr: float, interval: Optional[int]) -> torch.optim.Adam:
+        """Adam with lr and betas adjusted for lazy regularisation every ``interval`` steps."""
+        c = interval / (interval + 1) if interval else 1.0
+        b1, b2 = self.cfg.betas
+        return torch.optim.Adam(module.parameters(), lr=lr * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
+
+    def _z(self, g: torch.Generator, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.generator.z_dim, generator=g, device=self.device)
+
+    def train_step(self) -> dict:
+        cfg, G, D, step = self.cfg, self.G, self.D, self.step
+        g = step_generator(cfg.seed, step, self.device)
+        real = rendered_batch(cfg.batch, cfg.generator.resolution, step_generator(cfg.seed, step, self.device, 1)).image
+        metrics = {}
+
+        # G: non-saturating loss through a frozen D
+        D.requires_grad_(False)
+        ws = mapped_ws(G, self._z(g, cfg.batch), self._z(g, cfg.batch), cfg.style_mixing, g)
+        fake_logits = D(synthesize(G, ws, g))
+        loss_g = generator_loss(fake_logits)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        metrics["loss_G"] = loss_g.item()
+
+        # G: lazy path-length regularisation
+        if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
+            n = max(1, cfg.batch // cfg.pl_batch_shrink)
+            ws = mapped_ws(G, self._z(g, n), self._z(g, n), cfg.style_mixing, g)
+            lengths = path_lengths(G, ws, g)
+            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
+            loss_pl = (lengths - self.pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval
+            self.opt_G.zero_grad(set_to_none=True)
+            loss_pl.backward()
+            self.opt_G.step()
+            metrics["path_length"] = lengths.mean().item()
+        D.requires_grad_(True)
+
+        # D: logistic loss on renders and (detached) samples
+        with torch.no_grad():
+            fake = synthesize(G, mapped_ws(G, self._z(g, cfg.batch), self._z(g, cfg.batch), cfg.style_mixing, g), g)
+        real_logits, fake_logits = D(real), D(fake)
+        loss_d = discriminator_loss(real_logits, fake_logits)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_D.step()
+        metrics.update(loss_D=loss_d.item(), D_real=real_logits.mean().item(), D_fake=fake_logits.mean().item())
+
+        # D: lazy R1 on renders
+        if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
+            r1 = r1_penalty(D, real)
+            self.opt_D.zero_grad(set_to_none=True)
+            (r1.mean() * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
+            self.opt_D.step()
+            metrics["r1"] = r1.mean().item()
+
+        # EMA of G, half-life in images, ramped up at the start
+        ema_images = cfg.ema_kimg * 1000
+        if cfg.ema_rampup is not None:
+            ema_images = min(ema_images, (step + 1) * cfg.batch * cfg.ema_rampup)
+        loop.update_ema(self.G_ema, G, loop.ema_beta(cfg.batch, ema_images))
+        self.step += 1
+        return metrics
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict(), "opt_G": self.opt_G.state_dict(),
+                "opt_D": self.opt_D.state_dict(), "pl_mean": self.pl_mean}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.pl_mean = state["pl_mean"].to(self.device)
+        self.step = int(state["step"])
+
+    @torch.no_grad()
+    def snapshot(self, folder: Path, n: int = 16) -> None:
+        """``folder/samples.png``: EMA samples of 16 fixed latents above 8 renders."""
+        z = torch.randn(n, self.cfg.generator.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
+        fakes = self.G_ema(z, noise_mode="const").clamp(-1, 1).cpu()
+        real = rendered_batch(8, self.cfg.generator.resolution, step_generator(0, 0, self.device, 9)).image.cpu()
+        Image.fromarray(make_grid(list(tensor_to_uint8(torch.cat([fakes, real]))), ncols=8)).save(folder / "samples.png")
+
+    def export(self, path: Path, note: str) -> None:
+        """G_ema as a shipped generator (safetensors), with w_avg estimated from 20k latents."""
+        G = copy.deepcopy(self.G_ema).cpu()
+        G.w_avg.copy_(G.estimate_w_avg(20000, generator=torch.Generator().manual_seed(0)))
+        save_safetensors(path, G.config, G.state_dict(), note=note, training=str(self.cfg.to_dict()),
+                         paired_with_renderer="false")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work-dir", type=Path, required=True, help="state, curve.csv and samples.png")
+    ap.add_argument("--kimg", type=float, default=5000, help="length of the whole run in thousands of images")
+    ap.add_argument("--minutes", type=float, default=math.inf, help="wall-clock budget of this invocation")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
+    ap.add_argument("--out", type=Path, help="export G_ema here (safetensors) when this invocation ends")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=GANConfig.batch)
+    ap.add_argument("--gamma", type=float, default=GANConfig.r1_gamma, help="R1 weight")
+    ap.add_argument("--pl-weight", type=float, default=GANConfig.pl_weight)
+    ap.add_argument("--lr", type=float, default=GANConfig.lr_g, help="learning rate of G and D")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-minutes", type=float, default=3.0)
+    ap.add_argument("--log-every", type=int, default=100)
+    a = ap.parse_args(argv)
+    device = resolve_device(a.device)
+    if device.type == "cuda":  # training speed over bit-exact float32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    cfg = GANConfig(batch=a.batch, r1_gamma=a.gamma, pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+    trainer = GANTrainer(cfg, device)
+    total = math.ceil(a.kimg * 1000 / cfg.batch)
+    loop.run(trainer, work_dir=a.work_dir, total_steps=total, minutes=a.minutes, save_minutes=a.save_minutes,
+             log_every=a.log_every, resume=a.resume, snapshot=trainer.snapshot)
+    if a.out:
+        kimg = trainer.step * cfg.batch / 1000
+        trainer.export(a.out, note=f"semedit.training.gan: {kimg:.0f} kimg adversarial training on renderer images "
+                                   f"({device.type}), gamma {cfg.r1_gamma}, batch {cfg.batch}")
+        print(f"wrote {a.out} at {kimg:.0f} kimg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Training on the CPU at small scale: finite losses, exact resumption, sharded state, renderer on any device."""
+import csv
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from semedit.errors import CheckpointError
+from semedit.networks.discriminator import DiscriminatorConfig, StyleGAN2Discriminator, minibatch_stddev
+from semedit.networks.stylegan2 import StyleGAN2Config
+from semedit.synth.params import sample_portraits
+from semedit.synth.render import render
+from semedit.training import loop
+from semedit.training.data import augment, rendered_batch, step_generator
+from semedit.training.gan import GANConfig, GANTrainer, r1_penalty
+
+TINY_GAN = GANConfig(generator=StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
+                                               channels=(16, 16, 8)),
+                     discriminator=DiscriminatorConfig(resolution=16, channels=(8, 16, 16)), batch=4,
+                     r1_interval=2, pl_interval=2)
+
+
+def test_renderer_makes_every_tensor_on_the_portraits_device():
+    """With the default device set to 'meta', any tensor the renderer made without naming the
+    portraits' device would land there and fail: so it renders on whatever device it is given."""
+    p = sample_portraits(6, 3)
+    p = replace(p, accessory=torch.arange(6) % 6)
+    expected = render(p, 32)
+    torch.set_default_device("meta")
+    try:
+        got = render(p, 32)
+        batch = rendered_batch(3, 16, step_generator(0, 0, "cpu"), accessory_share=0.5)
+        aug = augment(batch.image, step_generator(0, 0, "cpu"))
+    finally:
+        torch.set_default_device("cpu")
+    assert got.image.device.type == "cpu" and batch.image.device.type == "cpu" and aug.device.type == "cpu"
+    assert torch.equal(got.image, expected.image) and torch.equal(got.labels, expected.labels)
+
+
+def test_rendered_batches_depend_only_on_seed_and_step():
+    a = rendered_batch(4, 16, step_generator(1, 5))
+    b = rendered_batch(4, 16, step_generator(1, 5))
+    c = rendered_batch(4, 16, step_generator(1, 6))
+    assert torch.equal(a.image, b.image) and not torch.equal(a.image, c.image)
+
+
+def test_discriminator_shapes_and_minibatch_stddev():
+    D = StyleGAN2Discriminator(DiscriminatorConfig(resolution=16, channels=(8, 16, 16)))
+    assert D(torch.randn(6, 3, 16, 16)).shape == (6,)
+    x = torch.randn(4, 8, 4, 4)
+    y = minibatch_stddev(x, group=4, channels=1)
+    assert y.shape == (4, 9, 4, 4)
+    expected = x.std(dim=0, unbiased=False).mean()
+    assert torch.allclose(y[:, 8], expected.expand(4, 4, 4), atol=1e-5)
+    with pytest.raises(ValueError):
+        DiscriminatorConfig(resolution=16, channels=(8, 16))
+
+
+def test_r1_penalty_is_zero_for_a_constant_critic_and_positive_otherwise():
+    D = StyleGAN2Discriminator(DiscriminatorConfig(resolution=16, channels=(8, 16, 16)))
+    real = torch.randn(4, 3, 16, 16)
+    assert (r1_penalty(D, real) > 0).all()
+    with torch.no_grad():
+        D.out.weight.zero_()
+    assert torch.allclose(r1_penalty(D, real), torch.zeros(4))
+
+
+def test_gan_steps_give_finite_losses_and_move_every_network():
+    t = GANTrainer(TINY_GAN)
+    g0 = [p.clone() for p in t.G.parameters()]
+    d0 = [p.clone() for p in t.D.parameters()]
+    e0 = [p.clone() for p in t.G_ema.parameters()]
+    seen = {}
+    for _ in range(4):
+        seen.update(t.train_step())
+    assert {"loss_G", "loss_D", "D_real", "D_fake", "r1", "path_length"} <= set(seen)
+    assert all(math.isfinite(v) for v in seen.values())
+    assert any(not torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, t.D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(e0, t.G_ema.parameters()))
+    assert t.pl_mean.item() > 0
+
+
+def test_gan_training_resumes_exactly(tmp_path):
+    straight = GANTrainer(TINY_GAN)
+    loop.run(straight, work_dir=tmp_path / "a", total_steps=5, log_every=1, log=lambda s: None)
+
+    first = GANTrainer(TINY_GAN)
+    loop.run(first, work_dir=tmp_path / "b", total_steps=3, log_every=1, log=lambda s: None)
+    resumed = GANTrainer(replace(TINY_GAN))
+    loop.run(resumed, work_dir=tmp_path / "b", total_steps=5, log_every=1, resume=True, log=lambda s: None)
+
+    assert resumed.step == straight.step == 5
+    for a, b in zip(straight.state_dict()["G_ema"].values(), resumed.state_dict()["G_ema"].values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight.D.parameters(), resumed.D.parameters()):
+        assert torch.equal(a, b)
+    rows = list(csv.DictReader(open(tmp_path / "b" / loop.CURVE_FILE)))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(math.isfinite(float(r["loss_D"])) for r in rows)
+
+
+def test_state_is_split_into_shards_and_checked(tmp_path):
+    state = {"w": torch.randn(300_000), "step": 7, "nested": {"a": [torch.ones(3), 2.5]}}
+    loop.save_state(tmp_path, state, shard_mb=0.5)
+    shards = sorted((tmp_path / loop.STATE_DIR).glob("*.bin"))
+    assert len(shards) == 3 and all(s.stat().st_size <= 0.5 * 2 ** 20 for s in shards)
+    back = loop.load_state(tmp_path)
+    assert torch.equal(back["w"], state["w"]) and back["step"] == 7 and back["nested"]["a"][1] == 2.5
+    shards[1].write_bytes(shards[1].read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="incomplete or damaged"):
+        loop.load_state(tmp_path)
+    with pytest.raises(CheckpointError, match="no complete training state"):
+        loop.load_state(tmp_path / "nowhere")
+
+
+def test_ema_half_life():
+    beta = loop.ema_beta(batch=32, half_life_images=10_000)
+    assert beta ** (10_000 / 32) == pytest.approx(0.5)
+
+
+def test_gan_export_loads_as_a_generator(tmp_path):
+    from semedit.checkpoints import load_module
+    t = GANTrainer(TINY_GAN)
+    t.train_step()
+    t.export(tmp_path / "g.safetensors", note="test")
+    G = load_module(tmp_path / "g.safetensors", "stylegan2")
+    assert G.config == TINY_GAN.generator
+    assert G.w_avg.abs().sum() > 0
+    z = torch.randn(2, 16)
+    assert torch.allclose(G(z), t.G_ema.cpu()(z), atol=1e-6)
