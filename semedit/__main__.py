@@ -1,4 +1,4 @@
-"""Command line: ``python -m semedit {sample,invert,convert,random-generator} ...``."""
+"""Command line: ``python -m semedit {sample,invert,edit,convert,random-generator} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -42,28 +42,22 @@ def _cmd_random_generator(a: argparse.Namespace) -> None:
 
 def _cmd_invert(a: argparse.Namespace) -> None:
     import csv
-    from dataclasses import replace
-    import numpy as np
-    import torch
     from .errors import SemeditError
-    from .faces.alignment import paste_back, prepare_target
-    from .faces.segments import segments_in_crop
-    from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
-    from .inversion.suite import CROP_SIZE, METHODS, Knobs, aligns_faces, context_for, run_method, score_result
+    from .imaging import tensor_to_pil
+    from .inversion.suite import METHODS, Knobs, context_for
+    from .pipeline import invert, load_target, save_latents
     from .registry import Registry
     registry = Registry.from_settings()
     model = a.model or registry.catalogue.default_generator
-    G = registry.get(model)
-    ctx = context_for(registry, model, a.perceptual)
-    if a.identity_weight and ctx.identity is None:
-        sys.exit("error: --identity-weight needs an identity model, and this generator's domain has none")
     methods = [m.strip() for m in a.methods.split(",")]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    ctx = context_for(registry, model, a.perceptual)
+    if a.identity_weight and ctx.identity is None:
+        sys.exit("error: --identity-weight needs an identity model, and this generator's domain has none")
     knobs = Knobs(steps=a.steps, lambda_reg=a.lambda_reg, n_chunks=a.chunks, chunky_space=a.chunky_space,
                   pti_tune_steps=a.steps, identity_weight=a.identity_weight, seed=a.seed)
-    align_face = aligns_faces(registry, model, a.align)
     paths = []
     for src in map(Path, a.inputs):
         paths += sorted(p for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")) \
@@ -75,28 +69,54 @@ def _cmd_invert(a: argparse.Namespace) -> None:
         writer.writerow(["image", "method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"])
         for path in paths:
             try:  # unreadable files and photos without a face are skipped, the rest go on
-                photo = load_image(path)
-                crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face, face_index=a.face)
-                labels = None
-                if align_face and "chunky" in methods:  # ChunkyGAN starts from the photo's segments
-                    labels = torch.from_numpy(segments_in_crop(np.asarray(photo), where, a.face))
+                target = load_target(registry, model, path, alignment=a.align, face_index=a.face)
             except SemeditError as e:
                 print(f"{path.name}: skipped: {e}", file=sys.stderr)
                 continue
-            target = pil_to_tensor(crop)
-            for m in methods:
-                r = run_method(m, G, target, knobs, replace(ctx, labels=labels) if labels is not None else ctx)
-                s = score_result(r, target, ctx)
+            for o in invert(registry, model, target, methods, knobs, ctx=ctx):
+                r, s, m = o.result, o.scores, o.result.key
                 tensor_to_pil(r.image).save(out / f"{path.stem}_{m}.png")
-                pasted = paste_back(photo, tensor_to_pil(resize(r.image, CROP_SIZE)), where)
-                pasted.save(out / f"{path.stem}_{m}_photo.png")
-                torch.save({"method": r.method, "space": r.latent.space, "latent": r.latent.value,
-                            **({"masks": r.extras["masks"]} if "masks" in r.extras else {})},
-                           out / f"{path.stem}_{m}.pt")
-                row = s.as_row()
-                writer.writerow([path.name, r.method] + list(row.values()))
+                o.pasted.save(out / f"{path.stem}_{m}_photo.png")
+                save_latents([r], out / f"{path.stem}_{m}.pt")
+                writer.writerow([path.name, r.method] + list(s.as_row().values()))
                 print(f"{path.name}  {r.method:32s}  LPIPS {s.lpips:.4f}  MSE {s.l2:.5f}  {s.seconds:.1f}s", flush=True)
     print(f"wrote {out / 'metrics.csv'}" + (f" (identity: {ctx.identity.name})" if ctx.identity else ""))
+
+
+def _cmd_edit(a: argparse.Namespace) -> None:
+    from .editing.library import directions_for
+    from .imaging import tensor_to_pil
+    from . import pipeline
+    from .registry import Registry
+    registry = Registry.from_settings()
+    model = a.model or registry.catalogue.default_generator
+    known = {d.name: d for d in directions_for(registry, model)}
+    edits = []
+    for item in a.direction:
+        name, _, value = item.rpartition("=")
+        if name not in known:
+            sys.exit(f"error: unknown direction {name!r}; {model} has: {', '.join(known) or 'none'}")
+        try:
+            edits.append((known[name], float(value)))
+        except ValueError:
+            sys.exit(f"error: --direction {item!r}: the value must be a number (units)")
+    if a.image and any(d.space == "z" for d, _ in edits):
+        sys.exit("error: Z directions move a sample's z; an inverted image has none (use the W ones, "
+                 "named 'NAME (w)' where both exist)")
+    if a.image:
+        target = pipeline.load_target(registry, model, a.image, alignment=a.align, face_index=a.face)
+        source = pipeline.source_from_target(registry, model, target, steps=a.steps)
+    else:
+        source = pipeline.source_from_sample(registry, model, a.seed, a.truncation)
+    image = pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, edits))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensor_to_pil(image).save(out)
+    print(f"wrote {out}")
+    if source.target is not None:
+        photo = out.with_name(out.stem + "_photo" + out.suffix)
+        pipeline.paste(source.target, image).save(photo)
+        print(f"wrote {photo}")
 
 
 def main(argv=None) -> None:
@@ -126,6 +146,18 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="inversion-out")
     p.set_defaults(func=_cmd_invert)
+    p = sub.add_parser("edit", help="move a sample or an inverted image along named directions")
+    p.add_argument("--model", help="generator (default: the catalogue's default)")
+    p.add_argument("--seed", type=int, default=0, help="the sample to edit (without --image)")
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--image", help="an image to invert (W+) and edit instead of a sample")
+    p.add_argument("--steps", type=int, default=300, help="W+ steps for --image")
+    p.add_argument("--align", default="auto", choices=["auto", "align", "centre"])
+    p.add_argument("--face", type=int, default=0)
+    p.add_argument("--direction", action="append", default=[], metavar="NAME=UNITS",
+                   help="repeatable, e.g. --direction smile=2 --direction age=-1")
+    p.add_argument("--out", default="edit.png")
+    p.set_defaults(func=_cmd_edit)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
     p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors"])

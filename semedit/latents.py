@@ -70,3 +70,17 @@ def w_std(G: StyleGAN2Generator, n: int = 10000, seed: int = 0) -> float:
         z = torch.randn(n, G.config.z_dim, generator=torch.Generator().manual_seed(seed)).to(G.w_avg.device)
         w = G.mapping(z)
         return float((w - G.w_avg).square().sum(1).mean().sqrt())
+
+
+def convert(G: StyleGAN2Generator, latent: Latent, space: str) -> Latent:
+    """The same image's code in a wider ``space``: W -> W+ (broadcast) -> S (affine styles).
+    Narrowing (S -> W+, W+ -> W) is not possible in general and raises ValueError."""
+    order = {s: i for i, s in enumerate(SPACES)}
+    if order[space] < order[latent.space]:
+        raise ValueError(f"cannot express a {latent.space} code in {space}")
+    if space == latent.space:
+        return latent
+    ws = G.broadcast(latent.value) if latent.space == "w" else latent.value
+    if space == "w+":
+        return Latent("w+", ws)
+    return Latent("s", concat_styles(G.synthesis.styles(ws)))

@@ -7,6 +7,7 @@ from semedit.inversion import (ChunkyConfig, InversionCancelled, OptimizationCon
                                invert_optimization, invert_pti)
 from semedit.inversion.chunky import band_masks, masks_from_labels
 from semedit.inversion.common import ramped_lr
+from semedit.latents import Latent, synthesize
 from semedit.registry import load_catalogue, Registry
 from semedit.settings import WEIGHTS_DIR, Settings
 from semedit import segmentation as L
@@ -57,9 +58,12 @@ def test_pti_tunes_a_copy_and_never_the_shared_generator(make_registry, tiny_fil
     assert all(not p.requires_grad for p in G.parameters())
     assert len(r.losses) == 70
     tuned_err = (r.image - target).square().mean()
-    pivot_err = (r.extras["pivot_image"] - target).square().mean()
+    pivot_err = (r.pivot_image - target).square().mean()
     assert tuned_err < pivot_err
-    assert set(r.extras["generator_state"]) == set(before)
+    assert set(r.weight_delta) <= {k for k in before if k.startswith("synthesis.")} and r.weight_delta
+    tuned = r.generator_for(G)  # the shared G plus the stored difference reproduces the result
+    torch.testing.assert_close(synthesize(tuned, Latent("w", r.latent.value)), r.image, atol=1e-5, rtol=0)
+    assert r.generator_for(G) is not G and all(torch.equal(v, before[k]) for k, v in G.state_dict().items())
 
 
 @pytest.mark.parametrize("lambda_reg", [0.0, 1.0])
@@ -70,7 +74,7 @@ def test_chunky_masks_sum_to_one_and_loss_drops(perceptual, target, lambda_reg):
     labels[:4] = L.HAIR
     cfg = ChunkyConfig(n_chunks=3, steps=50, lambda_reg=lambda_reg, mask_resolution=8)
     r = invert_chunky(G, target, cfg, perceptual=perceptual, device=CPU, labels=labels)
-    masks, chunks = r.extras["masks"], r.extras["chunks"]
+    masks, chunks = r.chunk_masks, r.chunk_images
     assert masks.shape == (3, 16, 16) and chunks.shape == (3, 3, 16, 16)
     torch.testing.assert_close(masks.sum(0), torch.ones(16, 16))
     assert (masks >= 0).all()
@@ -117,7 +121,7 @@ def test_given_masks_are_used(perceptual, target):
     r = invert_chunky(tiny_generator(), target, ChunkyConfig(n_chunks=2, mask_init="given", steps=1, mask_lr=0.0,
                                                              mask_resolution=16),
                       perceptual=perceptual, device=CPU, masks=masks)
-    assert (r.extras["masks"][0, :, :7] > 0.9).all() and (r.extras["masks"][1, :, 9:] > 0.9).all()
+    assert (r.chunk_masks[0, :, :7] > 0.9).all() and (r.chunk_masks[1, :, 9:] > 0.9).all()
 
 
 def test_progress_can_cancel(perceptual, target):
@@ -164,7 +168,8 @@ def test_command_line_inverts_a_folder(tmp_path, monkeypatch):
     assert [r["method"] for r in rows] == ["W optimisation", "ChunkyGAN W+ (n=2, lambda=1)"]
     assert (tmp_path / "out" / "portrait_02_chunky.png").exists()
     saved = torch.load(tmp_path / "out" / "portrait_02_chunky.pt", weights_only=True)
-    assert saved["latent"].shape[0] == 2 and saved["masks"].shape[0] == 2
+    assert saved["chunky"]["latent"].shape[0] == 2 and saved["chunky"]["masks"].shape[0] == 2
+    assert saved["chunky"]["generator"] == "embedded-portraits-64"
 
 
 def test_identity_model_loads_from_its_key_layout_and_measures(tmp_path, make_registry, perceptual):
@@ -200,7 +205,7 @@ def test_noise_maps_are_optimised_only_when_the_generator_uses_noise(perceptual,
     quiet = copy_without_noise(G)
     with_noise = invert_optimization(G, target, OptimizationConfig(steps=3), perceptual=perceptual, device=CPU)
     without = invert_optimization(quiet, target, OptimizationConfig(steps=3), perceptual=perceptual, device=CPU)
-    assert "noise" in with_noise.extras and "noise" not in without.extras
+    assert with_noise.noise is not None and without.noise is None
 
 
 def copy_without_noise(G):

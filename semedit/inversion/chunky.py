@@ -131,7 +131,7 @@ def invert_chunky(G: StyleGAN2Generator, target: torch.Tensor, config: ChunkyCon
     image = (chunks * soft[:, None]).sum(0, keepdim=True)
     name = f"ChunkyGAN {SPACE_NAMES[config.space]} (n={n}, lambda={config.lambda_reg:g})"
     return InversionResult(name, Latent(config.space, codes.cpu()), image.cpu(), tuple(losses), clock.seconds,
-                           {"chunks": chunks.cpu(), "masks": soft.cpu(), "logits": logits.cpu()})
+                           chunk_images=chunks.cpu(), chunk_masks=soft.cpu(), chunk_logits=logits.cpu())
 
 
 @torch.no_grad()

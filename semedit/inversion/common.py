@@ -2,10 +2,11 @@
 optimisation loop (codes, and for ChunkyGAN mask logits) that W, W+, S and ChunkyGAN all use."""
 from __future__ import annotations
 
+import copy
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,17 +26,47 @@ class InversionCancelled(SemeditError):
 
 @dataclass(frozen=True)
 class InversionResult:
-    """method: display name; latent: the codes found (ChunkyGAN: one row per chunk);
-    image [1, 3, R, R] in [-1, 1]; losses: loss per step; seconds: wall time;
-    extras: method-specific tensors (PTI: ``generator_state``; ChunkyGAN: ``chunks``
-    [n, 3, R, R] and ``masks`` [n, R, R] summing to one per pixel). All on the CPU."""
+    """What a method found, enough for another tab to edit it without running it again.
+
+    method: display name; latent: the codes found (ChunkyGAN: one row per chunk); image
+    [1, 3, R, R] in [-1, 1]; losses: loss per step; seconds: wall time. Method-specific, None
+    otherwise: ``noise`` (optimised noise maps, one [1, 1, R_j, R_j] per synthesis layer),
+    ``chunk_images`` [n, 3, R, R] and ``chunk_masks`` [n, R, R] (ChunkyGAN; masks sum to one),
+    ``chunk_logits`` [n, h, w] (ChunkyGAN's mask parameters), ``pivot_image`` [1, 3, R, R] and
+    ``weight_delta`` (PTI: tuned minus shared weights, by state-dict key). ``key``, ``generator``
+    and ``target`` say which method ran on which catalogue generator and target (set by
+    ``semedit.pipeline``). All tensors on the CPU."""
 
     method: str
     latent: Latent
     image: torch.Tensor
     losses: Tuple[float, ...]
     seconds: float
-    extras: dict = field(default_factory=dict)
+    noise: Optional[Tuple[torch.Tensor, ...]] = None
+    chunk_images: Optional[torch.Tensor] = None
+    chunk_masks: Optional[torch.Tensor] = None
+    chunk_logits: Optional[torch.Tensor] = None
+    pivot_image: Optional[torch.Tensor] = None
+    weight_delta: Optional[Dict[str, torch.Tensor]] = None
+    key: str = ""
+    generator: str = ""
+    target: Optional[Any] = None  # semedit.targets.Target
+
+    def generator_for(self, G: StyleGAN2Generator) -> StyleGAN2Generator:
+        """G itself, or for PTI a private copy of G with the tuned weights (G is never changed)."""
+        return with_weight_delta(G, self.weight_delta)
+
+
+def with_weight_delta(G: StyleGAN2Generator, delta: Optional[Dict[str, torch.Tensor]]) -> StyleGAN2Generator:
+    """G when ``delta`` is empty, else a private copy of G whose weights are G's plus ``delta``."""
+    if not delta:
+        return G
+    tuned = copy.deepcopy(G)
+    state = tuned.state_dict()
+    with torch.no_grad():
+        for k, d in delta.items():
+            state[k].add_(d.to(state[k]))
+    return tuned
 
 
 def prepare_target(target: torch.Tensor, resolution: int, device: torch.device) -> torch.Tensor:

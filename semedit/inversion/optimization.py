@@ -62,6 +62,5 @@ def invert_optimization(G: StyleGAN2Generator, target: torch.Tensor, config: Opt
     latent = Latent(config.space, codes)
     with torch.no_grad():
         image = synthesize(G, latent, noise=noise)
-    extras = {"noise": [n.cpu() for n in noise]} if noise else {}
     return InversionResult(f"{SPACE_NAMES[config.space]} optimisation", latent.detach(), image.cpu(), tuple(losses),
-                           clock.seconds, extras)
+                           clock.seconds, noise=tuple(n.cpu() for n in noise) if noise else None)

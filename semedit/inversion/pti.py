@@ -59,6 +59,8 @@ def invert_pti(G: StyleGAN2Generator, target: torch.Tensor, config: PTIConfig = 
             progress(config.pivot.steps + step + 1, total, losses[-1])
     with torch.no_grad():
         image = synthesize(tuned, latent)
-    state = {k: v.detach().cpu() for k, v in tuned.state_dict().items()}
+    shared = G.state_dict()
+    delta = {k: (v.detach() - shared[k]).cpu() for k, v in tuned.synthesis.state_dict(prefix="synthesis.").items()
+             if not torch.equal(v, shared[k])}
     return InversionResult("Pivotal Tuning", pivot.latent, image.cpu(), tuple(losses), clock.seconds,
-                           {"generator_state": state, "pivot_image": pivot.image})
+                           pivot_image=pivot.image, weight_delta=delta)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List
 
@@ -12,13 +11,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import pipeline
 from ..errors import SemeditError
-from ..faces.alignment import paste_back, prepare_target
 from ..faces.segments import segments_in_crop
-from ..imaging import ImageInputError, load_image, pil_to_tensor, resize, tensor_to_pil, tensor_to_uint8
+from ..imaging import ImageInputError, load_image, tensor_to_pil, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
-from ..inversion.suite import CROP_SIZE, DISPLAY_NAMES, Knobs, aligns_faces, context_for, run_method, score_result
+from ..inversion.suite import DISPLAY_NAMES, Knobs, context_for
 from ..registry import Registry
+from ..targets import CROP_SIZE, Target
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
 from .common import MODEL_CONCURRENCY_ID
@@ -44,6 +44,10 @@ class CancelFlag:
         return CancelFlag()
 
 
+def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
+    return pipeline.save_latents(results.values(), folder / "latents.pt")
+
+
 def identity_note(identity) -> str:
     """What the identity column measures, for the status line."""
     if identity is None:
@@ -52,45 +56,30 @@ def identity_note(identity) -> str:
     return f"identity: {identity.name} ({identity.distance} distance{same})"
 
 
-def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
-    """All latents (and ChunkyGAN masks) as one torch file, loadable with weights_only=True."""
-    payload = {}
-    for key, r in results.items():
-        entry = {"method": r.method, "space": r.latent.space, "latent": r.latent.value}
-        if "masks" in r.extras:
-            entry["masks"] = r.extras["masks"]
-        payload[key] = entry
-    path = folder / "latents.pt"
-    torch.save(payload, path)
-    return path
-
-
-def load_target(registry: Registry, model: str, image, alignment: str, face_index=0):
-    """(photo, crop [CROP_SIZE px], Alignment, aligned?) for the uploaded file, aligned around its
-    ``face_index``-th largest face when aligning; or gr.Error."""
+def load_target(registry: Registry, model: str, image, alignment: str, face_index=0) -> Target:
+    """The uploaded file as a Target (aligned around its ``face_index``-th largest face when
+    aligning), or gr.Error."""
     if not image:
         raise gr.Error("Upload an image or pick an example first.")
-    align_face = aligns_faces(registry, model, alignment)
     try:
-        photo = load_image(image)
-        crop, where = prepare_target(photo, CROP_SIZE, align_face=align_face, face_index=int(face_index or 0))
+        return pipeline.load_target(registry, model, image, alignment=alignment, face_index=int(face_index or 0))
     except SemeditError as e:  # unreadable image, or no face to align
         raise gr.Error(str(e)) from e
-    return photo, crop, where, align_face
 
 
 def make_segment(registry: Registry):
     def segment(model, image, alignment, face_index=0):
         """The target's automatic segments: (editor value, label map for the session). Aligned
         photos are segmented with mediapipe; centre crops by the generator's segmenter, if any."""
-        photo, crop, where, aligned = load_target(registry, model, image, alignment, face_index)
+        target = load_target(registry, model, image, alignment, face_index)
         spec = registry.catalogue.get(model)
         try:
-            if spec.config.get("segmenter") and not aligned:
+            if spec.config.get("segmenter") and not target.aligned:
                 G = registry.get(model)
-                labels = segmenter_segments(registry.get(spec.config["segmenter"]), crop, G.config.resolution)
+                labels = segmenter_segments(registry.get(spec.config["segmenter"]), tensor_to_pil(target.image),
+                                            G.config.resolution)
             else:
-                labels = segments_in_crop(np.asarray(photo), where, int(face_index or 0))
+                labels = segments_in_crop(np.asarray(target.photo), target.alignment, target.face_index)
         except SemeditError as e:
             raise gr.Error(str(e)) from e
         return editor_value(labels), labels
@@ -105,51 +94,51 @@ def make_run(registry: Registry):
             raise gr.Error("Tick at least one method.")
         cancel.event.clear()
         try:
-            G = registry.get(model)
+            registry.get(model)  # load (or fail) before reading the image
             ctx = context_for(registry, model, perceptual_name)
         except SemeditError as e:
             raise gr.Error(str(e)) from e
         if identity_weight and ctx.identity is None:
             raise gr.Error("The identity loss needs an identity model; this generator's domain has none "
                            "(set its weight to 0).")
-        photo, crop, where, align_face = load_target(registry, model, image, alignment, face_index)
+        target = load_target(registry, model, image, alignment, face_index)
         if auto_labels is not None:  # the user looked at (and maybe painted) the segments
-            ctx = replace(ctx, labels=torch.from_numpy(apply_paint(auto_labels, painted)))
-        elif align_face and "chunky" in methods:  # photos: ChunkyGAN starts from the photo's segments
-            try:
-                ctx = replace(ctx, labels=torch.from_numpy(segments_in_crop(np.asarray(photo), where,
-                                                                             int(face_index or 0))))
-            except SemeditError:
-                pass  # no segments: the segmenter or bands, as without a photo
-        target = pil_to_tensor(crop)
+            target = target.with_labels(torch.from_numpy(apply_paint(auto_labels, painted)))
         knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
                       chunky_space=chunky_space, pti_tune_steps=int(steps), identity_weight=float(identity_weight or 0))
         results: Dict[str, InversionResult] = {}
-        gallery = [(tensor_to_uint8(target)[0], "target (aligned)" if align_face else "target")]
+        gallery = [(tensor_to_uint8(target.image)[0], "target (aligned)" if target.aligned else "target")]
         pasted = []
         rows, curves, status = [], [], ""
         out_dir = Path(tempfile.mkdtemp(prefix="semedit-inversion-"))
-        for key in methods:
-            def tick(step, total, loss, _name=DISPLAY_NAMES[key]):
+        def ticker(key):
+            def tick(step, total, loss):
                 if cancel.event.is_set():
                     raise InversionCancelled("cancelled by the user")
-                progress((step, total), desc=_name)
+                progress((step, total), desc=DISPLAY_NAMES[key])
+            return tick
+
+        outcomes = pipeline.invert(registry, model, target, methods, knobs, ctx=ctx, progress_for=ticker)
+        while True:
+            key = methods[len(results)] if len(results) < len(methods) else None
             try:
-                r = run_method(key, G, target, knobs, ctx, tick)
+                o = next(outcomes)
+            except StopIteration:
+                break
             except InversionCancelled:
                 status = f"Cancelled during {DISPLAY_NAMES[key]}; finished methods are kept."
                 break
             except (SemeditError, ValueError) as e:
                 raise gr.Error(f"{DISPLAY_NAMES[key]}: {e}") from e
+            r, s = o.result, o.scores
             results[key] = r
-            s = score_result(r, target, ctx)
             rows.append({"method": r.method, **s.as_row()})
             curves += [{"step": i + 1, "loss": v, "method": DISPLAY_NAMES[key]} for i, v in enumerate(r.losses)]
             big = torch.nn.functional.interpolate(r.image, size=(256, 256), mode="nearest")
             gallery.append((tensor_to_uint8(big)[0], r.method))
-            if "chunks" in r.extras:
+            if r.chunk_images is not None:
                 gallery += chunk_views(r)
-            pasted.append((paste_back(photo, tensor_to_pil(resize(r.image, CROP_SIZE)), where), r.method))
+            pasted.append((o.pasted, r.method))
             table, saved, note = pd.DataFrame(rows, columns=METRIC_COLUMNS), str(save_latents(results, out_dir)), \
                 f"{len(results)} of {len(methods)} done"
             # Gradio's plot keeps drawing only the series of the value it was first given: clear it, then refill
@@ -175,7 +164,7 @@ def preview(path):
 def chunk_views(r: InversionResult) -> List:
     """Each ChunkyGAN chunk image with its mask as alpha over gray, for the gallery."""
     views = []
-    for i, (chunk, mask) in enumerate(zip(r.extras["chunks"], r.extras["masks"])):
+    for i, (chunk, mask) in enumerate(zip(r.chunk_images, r.chunk_masks)):
         shown = chunk * mask[None] + (1 - mask[None]) * 0.2
         big = torch.nn.functional.interpolate(shown[None], size=(256, 256), mode="nearest")
         views.append((tensor_to_uint8(big)[0], f"chunk {i + 1}"))
@@ -200,8 +189,8 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                 chunky_space = gr.Radio([("W", "w"), ("W+", "w+"), ("S", "s")], value="w+", label="Chunk code space")
                 perceptual = gr.Dropdown(perceptual_choices, value=registry.catalogue.default_perceptual,
                                          label="Perceptual model (loss and LPIPS metric)")
-                identity_weight = gr.Slider(0, 2, value=0, step=0.05, label="Identity loss weight (face generators; "
-                                            "ArcFace if present, else the offline face-api descriptor)")
+                identity_weight = gr.Slider(0, 2, value=0, step=0.05, label="Identity loss weight (face generators: "
+                                            "ArcFace if present, else the offline face-api descriptor; the embedded domain: its parameter regressor)")
             with gr.Row():
                 run_button = gr.Button("Invert", variant="primary")
                 cancel_button = gr.Button("Cancel", variant="stop")
