@@ -57,6 +57,7 @@ from safetensors.torch import save_file as _st_save_file
 
 from .errors import CheckpointError, UnsafeCheckpointError
 from .networks.face_descriptor import FaceDescriptorConfig, FaceDescriptorNet
+from .networks.regressor import ParameterRegressor, RegressorConfig
 from .networks.segmenter import SegmenterConfig, UNetSegmenter
 from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
@@ -283,6 +284,7 @@ ARCHITECTURES = {
     "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
     "unet-segmenter": (SegmenterConfig, UNetSegmenter),
     "face-descriptor": (FaceDescriptorConfig, FaceDescriptorNet),
+    "parameter-regressor": (RegressorConfig, ParameterRegressor),
 }
 
 

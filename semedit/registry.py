@@ -35,7 +35,7 @@ from .errors import CatalogueError, ChecksumMismatchError, ModelNotAvailableErro
 from .settings import Settings, resolve_device
 
 EMBEDDED_DOMAIN = "embedded-portraits"  # catalogue config "domain" of the embedded models
-KINDS = ("generator", "encoder", "identity", "perceptual", "directions", "segmenter")
+KINDS = ("generator", "encoder", "identity", "perceptual", "directions", "segmenter", "regressor")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ class ModelSpec:
     def embedded(self) -> bool:
         """A model of the embedded portrait domain (cartoons with ground truth, not photographs)."""
         return self.config.get("domain") == EMBEDDED_DOMAIN
+
+    @property
+    def paired_with_renderer(self) -> bool:
+        """A generator distilled from the renderer: its image of z is the renderer's image of the
+        same z, so every sample has exact ground truth (adversarially trained ones do not)."""
+        return bool(self.config.get("paired_with_renderer", False))
 
     @property
     def local_filename(self) -> Optional[str]:
@@ -173,6 +179,7 @@ Loader = Callable[[Path, ModelSpec], nn.Module]
 LOADERS: Dict[str, Loader] = {
     "generator": lambda path, spec: checkpoints.load_module(path, "stylegan2"),
     "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
+    "regressor": lambda path, spec: checkpoints.load_module(path, "parameter-regressor"),
     "perceptual": lambda path, spec: _load_perceptual(path, spec),
     "identity": lambda path, spec: _load_identity(path, spec),
 }

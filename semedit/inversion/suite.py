@@ -18,9 +18,6 @@ from .optimization import OptimizationConfig, invert_optimization
 from .pti import PTIConfig, invert_pti
 
 
-CROP_SIZE = 256  # the aligned crop users see and get pasted back; methods resize it to G
-
-
 @dataclass(frozen=True)
 class Knobs:
     """The main knobs a user sets once for every method."""
@@ -47,11 +44,15 @@ class Context:
 
 
 def identity_for(registry, model: str):
-    """The identity model for photographic generators: the catalogue's default (ArcFace) when
-    it is on this machine, else the first local one (the offline face-api descriptor). None for
-    the embedded domain (an identity distance between cartoons would mean nothing)."""
-    if registry.catalogue.get(model).embedded:
-        return None
+    """The identity model for generator ``model``: for photographic generators the catalogue's
+    default (ArcFace) when it is on this machine, else the first local one (the offline face-api
+    descriptor); for the embedded domain the distance between the identity parameters its
+    regressor predicts (None when the catalogue names no regressor for it)."""
+    spec = registry.catalogue.get(model)
+    if spec.embedded:
+        from ..networks.regressor import RegressorIdentity
+        name = spec.config.get("regressor")
+        return RegressorIdentity(registry.get(name, registry.get(model).w_avg.device)) if name else None
     name = registry.first_local("identity", registry.catalogue.default_identity)
     return registry.get(name) if name else None
 

@@ -8,7 +8,7 @@ import torch
 
 from ..networks.stylegan2 import StyleGAN2Generator
 from ..sampling import z_from_seeds
-from .params import LATENT_DIM, Portraits, params_from_latent
+from .params import FIELDS, LATENT_DIM, Portraits, params_from_latent
 from .render import render
 
 
@@ -50,3 +50,14 @@ def sample_with_ground_truth(G: StyleGAN2Generator, seeds: Sequence[int]) -> Gro
     truth = render(portraits, G.config.resolution)
     return GroundTruthSample(tuple(int(s) for s in seeds), images, ws.float().cpu(), portraits, truth.image,
                              truth.labels)
+
+
+@torch.no_grad()
+def predict_portraits(regressor, images: torch.Tensor) -> Portraits:
+    """What the parameter regressor reads off images [N, 3, R, R] in [-1, 1]: a Portraits batch
+    (on the CPU) whose attributes, pose and identity are predictions, not ground truth."""
+    if tuple(regressor.config.field_names) != FIELDS:
+        raise ValueError("this regressor predicts other parameters than the renderer's")
+    pred = regressor(images.to(regressor.identity_index.device))
+    return Portraits(pred.fields.float().cpu(), pred.hair_style_logits.argmax(1).cpu(),
+                     pred.accessory_logits.argmax(1).cpu())

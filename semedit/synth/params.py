@@ -119,13 +119,13 @@ def _projection(dim: int) -> torch.Tensor:
     if dim < rows:
         raise ValueError(f"the latent needs at least {rows} dimensions, got {dim}")
     g = torch.Generator().manual_seed(_MAP_SEED)
-    q, _ = torch.linalg.qr(torch.randn(dim, rows, generator=g, dtype=torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(dim, rows, generator=g, dtype=torch.float64, device="cpu"))
     return q.t().float()
 
 
 def params_from_latent(z: torch.Tensor) -> Portraits:
-    """z [N, D >= 43] ~ N(0, I) -> Portraits (continuous fields ~ U(0, 1), styles uniform)."""
-    y = z.float() @ _projection(z.shape[1]).t()
+    """z [N, D >= 43] ~ N(0, I) -> Portraits (continuous fields ~ U(0, 1), styles uniform), on z's device."""
+    y = z.float() @ _projection(z.shape[1]).to(z.device).t()
     k = len(FIELDS)
     values = 0.5 * (1 + torch.erf(y[:, :k] / math.sqrt(2)))
     style = y[:, k:].argmax(dim=1)
@@ -150,3 +150,33 @@ def hair_style_index(name: str) -> int:
     return HAIR_STYLES.index(name)
 
 
+
+
+def observable_targets(p: Portraits) -> tuple:
+    """What an image can tell of each parameter: (targets [N, F], visible [N, F] in {0, 1}).
+
+    Targets are the unit values, except ``beard`` and ``glasses``, which only show as present or
+    not (1 or 0). A parameter is invisible where nothing in the picture depends on it: frame shape
+    and colour without glasses, hair length except for long, bob, fringe and curly hair, the
+    parting except for short, long and bob, volume when bald, the curl phase except for curly
+    hair, the mouth under a mask, the parting and volume under a hat."""
+    targets = p.values.clone()
+    targets[:, INDEX["beard"]] = (p["beard"] > BEARD_THRESHOLD).float()
+    targets[:, INDEX["glasses"]] = (p["glasses"] > GLASSES_THRESHOLD).float()
+    visible = torch.ones_like(targets)
+    style = p.hair_style
+
+    def hide(names, where):
+        for name in names:
+            visible[:, INDEX[name]] *= (~where).float()
+
+    def styles(*names):
+        return torch.isin(style, torch.tensor([HAIR_STYLES.index(n) for n in names], device=style.device))
+
+    hide(("glasses_shape", "frame_color"), p["glasses"] <= GLASSES_THRESHOLD)
+    hide(("hair_length",), ~styles("long", "bob", "fringe", "curly"))
+    hide(("hair_parting",), ~styles("short", "long", "bob") | (p.accessory == ACCESSORIES.index("hat")))
+    hide(("hair_volume",), styles("bald") | (p.accessory == ACCESSORIES.index("hat")))
+    hide(("hair_curl_phase",), ~styles("curly"))
+    hide(("smile", "mouth_width", "lip_thickness", "beard"), p.accessory == ACCESSORIES.index("mask"))
+    return targets, visible

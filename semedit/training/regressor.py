@@ -19,11 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints import load_module, save_safetensors
+from ..checkpoints import save_safetensors
 from ..networks.regressor import ParameterRegressor, RegressorConfig, RegressorIdentity
 from ..settings import resolve_device
 from ..synth.params import (ACCESSORIES, FIELDS, HAIR_STYLES, IDENTITY_FIELDS, MAX_YAW, observable_targets,
@@ -43,23 +42,35 @@ def regressor_config(resolution: int = 64, **kw) -> RegressorConfig:
 
 @dataclass(frozen=True)
 class RegressorTraining:
-    steps: int = 3000
+    steps: int = 3500
     batch: int = 64
     size: int = 64
     lr: float = 2e-3
     accessory_share: float = 0.1
     max_blur: float = 1.5
     class_weight: float = 0.1
+    binary_weight: float = 0.5
     seed: int = 0
 
 
-def regressor_loss(pred, portraits, class_weight: float) -> torch.Tensor:
-    """Masked L1 over the observable parameters + weighted cross-entropy on style and accessory."""
+#: parameters an image shows only as present or absent: binary cross-entropy, not L1 (whose
+#: optimum on imbalanced 0/1 targets is the majority value)
+BINARY_FIELDS = ("beard", "glasses")
+_BINARY = torch.tensor([f in BINARY_FIELDS for f in FIELDS])
+
+
+def regressor_loss(pred, portraits, class_weight: float, binary_weight: float) -> torch.Tensor:
+    """Masked L1 over the observable graded parameters, binary cross-entropy on beard and glasses,
+    and weighted cross-entropy on hair style and accessory."""
     targets, visible = observable_targets(portraits)
-    l1 = ((pred.fields - targets).abs() * visible).sum() / visible.sum().clamp(min=1)
+    binary = _BINARY.to(targets.device)
+    graded = visible * ~binary
+    l1 = ((pred.fields - targets).abs() * graded).sum() / graded.sum().clamp(min=1)
+    p = pred.fields[:, binary].clamp(1e-6, 1 - 1e-6)
+    bce = (F.binary_cross_entropy(p, targets[:, binary], reduction="none") * visible[:, binary]).mean()
     ce = F.cross_entropy(pred.hair_style_logits, portraits.hair_style) + \
         F.cross_entropy(pred.accessory_logits, portraits.accessory)
-    return l1 + class_weight * ce
+    return l1 + class_weight * ce + binary_weight * bce
 
 
 class RegressorTrainer:
@@ -79,7 +90,7 @@ class RegressorTrainer:
         b = rendered_batch(cfg.batch, cfg.size, step_generator(cfg.seed, self.step, self.device),
                            accessory_share=cfg.accessory_share)
         img = augment(b.image, step_generator(cfg.seed, self.step, self.device, 1), max_blur=cfg.max_blur)
-        loss = regressor_loss(self.net(img), b.portraits, cfg.class_weight)
+        loss = regressor_loss(self.net(img), b.portraits, cfg.class_weight, cfg.binary_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -1,5 +1,6 @@
 """Sampling panel: a grid of generator samples by seed and truncation, and for the embedded
-domain the renderer's ground truth of the same latents."""
+domain their labels: predicted (segmenter map, regressor attributes) for every generator, and
+the renderer's ground truth of the same latents for generators paired with the renderer."""
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -10,12 +11,12 @@ import numpy as np
 from ..imaging import tensor_to_uint8
 from ..registry import Registry
 from ..sampling import sample
-from ..synth.ground_truth import sample_with_ground_truth
-from ..synth.labels import colorize
+from ..synth.ground_truth import predict_portraits, sample_with_ground_truth
+from ..segmentation import colorize
 from ..synth.params import HAIR_STYLES
 from .common import MODEL_CONCURRENCY_ID, user_errors
 
-ATTRIBUTE_COLUMNS = ["seed", "hair_style", "smile", "beard", "glasses", "age", "yaw", "light_angle"]
+ATTRIBUTE_COLUMNS = ["seed", "source", "hair_style", "smile", "beard", "glasses", "age", "yaw", "light_angle"]
 
 
 def _check(model: str, seed: float, count: float, max_samples: int) -> List[int]:
@@ -40,21 +41,39 @@ def sample_fn(registry: Registry, max_samples: int):
     return run
 
 
+def attribute_rows(seeds, portraits, source: str) -> list:
+    """One table row per seed: the attributes and pose of ``portraits``, marked by ``source``."""
+    att, pose = portraits.attributes(), portraits.pose()
+    return [[s, source, HAIR_STYLES[int(att["hair_style"][i])], round(float(att["smile"][i]), 2),
+             bool(att["beard"][i]), bool(att["glasses"][i]), round(float(att["age"][i]), 2),
+             round(float(pose["yaw"][i]), 2), round(float(pose["light_angle"][i]), 2)]
+            for i, s in enumerate(seeds)]
+
+
 def ground_truth_fn(registry: Registry, max_samples: int):
     @user_errors
     def run(model: str, seed: float, count: float):
         seeds = _check(model, seed, count, max_samples)
-        if not registry.catalogue.get(model).embedded:
-            raise gr.Error("Ground truth exists only for generators of the embedded portrait domain.")
-        gt = sample_with_ground_truth(registry.get(model), seeds)
-        gallery = []
-        for s, target, labels in zip(seeds, tensor_to_uint8(gt.target), colorize(gt.labels.numpy())):
-            gallery += [(target, f"seed {s}: renderer"), (labels, f"seed {s}: labels")]
-        att, pose = gt.attributes(), gt.pose()
-        rows = [[s, HAIR_STYLES[int(att["hair_style"][i])], round(float(att["smile"][i]), 2),
-                 bool(att["beard"][i]), bool(att["glasses"][i]), round(float(att["age"][i]), 2),
-                 round(float(pose["yaw"][i]), 2), round(float(pose["light_angle"][i]), 2)]
-                for i, s in enumerate(seeds)]
+        spec = registry.catalogue.get(model)
+        if not spec.embedded:
+            raise gr.Error("Labels exist only for generators of the embedded portrait domain.")
+        G = registry.get(model)
+        images = sample(G, seeds).images  # truncation 1: the renderer's pairing holds only there
+        gallery, rows = [], []
+        truth = sample_with_ground_truth(G, seeds) if spec.paired_with_renderer else None
+        segmenter, regressor = spec.config.get("segmenter"), spec.config.get("regressor")
+        predicted = colorize(registry.get(segmenter).predict(images.to(G.w_avg.device)).cpu().numpy()) \
+            if segmenter else [None] * len(seeds)
+        for i, s in enumerate(seeds):
+            if truth is not None:
+                gallery += [(tensor_to_uint8(truth.target[i]), f"seed {s}: renderer"),
+                            (colorize(truth.labels[i].numpy()), f"seed {s}: labels")]
+            if predicted[i] is not None:
+                gallery.append((predicted[i], f"seed {s}: predicted labels"))
+        if truth is not None:
+            rows += attribute_rows(seeds, truth.portraits, "renderer")
+        if regressor:
+            rows += attribute_rows(seeds, predict_portraits(registry.get(regressor), images), "predicted")
         return gallery, rows
     return run
 
@@ -67,14 +86,17 @@ def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: 
             truncation = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation psi",
                                    info="1 = no truncation; smaller = closer to the average image")
             button = gr.Button("Sample", variant="primary")
-            truth_button = gr.Button("Ground truth", variant="secondary")
-            gr.Markdown("*Ground truth*: for the embedded portrait domain, the renderer's image and label map "
-                        "of the same latents (exact at truncation 1), and their attributes.")
+            truth_button = gr.Button("Labels", variant="secondary")
+            gr.Markdown("*Labels* (embedded portrait domain, truncation 1): the segmenter's map and the "
+                        "regressor's attributes of each sample, marked *predicted*; for a generator paired "
+                        "with the renderer also the renderer's image, label map and attributes of the same "
+                        "latents, which are exact.")
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Samples", columns=4, object_fit="contain", height="auto", format="png")
-            truth = gr.Gallery(label="Ground truth: renderer image and label map", columns=4, object_fit="contain",
-                               height="auto", format="png")
-            table = gr.Dataframe(headers=ATTRIBUTE_COLUMNS, label="Ground-truth attributes", interactive=False)
+            truth = gr.Gallery(label="Labels: renderer ground truth (paired generators) and predicted label maps",
+                               columns=6, object_fit="contain", height="auto", format="png")
+            table = gr.Dataframe(headers=ATTRIBUTE_COLUMNS, label="Attributes (renderer: exact; predicted: regressor)",
+                                 interactive=False)
     gr.Examples([[0, 8, 0.7], [100, 4, 1.0], [7, 8, 0.5]], inputs=[seed, count, truncation])
     button.click(sample_fn(registry, max_samples), inputs=[picker, seed, count, truncation], outputs=gallery,
                  api_name="sample", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)

@@ -1,0 +1,115 @@
+"""The embedded domain's parameter regressor (inverse renderer), its identity distance, and the
+generator measures that rest on it."""
+import math
+
+import pytest
+import torch
+
+from semedit.checkpoints import load_module, save_safetensors
+from semedit.evaluation.realism import frechet_distance
+from semedit.evaluation.embedded import ridge_r2
+from semedit.networks.regressor import RegressorIdentity
+from semedit.registry import Registry, load_catalogue
+from semedit.settings import WEIGHTS_DIR, Settings
+from semedit.synth.ground_truth import predict_portraits
+from semedit.synth.params import (FIELDS, GLASSES_THRESHOLD, INDEX, IDENTITY_FIELDS, hair_style_index,
+                                  observable_targets, sample_portraits)
+from semedit.synth.render import render
+from semedit.training.regressor import (RegressorTrainer, RegressorTraining, calibrate_threshold,
+                                        held_out_accuracy, identity_pairs)
+
+DEFAULT = "embedded-portraits-64"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    settings = Settings(device="cpu", cache_dir=tmp_path_factory.mktemp("cache"), hub_offline=True,
+                        hub_cache_dir=tmp_path_factory.mktemp("hub"))
+    return Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), settings)
+
+
+def test_observable_targets_hide_what_the_image_cannot_show():
+    p = sample_portraits(64, seed=4)
+    p = p.with_fields(glasses=torch.linspace(0, 1, 64))
+    targets, visible = observable_targets(p)
+    has_glasses = p["glasses"] > GLASSES_THRESHOLD
+    assert torch.equal(targets[:, INDEX["glasses"]], has_glasses.float())
+    assert torch.equal(visible[:, INDEX["frame_color"]].bool(), has_glasses)
+    bald = p.hair_style == hair_style_index("bald")
+    assert (visible[bald, INDEX["hair_volume"]] == 0).all() and (visible[~bald, INDEX["hair_volume"]] == 1).all()
+    masked = p.with_accessory("mask")
+    _, v = observable_targets(masked)
+    assert (v[:, INDEX["smile"]] == 0).all() and (v[:, INDEX["skin_tone"]] == 1).all()
+
+
+def test_calibrated_threshold_separates_two_groups():
+    same, different = torch.linspace(0.0, 0.1, 50), torch.linspace(0.2, 0.5, 50)
+    thr, acc = calibrate_threshold(same, different)
+    assert 0.1 < thr < 0.2 and acc == 1.0
+    thr, acc = calibrate_threshold(torch.tensor([0.1, 0.3]), torch.tensor([0.2, 0.4]))
+    assert acc == 0.75
+
+
+def test_regressor_training_steps_and_checkpoint_round_trip(tmp_path):
+    t = RegressorTrainer(RegressorTraining(batch=8, size=16, steps=40))
+    losses = [t.train_step()["loss"] for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses)
+    net = t.net.eval()
+    save_safetensors(tmp_path / "r.safetensors", net.config, net.state_dict())
+    back = load_module(tmp_path / "r.safetensors", "parameter-regressor")
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert back.config == net.config
+    assert torch.allclose(back(x).fields, net(x).fields, atol=1e-6)
+    assert back.identity(x).shape == (2, len(IDENTITY_FIELDS))
+
+
+def test_shipped_regressor_reads_held_out_renders(registry):
+    net = registry.get("embedded-regressor-64")
+    acc = held_out_accuracy(net, n=256)
+    assert acc["fields"]["yaw"]["r2"] > 0.95
+    assert acc["fields"]["hair_length"]["r2"] > 0.85 and acc["fields"]["hair_gray"]["r2"] > 0.6
+    assert acc["fields"]["skin_tone"]["r2"] > 0.9
+    assert acc["hair style"] > 0.85 and acc["accessory"] > 0.9 and acc["glasses (present)"] > 0.9
+
+
+def test_embedded_identity_tells_the_same_person_from_others(registry):
+    """The same person turned and with another's hair is closer than other people, and the
+    calibrated threshold shipped in the checkpoint separates most pairs."""
+    from semedit.inversion.suite import identity_for
+    identity = identity_for(registry, DEFAULT)
+    assert isinstance(identity, RegressorIdentity) and identity.same_person_below is not None
+    same, different = identity_pairs(identity, n=128, seed=42)
+    assert same.mean() < 0.5 * different.mean()
+    correct = torch.cat([same < identity.same_person_below, different >= identity.same_person_below]).float().mean()
+    assert correct > 0.85
+
+
+def test_predicted_portraits_have_the_ground_truth_api(registry):
+    p = sample_portraits(8, seed=11)
+    pred = predict_portraits(registry.get("embedded-regressor-64"), render(p, 64).image)
+    assert pred.values.shape == (8, len(FIELDS))
+    assert set(pred.attributes()) == set(p.attributes()) and set(pred.pose()) == set(p.pose())
+    assert (pred.pose()["yaw"] - p.pose()["yaw"]).abs().mean() < 0.1
+
+
+def test_frechet_distance():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 8, generator=g)
+    b = torch.randn(4000, 8, generator=g)
+    assert frechet_distance(a, b) < 0.05
+    assert frechet_distance(a, b + 1.0) == pytest.approx(8.0, rel=0.05)      # |mu_a - mu_b|^2
+    assert frechet_distance(a, b * 2.0) == pytest.approx(8.0, rel=0.1)       # tr: 8 + 32 - 2 * 16
+
+
+def test_ridge_r2_recovers_a_planted_linear_attribute():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(800, 16, generator=g)
+    y = w @ torch.randn(16, generator=g)
+    assert ridge_r2(w, y + 0.1 * torch.randn(800, generator=g), train=600) > 0.95
+    assert ridge_r2(w, torch.randn(800, generator=g), train=600) < 0.1
+
+
+def test_perceptual_pooled_features(registry):
+    model = registry.get("stlpips-alex")
+    f = model.pooled_features(torch.rand(3, 3, 64, 64) * 2 - 1)
+    assert f.shape[0] == 3 and f.ndim == 2 and f.shape[1] >= 256 and torch.isfinite(f).all()
