@@ -95,7 +95,7 @@ def save_latents(results: Iterable[InversionResult], path: Path) -> Path:
 
 # ---- editing: a source (sample, inversion result, inverted upload) and what an edit did ---------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: it holds tensors and images
 class EditSource:
     """What the editing tabs start from: ``latent`` of one image for catalogue generator
     ``generator`` (W, W+ or S), PTI's ``weight_delta`` when the source was tuned, the ``target``

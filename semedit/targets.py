@@ -18,7 +18,7 @@ from .imaging import tensor_to_pil
 CROP_SIZE = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: it holds tensors and images
 class Target:
     """image [1, 3, S, S] in [-1, 1]: the crop the methods see (S = CROP_SIZE for files); photo: the
     upright RGB image it was cut from; alignment: the crop's place in the photo (paste-back);

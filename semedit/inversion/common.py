@@ -24,7 +24,7 @@ class InversionCancelled(SemeditError):
     """Raised (by a progress callback) to stop an inversion between two steps."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: it holds tensors and images
 class InversionResult:
     """What a method found, enough for another tab to edit it without running it again.
 
