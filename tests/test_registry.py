@@ -35,6 +35,22 @@ def test_shipped_catalogue_is_valid():
         assert spec.file is not None or (spec.hub is not None and len(spec.hub.revision) == 40)
 
 
+def test_every_shipped_local_model_loads(tmp_path):
+    """The embedded models in weights/ load through the registry (directions through their reader)."""
+    from semedit.editing.library import directions_for
+    from semedit.registry import Registry
+    from semedit.settings import WEIGHTS_DIR, Settings
+    reg = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"),
+                   Settings(device="cpu", cache_dir=tmp_path, hub_offline=True, hub_cache_dir=tmp_path / "hub"))
+    for spec in reg.catalogue.models:
+        if spec.file is not None and spec.package is None:
+            assert spec.file.is_file(), spec.name
+            if spec.kind == "directions":
+                assert directions_for(reg, spec.config["generator"]), spec.name
+            else:
+                assert reg.get(spec.name) is not None
+
+
 @pytest.mark.parametrize("text,match", [
     ("{not json", "not valid JSON"),
     ('{"models": {"a": {"kind": "generator"}}}', "needs 'kind' and 'format'"),

@@ -1,0 +1,209 @@
+"""Directions: fitting (supervised, conditional, PCA, StyleSpace, guided), applying, file formats."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from semedit.editing.directions import Direction, apply_edits, edit_space
+from semedit.editing.fit import (condition, fit_linear, guided_direction, pca_directions, sample_w,
+                                 stylespace_channels)
+from semedit.editing.formats import read_directions, save_directions
+from semedit.errors import CheckpointError
+from semedit.latents import Latent, concat_styles, synthesize
+from tests.conftest import TINY, tiny_generator
+
+
+def planted(n=3000, dim=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, dim, generator=g) * torch.linspace(0.5, 2.0, dim)  # anisotropic, as W is
+    normal = torch.randn(dim, generator=g)
+    normal = normal / normal.norm()
+    return w, normal, g
+
+
+def test_supervised_direction_recovers_a_planted_graded_attribute():
+    w, normal, g = planted()
+    y = w @ normal * 3.0 + 0.2 * torch.randn(len(w), generator=g)
+    d = fit_linear(w, y, "planted")
+    assert float(d.normal @ normal) >= 0.95 and d.metrics["r2"] > 0.95
+    # the edit follows the codes' covariance: Sigma @ normal, not the bare normal
+    ascent = torch.cov(w.T) @ normal
+    assert float(d.vector @ ascent / ascent.norm()) >= 0.95 and float(d.vector @ normal) < 0.95
+    # one unit along the direction moves the attribute by one standard deviation of it
+    assert float(d.unit * 3.0 * (d.vector @ normal)) == pytest.approx(float(y.std()), rel=0.05)
+
+
+def test_supervised_direction_recovers_a_planted_binary_attribute():
+    w, normal, g = planted(seed=1)
+    y = ((w @ normal + 0.1 * torch.randn(len(w), generator=g)) > 0.3).float()
+    d = fit_linear(w, y, "planted")
+    assert d.source.startswith("supervised logistic") and d.metrics["accuracy"] > 0.9
+    assert float(d.normal @ normal) >= 0.95
+
+
+def test_conditional_direction_holds_the_conditioned_attribute():
+    w, n1, g = planted(seed=2)
+    n2 = torch.randn(32, generator=g)
+    n2 = n2 - (n2 @ n1) * n1 + 0.6 * n1  # correlated with the first attribute
+    n2 = n2 / n2.norm()
+    a = fit_linear(w, w @ n1, "a")
+    b = fit_linear(w, w @ n2, "b")
+    a_given_b = condition(a, [b])
+    assert abs(float(a_given_b.vector @ b.normal)) < 1e-5
+    moved = w[:10] + 2 * a_given_b.unit * a_given_b.vector
+    assert torch.allclose(moved @ n2, w[:10] @ n2, atol=0.05)       # b held
+    assert ((moved @ n1) - (w[:10] @ n1)).abs().min() > 0.1            # a moved
+    with pytest.raises(ValueError):
+        condition(a, [a])
+
+
+def test_pca_directions_are_orthonormal_and_ordered():
+    w, _, _ = planted(seed=3)
+    pcs = pca_directions(w, 5)
+    v = torch.stack([d.vector for d in pcs])
+    assert torch.allclose(v @ v.T, torch.eye(5), atol=1e-5)
+    assert [d.unit for d in pcs] == sorted([d.unit for d in pcs], reverse=True)
+    assert pcs[0].unit == pytest.approx(2.0, rel=0.1)  # the widest axis has std 2
+
+
+def test_applying_edits_in_each_space():
+    G = tiny_generator()
+    w = sample_w(G, 3, seed=1)
+    d_all = Direction("all", "w", torch.randn(TINY.w_dim), unit=0.5)
+    d_coarse = Direction("coarse", "w", torch.randn(TINY.w_dim), layers=(0, 2))
+    s_dim = sum(G.synthesis.style_dims)
+    d_s = Direction("s", "s", torch.nn.functional.one_hot(torch.tensor(5), s_dim).float(), unit=2.0)
+
+    out = apply_edits(G, Latent("w", w), [(d_all, 2.0)])
+    assert out.space == "w" and torch.allclose(out.value, w + 1.0 * d_all.vector)
+    out = apply_edits(G, Latent("w", w), [(d_coarse, 1.0)])
+    assert out.space == "w+" and edit_space(Latent("w", w), [d_coarse]) == "w+"
+    changed = (out.value - G.broadcast(w)).abs().sum((0, 2)) > 0
+    assert changed.tolist() == [True, True] + [False] * (G.num_ws - 2)
+    # a W edit expressed in S gives the same image as the W edit itself
+    in_s = apply_edits(G, Latent("w", w), [(d_all, 1.0), (d_s, 0.0)])
+    direct = apply_edits(G, Latent("w", w), [(d_all, 1.0)])
+    mixed = apply_edits(G, Latent("w", w), [(d_all, 1.0), (d_s, 1e-9)])
+    assert in_s.space == "w" and mixed.space == "s"
+    assert torch.allclose(synthesize(G, mixed), synthesize(G, direct), atol=1e-4)
+    only_s = apply_edits(G, Latent("w", w), [(d_s, 1.0)])
+    base = concat_styles(G.synthesis.styles(G.broadcast(w)))
+    diff = only_s.value - base
+    assert torch.allclose(diff[:, 5], torch.full((3,), 2.0)) and diff[:, :5].abs().max() < 1e-6
+
+
+def test_stylespace_channels_rank_local_channels():
+    G = tiny_generator()
+    w = sample_w(G, 2, seed=4)
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, :, :8] = 1  # "class 1": the left half
+    found = stylespace_channels(G, w, labels, class_id=1, top=3, batch=64)
+    assert len(found) == 3 and all(d.space == "s" and d.vector.sum() == 1 for d in found)
+    localities = [d.metrics["locality"] for d in found]
+    assert localities == sorted(localities, reverse=True) and 0 < localities[0] <= 1
+    with pytest.raises(ValueError):
+        stylespace_channels(G, w, labels, class_id=7)
+
+
+def test_guided_direction_increases_the_attribute():
+    G = tiny_generator()
+    latent = Latent("w+", G.broadcast(sample_w(G, 1, seed=5)))
+
+    def brightness(img):
+        return img.mean((1, 2, 3))
+    d = guided_direction(G, latent, brightness, "brightness")
+    before = float(brightness(synthesize(G, latent)))
+    after = float(brightness(synthesize(G, apply_edits(G, latent, [(d, 3.0)]))))
+    assert after > before
+
+
+def test_published_formats_load(tmp_path):
+    G = tiny_generator()
+    C, L = TINY.w_dim, G.num_ws
+    np.save(tmp_path / "smile_boundary.npy", np.random.randn(1, C).astype(np.float32))
+    torch.save(torch.randn(1, C), tmp_path / "age.pt")
+    torch.save(torch.randn(1, L, C), tmp_path / "pose.pt")
+    np.savez(tmp_path / "ganspace.npz", lat_comp=np.random.randn(4, 1, C), lat_mean=np.zeros((1, C)),
+             lat_stdev=np.array([3.0, 2.0, 1.0, 0.5]))
+    torch.save({"comp": torch.randn(3, 1, C), "mean": torch.zeros(1, C), "std": torch.tensor([2.0, 1.0, 0.5])},
+               tmp_path / "ffhq_pca.pt")
+    (tmp_path / "channels.json").write_text(json.dumps({"smile": [[3, 5], [4, 1]], "hair": [[0, 2]]}))
+
+    smile, = read_directions(tmp_path / "smile_boundary.npy", "interfacegan")
+    assert smile.space == "w" and smile.vector.shape == (C,) and smile.name == "smile_boundary"
+    age, = read_directions(tmp_path / "age.pt", "e4e")
+    pose, = read_directions(tmp_path / "pose.pt", "e4e", num_ws=L)
+    assert age.space == "w" and pose.space == "w+" and pose.vector.shape == (L, C)
+    pcs = read_directions(tmp_path / "ganspace.npz", "ganspace")
+    assert len(pcs) == 4 and pcs[0].unit == 3.0 and torch.isclose(pcs[0].vector.norm(), torch.tensor(1.0))
+    assert len(read_directions(tmp_path / "ffhq_pca.pt", "ganspace")) == 3
+    chans = read_directions(tmp_path / "channels.json", "stylespace", style_dims=G.synthesis.style_dims)
+    assert [d.name for d in chans] == ["smile", "hair"] and chans[0].vector.sum() == 2
+    offsets = np.cumsum([0] + list(G.synthesis.style_dims))
+    assert chans[0].vector[offsets[3] + 5] == 1 and chans[1].vector[offsets[0] + 2] == 1
+
+    w, _, g = planted(seed=9, dim=TINY.w_dim)
+    fitted = fit_linear(w, w[:, 0] + 0.1 * torch.randn(len(w), generator=g), "fitted")
+    save_directions(tmp_path / "mine.safetensors", [smile, pose, chans[0], fitted], generator="tiny")
+    back = read_directions(tmp_path / "mine.safetensors", "semedit")
+    assert [d.name for d in back] == ["smile_boundary", "pose", "smile", "fitted"]
+    assert all(torch.equal(a.vector, b.vector) and a.space == b.space
+               for a, b in zip([smile, pose, chans[0], fitted], back))
+    assert back[0].normal is None and torch.equal(back[3].normal, fitted.normal)  # a fit keeps its normal
+
+
+def test_bad_direction_files_are_refused(tmp_path):
+    G = tiny_generator()
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 4), dtype=np.float32))
+    with pytest.raises(CheckpointError, match=r"\(1, C\)"):
+        read_directions(tmp_path / "wrong.npy", "interfacegan")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(CheckpointError, match="not a loadable numpy"):
+        read_directions(tmp_path / "objects.npy", "interfacegan")
+    torch.save(torch.randn(1, 5, 32), tmp_path / "pose.pt")
+    with pytest.raises(CheckpointError, match="generator has"):
+        read_directions(tmp_path / "pose.pt", "e4e", num_ws=G.num_ws)
+    (tmp_path / "far.json").write_text(json.dumps([[99, 0]]))
+    with pytest.raises(CheckpointError, match="outside this generator"):
+        read_directions(tmp_path / "far.json", "stylespace", style_dims=G.synthesis.style_dims)
+    (tmp_path / "x.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        read_directions(tmp_path / "x.safetensors", "semedit")
+
+
+def test_catalogue_directions_load_through_the_registry(tmp_path, make_registry, tiny_file):
+    from semedit.editing.library import directions_for
+    G = tiny_generator()
+    save_directions(tmp_path / "weights" / "tiny-directions.safetensors",
+                    [Direction("up", "w", torch.randn(TINY.w_dim), unit=0.3)], generator="tiny")
+    np.save(tmp_path / "weights" / "smile.npy", np.random.randn(1, TINY.w_dim).astype(np.float32))
+    reg = make_registry({
+        "tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"},
+        "tiny-directions": {"kind": "directions", "format": "semedit", "file": "tiny-directions.safetensors",
+                            "config": {"generator": "tiny"}},
+        "tiny-smile": {"kind": "directions", "format": "interfacegan", "file": "smile.npy",
+                       "config": {"generator": "tiny", "name": "smile"}},
+        "missing": {"kind": "directions", "format": "interfacegan", "file": "nowhere.npy",
+                    "config": {"generator": "tiny"}},
+    })
+    found = directions_for(reg, "tiny")
+    assert [d.name for d in found] == ["up", "smile"] and found[0].unit == pytest.approx(0.3)
+    assert G.num_ws == reg.get("tiny").num_ws
+
+
+def test_z_directions_move_a_samples_z_and_need_one():
+    from semedit.editing.directions import edit_code
+    G = tiny_generator()
+    z = torch.randn(1, TINY.z_dim, generator=torch.Generator().manual_seed(7))
+    base = Latent("w+", G.broadcast(G.truncate(G.mapping(z), 0.7)))
+    dz = Direction("up", "z", torch.nn.functional.one_hot(torch.tensor(3), TINY.z_dim).float(), unit=1.5)
+    dw = Direction("w", "w", torch.randn(TINY.w_dim))
+    moved = edit_code(G, base, [(dz, 2.0), (dw, 0.5)], z=z, truncation=0.7)
+    z2 = z.clone()
+    z2[0, 3] += 3.0
+    expected = G.broadcast(G.truncate(G.mapping(z2), 0.7)) + 0.5 * dw.vector
+    assert moved.space == "w+" and torch.allclose(moved.value, expected, atol=1e-5)
+    assert torch.equal(edit_code(G, base, [(dz, 0.0)], z=z).value, base.value)  # nothing moves at zero
+    with pytest.raises(ValueError, match="has none"):
+        edit_code(G, base, [(dz, 1.0)])
