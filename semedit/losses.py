@@ -37,28 +37,40 @@ class PerceptualModel(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.net(self._fit(x), self._fit(y)).reshape(x.shape[0], -1).mean(1)
 
+    def _is_lpips_style(self) -> bool:
+        """The lpips and stlpips packages' ``LPIPS``: scaling layer, feature net, linear heads."""
+        net = self.net
+        return all(hasattr(net, a) for a in ("scaling_layer", "net", "lins", "L", "version", "lpips", "spatial")) \
+            and net.lpips and not net.spatial
+
+    def features(self, img: torch.Tensor) -> List[torch.Tensor]:
+        """Unit-normalised backbone features of img [N, 3, H, W] in [-1, 1], one [N, C_l, H_l, W_l]
+        per layer (LPIPS-style nets only)."""
+        net = self.net
+        img = self._fit(img)
+        outs = net.net.forward(net.scaling_layer(img) if net.version == "0.1" else img)
+        return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10) for f in outs[:net.L]]
+
+    @torch.no_grad()
+    def pooled_features(self, img: torch.Tensor) -> torch.Tensor:
+        """img [N, 3, H, W] -> the spatial mean of every layer's features, concatenated [N, sum C_l]:
+        a frozen embedding for distribution distances (Frechet distance)."""
+        if not self._is_lpips_style():
+            raise ValueError(f"{self.name} has no feature layers to pool")
+        return torch.cat([f.mean((2, 3)) for f in self.features(img)], dim=1)
+
     def against(self, target: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """x [N, 3, H, W] -> distance(x, target) [N], the same values as ``self(x, target)``, with
         the target's features computed once: an optimisation loop then runs the network on its
-        own image only. For LPIPS-style nets (the lpips and stlpips packages' ``LPIPS``:
-        scaling layer, feature net, unit-normalised features, linear heads, spatial mean);
-        other nets are called as they are."""
-        net = self.net
-        if not all(hasattr(net, a) for a in ("scaling_layer", "net", "lins", "L", "version", "lpips", "spatial")) \
-                or not net.lpips or net.spatial:
+        own image only. For LPIPS-style nets; other nets are called as they are."""
+        if not self._is_lpips_style():
             return lambda x: self(x, target)
-
-        def features(img: torch.Tensor) -> List[torch.Tensor]:
-            img = self._fit(img)
-            outs = net.net.forward(net.scaling_layer(img) if net.version == "0.1" else img)
-            return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10) for f in outs[:net.L]]
-
         with torch.no_grad():
-            fixed = features(target)
+            fixed = self.features(target)
 
         def distance(x: torch.Tensor) -> torch.Tensor:
             total = 0
-            for lin, a, b in zip(net.lins, features(x), fixed):
+            for lin, a, b in zip(self.net.lins, self.features(x), fixed):
                 total = total + lin((a - b).square()).mean((2, 3), keepdim=True)
             return total.reshape(x.shape[0], -1).mean(1)
         return distance

@@ -130,3 +130,19 @@ def test_gan_export_loads_as_a_generator(tmp_path):
     assert G.w_avg.abs().sum() > 0
     z = torch.randn(2, 16)
     assert torch.allclose(G(z), t.G_ema.cpu()(z), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_gan_command_line_saves_exports_and_resumes(tmp_path):
+    from semedit.checkpoints import load_module
+    from semedit.training.gan import main
+    args = ["--work-dir", str(tmp_path / "run"), "--kimg", "0.008", "--batch", "4", "--device", "cpu",
+            "--export-dir", str(tmp_path / "out"), "--log-every", "1"]
+    main(args)
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"embedded-portraits-64.safetensors", "curve.csv",
+                                                              "samples.png"}
+    G = load_module(tmp_path / "out" / "embedded-portraits-64.safetensors", "stylegan2")
+    assert G.config.resolution == 64
+    main(args[:3] + ["0.016"] + args[4:] + ["--resume"])
+    rows = list(csv.DictReader(open(tmp_path / "run" / loop.CURVE_FILE)))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]

@@ -15,12 +15,16 @@ continues (on the same device).
 
 The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
 ``--resume`` continues it (state saved every ``--save-minutes`` in shards of at most 15 MiB).
+``--export-dir`` receives, at every save, what a cut-off run should not lose and is small
+enough to carry off a GPU machine: the EMA generator as a shipped safetensors file (about
+14 MB), the curve and the sample grid (the full state, about 110 MB, stays in ``--work-dir``).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -234,7 +238,9 @@ def main(argv=None) -> None:
     ap.add_argument("--kimg", type=float, default=5000, help="length of the whole run in thousands of images")
     ap.add_argument("--minutes", type=float, default=math.inf, help="wall-clock budget of this invocation")
     ap.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
+    ap.add_argument("--init", type=Path, help="start G (and its EMA) from this generator (safetensors), D afresh")
     ap.add_argument("--out", type=Path, help="export G_ema here (safetensors) when this invocation ends")
+    ap.add_argument("--export-dir", type=Path, help="at every save: G_ema (safetensors), curve.csv, samples.png")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch", type=int, default=GANConfig.batch)
     ap.add_argument("--gamma", type=float, default=GANConfig.r1_gamma, help="R1 weight")
@@ -250,15 +256,33 @@ def main(argv=None) -> None:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     cfg = GANConfig(batch=a.batch, r1_gamma=a.gamma, pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+    if a.init:
+        from ..checkpoints import load_module
+        init = load_module(a.init, "stylegan2")
+        cfg = GANConfig(**{**cfg.__dict__, "generator": init.config})
     trainer = GANTrainer(cfg, device)
+    if a.init:
+        trainer.G.load_state_dict(init.state_dict())
+        trainer.G_ema.load_state_dict(init.state_dict())
     total = math.ceil(a.kimg * 1000 / cfg.batch)
+
+    def note() -> str:
+        return (f"semedit.training.gan: {trainer.step * cfg.batch / 1000:.0f} kimg adversarial training on renderer "
+                f"images ({device.type}), gamma {cfg.r1_gamma}, batch {cfg.batch}")
+
+    def snapshot(folder: Path) -> None:
+        trainer.snapshot(folder)
+        if a.export_dir:
+            a.export_dir.mkdir(parents=True, exist_ok=True)
+            trainer.export(a.export_dir / "embedded-portraits-64.safetensors", note=note())
+            for name in (loop.CURVE_FILE, "samples.png"):
+                shutil.copy(folder / name, a.export_dir / name)
+
     loop.run(trainer, work_dir=a.work_dir, total_steps=total, minutes=a.minutes, save_minutes=a.save_minutes,
-             log_every=a.log_every, resume=a.resume, snapshot=trainer.snapshot)
+             log_every=a.log_every, resume=a.resume, snapshot=snapshot)
     if a.out:
-        kimg = trainer.step * cfg.batch / 1000
-        trainer.export(a.out, note=f"semedit.training.gan: {kimg:.0f} kimg adversarial training on renderer images "
-                                   f"({device.type}), gamma {cfg.r1_gamma}, batch {cfg.batch}")
-        print(f"wrote {a.out} at {kimg:.0f} kimg")
+        trainer.export(a.out, note=note())
+        print(f"wrote {a.out} at {trainer.step * cfg.batch / 1000:.0f} kimg")
 
 
 if __name__ == "__main__":

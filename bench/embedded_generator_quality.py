@@ -1,0 +1,110 @@
+"""Realism, editability and invertibility of embedded-domain generators, in one table.
+
+    python bench/embedded_generator_quality.py [--generators embedded-portraits-64 runs/gan/g.safetensors]
+        [--n 5000] [--invert 64] [--steps 300] [--out bench/results/embedded_generator_quality.md]
+
+Generators are catalogue names or safetensors files (a candidate before it joins the catalogue).
+Realism: Frechet distance in ST-LPIPS AlexNet features (spatially pooled, 1,152 dimensions)
+between n samples and n renders, with the floor (renders against other renders). Editability:
+held-out R^2 of smile, age, hair length and yaw (read off G(w) by the parameter regressor)
+linearly predicted from w. Invertibility: W+ optimisation (the app's default loss) onto held-out
+renders and onto 10 renders with out-of-domain accessories, scored against their exact pixels and
+label maps. Aims (issue #10): FD above the floor at most a fifth of the old generator's; PSNR >= 28
+dB; IoU >= 0.9 on background, skin and hair and >= 0.6 on eyes and mouth; R^2 >= 0.8.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from semedit.checkpoints import load_module  # noqa: E402
+from semedit.evaluation.embedded import (EDIT_ATTRIBUTES, OOD_ACCESSORIES, editability, held_out_targets,  # noqa: E402
+                                         invertibility, realism)
+from semedit.inversion.suite import context_for  # noqa: E402
+from semedit.registry import Registry  # noqa: E402
+from semedit.segmentation import CLASS_NAMES  # noqa: E402
+from semedit.synth.render import Rendering  # noqa: E402
+
+DEFAULT = "embedded-portraits-64"
+IOU_CLASSES = ("background", "skin", "hair", "eyes", "mouth")
+
+
+def with_candidates(registry: Registry, names) -> Registry:
+    """The registry, with every generator given as a safetensors file added to its catalogue
+    (under the file's name, as an embedded-domain generator sharing the default's models)."""
+    extra = []
+    for name in names:
+        if name.endswith(".safetensors"):
+            load_module(Path(name), "stylegan2")  # refuse a file that is not a generator before starting
+            base = registry.catalogue.get(DEFAULT)
+            extra.append(replace(base, name=name, file=Path(name).resolve(), description="candidate",
+                                 config={**base.config, "paired_with_renderer": False}))
+    if not extra:
+        return registry
+    return Registry(replace(registry.catalogue, models=registry.catalogue.models + tuple(extra)), registry.settings)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--generators", nargs="+", default=[DEFAULT])
+    ap.add_argument("--n", type=int, default=5000, help="samples and renders for the Frechet distance")
+    ap.add_argument("--edit-n", type=int, default=2000, help="samples for the editability fit")
+    ap.add_argument("--invert", type=int, default=64, help="held-out renders to invert (0: skip)")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/embedded_generator_quality.md")
+    a = ap.parse_args(argv)
+    torch.manual_seed(0)
+    registry = with_candidates(Registry.from_settings(), a.generators)
+    device = registry.settings.torch_device
+    spec = registry.catalogue.get(DEFAULT)
+    regressor = registry.get(spec.config["regressor"], device)
+    segmenter = registry.get(spec.config["segmenter"], device)
+    perceptual = registry.get("stlpips-alex", device)
+    generators = {name: registry.get(name, device) for name in a.generators}
+    t0 = time.time()
+
+    fd = realism(generators, lambda x: perceptual.pooled_features(x.to(device)), n=a.n)
+    floor = fd["renders (floor)"]
+    lines = ["# Embedded generators: realism, editability, invertibility\n",
+             f"`python bench/embedded_generator_quality.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
+             f"on {device.type}\n",
+             f"## Realism: Frechet distance to {a.n} renders (ST-LPIPS AlexNet features)\n",
+             "| images | FD | FD above the floor |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.4f} | {v - floor:.4f} |" for k, v in fd.items()]
+
+    lines += ["", f"## Editability: held-out R^2 of attributes (read by the regressor) from w, {a.edit_n} samples\n",
+              "| generator | " + " | ".join(EDIT_ATTRIBUTES) + " |", "|---|" + "---|" * len(EDIT_ATTRIBUTES)]
+    for name, G in generators.items():
+        r2 = editability(G, regressor, n=a.edit_n)
+        lines.append(f"| {name} | " + " | ".join(f"{r2[k]:.3f}" for k in EDIT_ATTRIBUTES) + " |")
+
+    if a.invert:
+        lines += ["", f"## Invertibility: W+ optimisation, {a.steps} steps, against exact pixels and labels\n",
+                  "| generator | targets | n | PSNR dB | " + " | ".join(f"IoU {c}" for c in IOU_CLASSES) + " |",
+                  "|---|---|---|---|" + "---|" * len(IOU_CLASSES)]
+        in_domain = held_out_targets(a.invert, seed=555)
+        ood_sets = [held_out_targets(2, seed=556 + i, accessory=acc) for i, acc in enumerate(OOD_ACCESSORIES)]
+        ood = Rendering(torch.cat([r.image for r in ood_sets]), torch.cat([r.labels for r in ood_sets]))
+        ctx = context_for(registry, DEFAULT)  # perceptual model, segmenter and device of the app's default
+        for name in generators:
+            for label, targets in (("held-out renders", in_domain), ("out-of-domain accessories", ood)):
+                s = invertibility(registry, name, targets, ctx, segmenter, steps=a.steps, log=print)
+                ious = " | ".join(f"{s.iou[CLASS_NAMES.index(c)]:.3f}" for c in IOU_CLASSES)
+                lines.append(f"| {name} | {label} | {s.n} | {s.psnr:.2f} | {ious} |")
+    lines += ["", f"{time.time() - t0:.0f} s in all."]
+    text = "\n".join(lines) + "\n"
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

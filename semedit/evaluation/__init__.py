@@ -1,0 +1,1 @@
+"""Evaluation: distribution distances and the measures of generators and methods."""

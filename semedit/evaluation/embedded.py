@@ -1,0 +1,123 @@
+"""Measures of an embedded-domain generator that need no pairing with the renderer.
+
+- **Realism**: Frechet distance between generator samples and renders in a frozen feature space,
+  beside the floor (renders against other renders).
+- **Editability**: how linearly the attributes the regressor reads off G(w) follow from w
+  (held-out R^2 of a ridge regression).
+- **Invertibility**: W+ optimisation onto held-out renders, scored against their exact pixels
+  and label maps (PSNR; IoU of the segmenter's map of the reconstruction per class).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from ..inversion.suite import Context, Knobs
+from ..metrics import psnr
+from ..networks.stylegan2 import StyleGAN2Generator
+from ..synth.ground_truth import predict_portraits
+from ..segmentation import NUM_CLASSES
+from ..synth.params import ACCESSORIES, params_from_latent
+from ..synth.render import Rendering, render
+from ..training.data import rendered_batch
+from .realism import embed_all, frechet_distance
+
+EDIT_ATTRIBUTES = ("smile", "age", "hair_length", "yaw")
+
+
+def render_batches(n: int, seed: int, size: int = 64, batch: int = 250):
+    """n renders in batches, from their own random stream."""
+    g = torch.Generator().manual_seed(seed)
+    for i in range(0, n, batch):
+        yield rendered_batch(min(batch, n - i), size, g).image
+
+
+@torch.no_grad()
+def sample_batches(G: StyleGAN2Generator, n: int, seed: int, batch: int = 250):
+    """n untruncated samples of G in batches (on the CPU)."""
+    g = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    for i in range(0, n, batch):
+        z = torch.randn(min(batch, n - i), G.config.z_dim, generator=g).to(dev)
+        yield G(z, noise_mode="const").clamp(-1, 1).cpu()
+
+
+def realism(generators: Dict[str, StyleGAN2Generator], features: Callable, n: int = 5000,
+            seed: int = 123) -> Dict[str, float]:
+    """Frechet distance to ``n`` renders of each generator's ``n`` samples, and of ``n`` other
+    renders (key "renders (floor)")."""
+    reference = embed_all(render_batches(n, seed), features)
+    out = {"renders (floor)": frechet_distance(embed_all(render_batches(n, seed + 1), features), reference)}
+    for name, G in generators.items():
+        out[name] = frechet_distance(embed_all(sample_batches(G, n, seed + 2), features), reference)
+    return out
+
+
+def ridge_r2(x: torch.Tensor, y: torch.Tensor, train: int, alpha: float = 1.0) -> float:
+    """Held-out R^2 of a ridge regression y ~ x, fitted on the first ``train`` rows."""
+    x = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], 1)
+    y = y.double()
+    a, b = x[:train], y[:train]
+    reg = alpha * torch.eye(x.shape[1], dtype=torch.float64)
+    reg[-1, -1] = 0
+    coef = torch.linalg.solve(a.T @ a + reg, a.T @ b)
+    pred, truth = x[train:] @ coef, y[train:]
+    return float(1 - (pred - truth).square().sum() / (truth - truth.mean()).square().sum().clamp(min=1e-12))
+
+
+@torch.no_grad()
+def editability(G: StyleGAN2Generator, regressor, n: int = 2000, seed: int = 321, batch: int = 250) -> Dict[str, float]:
+    """Held-out R^2 (last quarter of n) of each of EDIT_ATTRIBUTES, as the regressor reads it off
+    G(w), linearly predicted from w."""
+    g = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    ws, atts = [], {k: [] for k in EDIT_ATTRIBUTES}
+    for i in range(0, n, batch):
+        w = G.mapping(torch.randn(min(batch, n - i), G.config.z_dim, generator=g).to(dev))
+        p = predict_portraits(regressor, G.synthesis(G.broadcast(w), noise_mode="const").clamp(-1, 1))
+        a = {**p.attributes(), **p.pose()}
+        ws.append(w.cpu())
+        for k in EDIT_ATTRIBUTES:
+            atts[k].append(a[k])
+    w = torch.cat(ws)
+    return {k: ridge_r2(w, torch.cat(v), train=n * 3 // 4) for k, v in atts.items()}
+
+
+def held_out_targets(n: int, seed: int, size: int = 64, accessory: Optional[str] = None) -> Rendering:
+    """n held-out renders (all wearing ``accessory`` when given)."""
+    p = params_from_latent(torch.randn(n, 64, generator=torch.Generator().manual_seed(seed)))
+    if accessory:
+        p = p.with_accessory(accessory)
+    return render(p, size)
+
+
+@dataclass(frozen=True)
+class InversionScores:
+    psnr: float          # mean over targets, dB
+    iou: np.ndarray      # [NUM_CLASSES] over all targets (nan: class absent)
+    n: int
+
+
+def invertibility(registry, model: str, targets: Rendering, ctx: Context, segmenter, steps: int = 300,
+                  log: Callable[[str], None] = lambda s: None) -> InversionScores:
+    """W+ optimisation with the app's default loss (``ctx``) onto every target, through the
+    pipeline; scored against the exact pixels and labels."""
+    from .. import pipeline
+    from ..synth.evaluate import class_iou
+    from ..targets import Target
+    psnrs, preds = [], []
+    for i in range(len(targets.image)):
+        (o,) = pipeline.invert(registry, model, Target.from_image(targets.image[i:i + 1]), ["w+"], Knobs(steps=steps),
+                               ctx=ctx)
+        img = o.result.image.clamp(-1, 1).cpu()
+        psnrs.append(psnr(img, targets.image[i:i + 1]))
+        preds.append(segmenter.predict(img.to(ctx.device)).cpu())
+        log(f"target {i + 1}/{len(targets.image)}: PSNR {psnrs[-1]:.2f} dB")
+    return InversionScores(float(np.mean(psnrs)), class_iou(torch.cat(preds), targets.labels, NUM_CLASSES),
+                           len(psnrs))
+
+
+OOD_ACCESSORIES = ACCESSORIES[1:]
