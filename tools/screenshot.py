@@ -4,10 +4,12 @@ and a Chromium, e.g. Debian's `apt-get install chromium`).
     python app.py &   # then:
     python tools/screenshot.py --url http://127.0.0.1:7860 --out docs/screenshot.png --steps 60
     python tools/screenshot.py --tab Samples --out docs/samples.png
+    python tools/screenshot.py --tab "Attribute sliders" --out docs/sliders.png --seed 3
 
 The inversion scenario picks the first example, sets the steps, presses Invert and waits for
 the run to finish (with --segments, it first shows the target's segments); the samples
-scenario presses Sample and Ground truth.
+scenario presses Sample and Labels; the sliders scenario loads a sample, moves the first two
+sliders (smile +2, age +2 by default) and makes the strip of the third (yaw).
 """
 import argparse
 
@@ -21,7 +23,9 @@ def main() -> None:
     ap.add_argument("--url", default="http://127.0.0.1:7860")
     ap.add_argument("--out", default="docs/screenshot.png")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--tab", default="Inversion comparison", choices=["Inversion comparison", "Samples"])
+    ap.add_argument("--tab", default="Inversion comparison", choices=["Inversion comparison", "Samples",
+                                                                      "Attribute sliders"])
+    ap.add_argument("--seed", type=int, default=3, help="the sample the sliders scenario edits")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--timeout", type=int, default=600, help="seconds to wait for the run")
     ap.add_argument("--segments", action="store_true", help="open Segments and segment the target first")
@@ -35,8 +39,21 @@ def main() -> None:
         if a.tab == "Samples":
             page.get_by_role("button", name="Sample", exact=True).click()
             page.wait_for_timeout(3000)
-            page.get_by_role("button", name="Ground truth", exact=True).click()
+            page.get_by_role("button", name="Labels", exact=True).click()
             page.wait_for_timeout(4000)
+        elif a.tab == "Attribute sliders":
+            seed = page.get_by_label("Sample seed", exact=False).first
+            seed.fill(str(a.seed))
+            page.get_by_role("button", name="Load source", exact=True).click()
+            page.get_by_text("Source: sample", exact=False).wait_for(timeout=a.timeout * 1000)
+            units = page.get_by_label("Units (standard deviations", exact=False)
+            for i in (0, 1):
+                units.nth(i).fill("2")
+                units.nth(i).press("Enter")
+                page.wait_for_timeout(2500)
+            page.get_by_text("Strip: z - 2kn", exact=False).first.click()
+            page.get_by_role("button", name="Make the strip", exact=True).click()
+            page.wait_for_timeout(5000)
         else:
             page.locator(".gallery-item, [data-testid='examples'] button").first.click()
             page.wait_for_timeout(1500)

@@ -1,0 +1,290 @@
+"""Attribute sliders tab: a sample, an inversion result or an upload, moved along latent directions.
+
+Every event has an ``api_name``: ``/edit_source`` (load the source), ``/edit`` (apply the
+sliders), ``/strip`` (the seed's strip z - 2kn ... z + 2kn with the measured curves),
+``/fit_direction`` (fit a new direction) and ``/export_edit`` (files).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Sequence
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import pipeline
+from ..editing.directions import Direction
+from ..editing.fit import condition, fit_linear, guided_direction, label_samples, pca_directions, sample_w
+from ..editing.formats import save_directions
+from ..editing.library import directions_for
+from ..imaging import tensor_to_pil, tensor_to_uint8
+from ..inversion.suite import identity_for
+from ..registry import Registry
+from .common import MODEL_CONCURRENCY_ID, user_errors
+
+N_SLIDERS = 6
+SOURCES = [("a sample", "sample"), ("an inversion result (inversion tab)", "result"), ("an image, inverted now (W+)", "image")]
+EFFECT_COLUMNS = ["measure", "before", "after", "change"]
+
+
+def available_directions(registry: Registry, model: str, custom: Sequence[Direction]) -> List[Direction]:
+    """The generator's catalogued directions, then this session's own (fitted here) for it."""
+    return directions_for(registry, model) + [d for d in custom or [] if d.metrics.get("generator") == model]
+
+
+def _by_name(directions: Sequence[Direction]) -> dict:
+    return {d.name: d for d in directions}
+
+
+def _image(t: torch.Tensor) -> np.ndarray:
+    return tensor_to_uint8(torch.nn.functional.interpolate(t, size=(256, 256), mode="nearest"))[0]
+
+
+def _edits(registry: Registry, source, custom, names, values) -> list:
+    """(direction, units) for every slider that names a usable direction and is not at zero."""
+    known = _by_name(pipeline.usable_directions(source, available_directions(registry, source.generator, custom)))
+    return [(known[n], float(v)) for n, v in zip(names, values) if n in known and float(v or 0) != 0]
+
+
+def measure(registry: Registry, model: str, before: torch.Tensor, after: torch.Tensor) -> pd.DataFrame:
+    """What an edit did to the attributes the domain can read, and to identity."""
+    a, b = pipeline.read_attributes(registry, model, before), pipeline.read_attributes(registry, model, after)
+    rows = [[k, round(float(a[k][0]), 3), round(float(b[k][0]), 3), round(float(b[k][0] - a[k][0]), 3)] for k in a]
+    identity = identity_for(registry, model)
+    if identity is not None:
+        dev = registry.get(model).w_avg.device
+        d = float(identity.to(dev)(before.to(dev), after.to(dev))[0])
+        rows.append([f"identity distance ({identity.name})", 0.0, round(d, 4), round(d, 4)])
+    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+
+
+def make_load_source(registry: Registry):
+    @user_errors
+    def load(model, kind, seed, truncation, result_key, results, image, steps, custom, progress=gr.Progress()):
+        if not model:
+            raise gr.Error("Pick a generator first.")
+        if kind == "sample":
+            source = pipeline.source_from_sample(registry, model, int(seed or 0), float(truncation))
+        elif kind == "result":
+            if not results:
+                raise gr.Error("No inversion results in this session yet: run the inversion tab first.")
+            if result_key not in results:
+                raise gr.Error(f"Pick one of the inversion results: {', '.join(results)}.")
+            source = pipeline.source_from_result(results[result_key])
+            if source.generator != model:
+                raise gr.Error(f"That result was made with {source.generator}; pick that generator to edit it.")
+        else:
+            if not image:
+                raise gr.Error("Upload an image or pick an example first.")
+            target = pipeline.load_target(registry, model, image)
+            source = pipeline.source_from_target(registry, model, target, steps=int(steps),
+                                                 progress=lambda s, t, loss: progress((s, t), desc="W+ inversion"))
+        names = [d.name for d in pipeline.usable_directions(source, available_directions(registry, model, custom))]
+        shown = _image(pipeline.render_source(registry, source))
+        updates = [gr.update(choices=names, value=names[i] if i < len(names) else None) for i in range(N_SLIDERS)]
+        sliders = [gr.update(value=0.0)] * N_SLIDERS
+        return [source, (shown, shown), f"Source: {source.label} ({source.latent.space.upper()} code).",
+                gr.update(choices=names, value=names[0] if names else None)] + updates + sliders
+    return load
+
+
+def make_edit(registry: Registry):
+    @user_errors
+    def edit(source, custom, *names_values):
+        if source is None:
+            raise gr.Error("Load a source first.")
+        names, values = names_values[:N_SLIDERS], names_values[N_SLIDERS:]
+        edits = _edits(registry, source, custom, names, values)
+        before = pipeline.render_source(registry, source)
+        after = pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, edits))
+        return (_image(before), _image(after)), measure(registry, source.generator, before, after)
+    return edit
+
+
+def make_strip(registry: Registry):
+    @user_errors
+    def strip(source, custom, name, k):
+        """The seed's strip: the code moved by -2k, -k, 0, k, 2k units; and the measured curves."""
+        if source is None:
+            raise gr.Error("Load a source first.")
+        known = _by_name(pipeline.usable_directions(source, available_directions(registry, source.generator, custom)))
+        if name not in known:
+            raise gr.Error("Pick a direction for the strip.")
+        G = registry.get(source.generator)
+        steps = [-2 * float(k), -float(k), 0.0, float(k), 2 * float(k)]
+        images = torch.cat([pipeline.render_source(registry, source,
+                                                   pipeline.edited_latent(registry, source, [(known[name], s)]))
+                            for s in steps])
+        att = pipeline.read_attributes(registry, source.generator, images)
+        rows = [{"value": s, "measure": m, "change": float(v[i] - v[2])} for m, v in att.items()
+                for i, s in enumerate(steps)]
+        identity = identity_for(registry, source.generator)
+        if identity is not None:
+            dev = G.w_avg.device
+            d = identity.to(dev)(images[2:3].expand_as(images).to(dev), images.to(dev)).cpu()
+            rows += [{"value": s, "measure": "identity distance", "change": float(d[i])} for i, s in enumerate(steps)]
+        gallery = [(_image(images[i:i + 1]), f"{s:+g} units") for i, s in enumerate(steps)]
+        return gallery, pd.DataFrame(rows)
+    return strip
+
+
+def make_fit(registry: Registry):
+    @user_errors
+    def fit(model, method, attribute, conditions, n, custom, source, progress=gr.Progress()):
+        if not model:
+            raise gr.Error("Pick a generator first.")
+        G = registry.get(model)
+        if method == "guided":
+            if source is None or source.generator != model:
+                raise gr.Error("The guided direction is computed at the loaded source: load one first.")
+            d = guided_direction(pipeline.source_generator(registry, source), source.latent,
+                                 attribute_model(registry, model, attribute), f"guided {attribute}")
+            new = [replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})]
+            note = (f"Computed **{d.name}** at {source.label}: the gradient of the regressor's {attribute} with "
+                    f"respect to the {d.space.upper()} code (one unit: +0.1 of the attribute to first order).")
+            return _fitted(model, custom, new, note)
+        progress(0.1, desc="sampling")
+        w = sample_w(G, int(n), seed=12345)
+        if method == "pca":
+            new = [replace(d, name=f"{model} {d.name}", metrics={**d.metrics, "generator": model})
+                   for d in pca_directions(w, 5)]
+            note = "Added the top 5 principal components of W: " + ", ".join(
+                f"{d.name} ({100 * d.metrics['explained variance']:.0f} %)" for d in new)
+        else:
+            if not attribute:
+                raise gr.Error("Pick the attribute to fit.")
+            progress(0.3, desc="labelling samples")
+            labels = label_samples(G, w, lambda imgs: pipeline.read_attributes(registry, model, imgs))
+            if attribute not in labels:
+                raise gr.Error(f"This generator's labeller measures {', '.join(labels)}.")
+            d = fit_linear(w, labels[attribute], f"my {attribute}")
+            if conditions:
+                known = _by_name(available_directions(registry, model, custom))
+                held = [known[c] for c in conditions if c in known and known[c].space == "w"]
+                d = condition(d, held)
+            d = replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})
+            new = [d]
+            quality = ", ".join(f"{k} {v:.3f}" for k, v in d.metrics.items() if k in ("r2", "accuracy"))
+            note = f"Fitted **{d.name}** on {int(n)} samples: held-out {quality}; " + d.source + "."
+        return _fitted(model, custom, new, note)
+
+    def _fitted(model, custom, new, note):
+        custom = [c for c in (custom or []) if c.name not in {d.name for d in new}] + new
+        path = save_directions(Path(tempfile.mkdtemp(prefix="semedit-directions-")) / "directions.safetensors",
+                               [d for d in custom if d.metrics.get("generator") == model], generator=model)
+        names = [d.name for d in available_directions(registry, model, custom)]
+        return [custom, note, str(path)] + [gr.update(choices=names)] * (N_SLIDERS + 1)
+    return fit
+
+
+def attribute_model(registry: Registry, model: str, attribute: str):
+    """A differentiable attribute of images [N, 3, R, R] -> [N]: the embedded domain's regressor
+    output for ``attribute``; face generators have none (mediapipe is not differentiable)."""
+    spec = registry.catalogue.get(model)
+    if not (spec.embedded and spec.config.get("regressor")):
+        raise gr.Error("Guided directions need a differentiable attribute model; only the embedded domain has one.")
+    regressor = registry.get(spec.config["regressor"])
+    names = list(regressor.config.field_names)
+    if attribute not in names:
+        raise gr.Error(f"The regressor predicts {', '.join(names)}.")
+    index = names.index(attribute)
+    return lambda img: regressor(img).fields[:, index]
+
+
+def make_export(registry: Registry):
+    @user_errors
+    def export(source, custom, *names_values):
+        if source is None:
+            raise gr.Error("Load a source first.")
+        names, values = names_values[:N_SLIDERS], names_values[N_SLIDERS:]
+        edits = _edits(registry, source, custom, names, values)
+        latent = pipeline.edited_latent(registry, source, edits)
+        image = pipeline.render_source(registry, source, latent)
+        folder = Path(tempfile.mkdtemp(prefix="semedit-edit-"))
+        files = [folder / "edited.png"]
+        tensor_to_pil(image).save(files[0])
+        torch.save({"generator": source.generator, "space": latent.space, "latent": latent.value.cpu(),
+                    "edits": {d.name: v for d, v in edits}}, folder / "latent.pt")
+        files.append(folder / "latent.pt")
+        if edits:
+            files.append(save_directions(folder / "directions.safetensors", [d for d, _ in edits],
+                                         generator=source.generator))
+        if source.target is not None:
+            pipeline.paste(source.target, image).save(folder / "edited_photo.png")
+            files.append(folder / "edited_photo.png")
+        return [str(f) for f in files]
+    return export
+
+
+def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, custom_state: gr.State) -> None:
+    """``custom_state``: the directions this session fitted (shared with the segment editor)."""
+    source_state = gr.State(None)   # EditSource of this session
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            kind = gr.Radio(SOURCES, value="sample", label="Edit")
+            seed = gr.Number(0, precision=0, minimum=0, label="Sample seed")
+            truncation = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation psi")
+            result_key = gr.Dropdown([], label="Inversion result (run the inversion tab first)", allow_custom_value=True)
+            image = gr.File(label="Image to invert (W+)", file_types=["image"], type="filepath", height=100)
+            steps = gr.Slider(50, 1000, value=300, step=50, label="W+ steps for an image")
+            load_button = gr.Button("Load source", variant="primary")
+            status = gr.Markdown()
+        with gr.Column(scale=2):
+            compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=300)
+            names, values = [], []
+            for i in range(N_SLIDERS):
+                with gr.Row():
+                    names.append(gr.Dropdown([], label=f"Direction {i + 1}", scale=1, allow_custom_value=True))
+                    values.append(gr.Slider(-3, 3, value=0, step=0.1, scale=2,
+                                            label="Units (standard deviations of the attribute)"))
+            reset = gr.Button("Reset sliders")
+            effects = gr.Dataframe(headers=EFFECT_COLUMNS, label="What the edit did (measured on the images)",
+                                   interactive=False)
+            with gr.Accordion("Strip: z - 2kn, z - kn, z, z + kn, z + 2kn", open=False):
+                with gr.Row():
+                    strip_name = gr.Dropdown([], label="Direction", allow_custom_value=True)
+                    strip_k = gr.Number(1.0, label="k (units)")
+                    strip_button = gr.Button("Make the strip")
+                strip_gallery = gr.Gallery(columns=5, height="auto", format="png", label="Strip")
+                strip_plot = gr.LinePlot(x="value", y="change", color="measure", height=260,
+                                         label="Measured change against slider value")
+            with gr.Accordion("Fit your own direction", open=False):
+                with gr.Row():
+                    method = gr.Radio([("supervised (linear, in W)", "supervised"), ("PCA of W (GANSpace)", "pca"),
+                                       ("guided: attribute-model gradient at this source", "guided")],
+                                      value="supervised", label="Method")
+                    attribute = gr.Dropdown(["smile", "age", "yaw", "hair_length", "hair_gray", "beard", "glasses",
+                                             "skin_tone", "pitch", "roll"], value="smile", allow_custom_value=True,
+                                            label="Attribute (embedded: regressor; photos: mediapipe yaw/pitch/roll/smile)")
+                    conditions = gr.Dropdown([], multiselect=True, label="Hold these directions' attributes",
+                                             allow_custom_value=True)
+                    samples = gr.Slider(100, 5000, value=1000, step=100, label="Samples")
+                fit_button = gr.Button("Fit")
+                fit_status = gr.Markdown()
+                fit_file = gr.File(label="This session's directions (safetensors)")
+            with gr.Accordion("Export", open=False):
+                export_button = gr.Button("Export the edit")
+                export_files = gr.File(label="Edited image, latent, directions, photo with the edit pasted back",
+                                       file_count="multiple")
+    results_state.change(lambda r: gr.update(choices=list(r or {}), value=next(iter(r), None) if r else None),
+                         inputs=results_state, outputs=result_key, api_name=False, queue=False)
+    load_button.click(make_load_source(registry),
+                      inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, custom_state],
+                      outputs=[source_state, compare, status, strip_name] + names + values, api_name="edit_source",
+                      concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+    gr.on([c.change for c in names + values], make_edit(registry), inputs=[source_state, custom_state] + names + values,
+          outputs=[compare, effects], api_name="edit", trigger_mode="always_last", show_progress="minimal")
+    reset.click(lambda: [0.0] * N_SLIDERS, outputs=values, api_name=False, queue=False)
+    strip_button.click(make_strip(registry), inputs=[source_state, custom_state, strip_name, strip_k],
+                       outputs=[strip_gallery, strip_plot], api_name="strip",
+                       concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+    fit_button.click(make_fit(registry), inputs=[picker, method, attribute, conditions, samples, custom_state,
+                                                 source_state],
+                     outputs=[custom_state, fit_status, fit_file, conditions] + names, api_name="fit_direction",
+                     concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+    export_button.click(make_export(registry), inputs=[source_state, custom_state] + names + values,
+                        outputs=export_files, api_name="export_edit")
