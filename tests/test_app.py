@@ -1,4 +1,6 @@
 """The app end to end: launch it on a loopback port and drive it through gradio_client."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -37,14 +39,20 @@ def test_sample_endpoint_returns_images(client):
     assert [item["caption"] for item in gallery] == ["seed 3", "seed 4", "seed 5", "seed 6"]
     assert not np.array_equal(images[0], images[1])
     again = client.predict(DEFAULT, 4, 1, 0.7, api_name="/sample")  # same seed -> same image
-    assert np.array_equal(load(again[0]["image"]), images[1])
+    # batch 1 and batch 4 round differently in float32 (~1e-6), which can flip a pixel by one level
+    assert np.abs(load(again[0]["image"]).astype(int) - images[1]).max() <= 1
 
 
 def test_ground_truth_endpoint(client):
+    """The paired default generator: the renderer's truth and the predicted labels, each marked."""
     gallery, table = client.predict(DEFAULT, 0, 2, api_name="/ground_truth")
-    assert [g["caption"] for g in gallery] == ["seed 0: renderer", "seed 0: labels", "seed 1: renderer",
-                                               "seed 1: labels"]
-    assert [row[0] for row in table["data"]] == [0, 1]
+    assert [g["caption"] for g in gallery] == ["seed 0: renderer", "seed 0: labels", "seed 0: predicted labels",
+                                               "seed 1: renderer", "seed 1: labels", "seed 1: predicted labels"]
+    assert [row[:2] for row in table["data"]] == [[0, "renderer"], [1, "renderer"], [0, "predicted"],
+                                                  [1, "predicted"]]
+    truth, predicted = table["data"][:2], table["data"][2:]
+    yaw = table["headers"].index("yaw")
+    assert all(abs(t[yaw] - p[yaw]) < 0.3 for t, p in zip(truth, predicted))  # the regressor reads the pose
 
 
 def test_bad_input_gives_message_and_app_keeps_serving(client):
@@ -71,7 +79,8 @@ def test_invert_endpoint_compares_methods(client):
     assert captions.count("chunk 1") == 1 and captions.count("chunk 2") == 1
     rows = metrics["data"]
     assert [r[0] for r in rows] == ["W optimisation", "ChunkyGAN W+ (n=2, lambda=1)"]
-    assert all(0 <= r[1] < 1 and r[4] == "n/a" for r in rows)  # LPIPS in range, identity not faked
+    # LPIPS in range; identity from the embedded parameter regressor (a distance, not "n/a")
+    assert all(0 <= r[1] < 1 and isinstance(r[4], float) and 0 <= r[4] < 1 for r in rows)
     saved = torch.load(latents, weights_only=True)
     assert saved["w"]["latent"].shape[0] == 1 and saved["chunky"]["masks"].shape[0] == 2
     assert "Done" in status
@@ -130,14 +139,15 @@ def test_cancel_stops_a_long_inversion(client):
 
 def test_api_lists_named_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/sample", "/ground_truth", "/invert", "/cancel", "/load_image"} <= set(named)
+    assert {"/sample", "/ground_truth", "/invert", "/cancel", "/load_image", "/edit_source", "/edit", "/strip",
+            "/fit_direction", "/export_edit"} <= set(named)
 
 
 def test_painted_segments_steer_chunkygan(client, tmp_path):
     """/segment shows the target's labels; strokes painted over them become ChunkyGAN's
     starting masks: a quadrant painted as background ends up in the background chunk."""
     from gradio_client import Client, handle_file
-    from semedit.synth import labels as L
+    from semedit import segmentation as L
     session = Client(client.src, verbose=False)  # its own session: the segments live in session state
     example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_00.png"))
     shown = session.predict(DEFAULT, example, "auto", api_name="/segment")
@@ -163,7 +173,7 @@ def test_painted_segments_steer_chunkygan(client, tmp_path):
 def test_segment_endpoint_on_a_photo(client):
     """An aligned photo is segmented with mediapipe (eyes, mouth, hair), not by the embedded segmenter."""
     from gradio_client import Client, handle_file
-    from semedit.synth import labels as L
+    from semedit import segmentation as L
     from tests.test_faces import FACES
     if not FACES.is_dir():
         pytest.skip("needs ../shared/testdata/faces")
@@ -182,7 +192,7 @@ def test_segment_endpoint_on_a_photo(client):
 
 
 def test_paint_decoding():
-    from semedit.synth import labels as L
+    from semedit import segmentation as L
     from semedit.ui.segments import apply_paint
     labels = np.full((8, 8), L.SKIN)
     layer = np.zeros((8, 8, 4), np.uint8)
@@ -208,3 +218,110 @@ def test_chunkygan_starts_from_the_photos_segments(client):
     masks = torch.load(latents, weights_only=True)["chunky"]["masks"]  # [3, 64, 64]: bg+clothes, hair, rest
     assert masks[2, 28:40, 24:40].mean() > 0.6  # cheeks and nose: face chunk (bands would give the middle band)
     assert masks[0, :6, :6].mean() > 0.6 and masks[0, :6, -6:].mean() > 0.6  # the top corners: background
+
+
+def _slider_args(names, values):
+    n = 6
+    names = list(names) + [None] * (n - len(names))
+    values = list(values) + [0.0] * (n - len(values))
+    return names + values
+
+
+def test_sliders_move_a_sample_and_measure_the_edit(client):
+    """A person loads a sample, moves two sliders; the face changes accordingly and the table
+    says by how much (the regressor reads the edited image). Grey hair and skin tone: what the
+    blurry distilled generator draws and the regressor reads (smile and age do not show on it)."""
+    from gradio_client import Client
+    session = Client(client.src, verbose=False)
+    out = session.predict(DEFAULT, "sample", 3, 0.7, None, None, 300, api_name="/edit_source")
+    before, after = out[0]
+    assert np.array_equal(load(before), load(after)) and "sample 3" in out[1]
+    (before, after), table = session.predict(*_slider_args(["grey hair", "skin tone"], [2.0, 0.0]),
+                                             api_name="/edit")
+    assert not np.array_equal(load(before), load(after))
+    rows = {r[0]: r for r in table["data"]}
+    assert rows["hair_gray"][3] > 0.1                        # the hair went grey
+    _, table = session.predict(*_slider_args(["grey hair", "skin tone"], [0.0, 2.0]), api_name="/edit")
+    rows = {r[0]: r for r in table["data"]}
+    assert rows["skin_tone"][3] > 0.1 and abs(rows["hair_gray"][3]) < rows["skin_tone"][3]
+    assert any(r[0].startswith("identity distance") for r in table["data"])
+    gallery, _ = session.predict("yaw", 1.0, api_name="/strip")
+    assert [g["caption"] for g in gallery] == ["-2 units", "-1 units", "+0 units", "+1 units", "+2 units"]
+    strip = [load(g["image"]) for g in gallery]
+    assert not np.array_equal(strip[0], strip[4])
+    files = session.predict(*_slider_args(["smile"], [1.5]), api_name="/export_edit")
+    names = sorted(Path(f).name for f in files)
+    assert names == ["directions.safetensors", "edited.png", "latent.pt"]
+    saved = torch.load([f for f in files if f.endswith("latent.pt")][0], weights_only=True)
+    assert saved["generator"] == DEFAULT and saved["edits"] == {"smile": 1.5}
+
+
+def test_sliders_fit_a_direction_and_refuse_bad_input(client):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+    session = Client(client.src, verbose=False)
+    with pytest.raises(AppError, match="Load a source first"):
+        session.predict(*_slider_args(["smile"], [1.0]), api_name="/edit")
+    with pytest.raises(AppError, match="No inversion results"):
+        session.predict(DEFAULT, "result", 0, 0.7, None, None, 300, api_name="/edit_source")
+    custom_path = session.predict(DEFAULT, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
+    status, file = custom_path[0], custom_path[1]
+    assert "my skin_tone" in status and "r2" in status and file.endswith(".safetensors")
+    from semedit.editing.formats import read_directions
+    (mine,) = read_directions(Path(file), "semedit")
+    assert mine.name == "my skin_tone" and mine.metrics["r2"] > 0.5
+    session.predict(DEFAULT, "sample", 5, 0.7, None, None, 300, api_name="/edit_source")
+    (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
+    assert not np.array_equal(load(before), load(after))
+    status = session.predict(DEFAULT, "guided", "smile", [], 300, api_name="/fit_direction")[0]
+    assert "guided smile" in status
+    (_, after), table = session.predict(*_slider_args(["guided smile"], [3.0]), api_name="/edit")
+    rows = {r[0]: r for r in table["data"]}
+    assert rows["smile"][3] > 0  # the gradient of the regressor's smile raises it
+
+
+def test_sliders_edit_an_inversion_result_and_paste_back(client):
+    from gradio_client import Client, handle_file
+    session = Client(client.src, verbose=False)
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_03.png"
+    session.predict(DEFAULT, handle_file(str(example)), ["w+"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
+                    api_name="/invert")
+    out = session.predict(DEFAULT, "result", 0, 0.7, "w+", None, 300, api_name="/edit_source")
+    assert "W+ optimisation" in out[1]
+    files = session.predict(*_slider_args(["yaw"], [2.0]), api_name="/export_edit")
+    assert "edited_photo.png" in {Path(f).name for f in files}
+
+
+def test_segment_editor_edits_one_chunk_undoes_saves_and_compares(client, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    session = Client(client.src, verbose=False)
+    with pytest.raises(AppError, match="No ChunkyGAN result"):
+        session.predict(DEFAULT, "result", None, 3, 1.0, "w+", 50, api_name="/chunk_source")
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_04.png"
+    session.predict(DEFAULT, handle_file(str(example)), ["chunky"], 20, 1.0, 3, "w+", "stlpips-alex", "auto",
+                    api_name="/invert")
+    shown, gallery, status, _, _ = session.predict(DEFAULT, "result", None, 3, 1.0, "w+", 50,
+                                                   api_name="/chunk_source")
+    assert len(gallery) == 3 and "no edits yet" in status
+    before = load(shown)
+    shown, _, status, _, _ = session.predict(1, "PC0", 2.0, api_name="/chunk_edit")
+    assert "chunk 2: PC0 +2" in status and not np.array_equal(load(shown), before)
+    _, _, status, _, _ = session.predict(api_name="/chunk_undo")
+    assert "no edits yet" in status
+    shown, _, status, _, _ = session.predict(api_name="/chunk_redo")
+    assert "chunk 2: PC0 +2" in status
+    _, _, status, _, _ = session.predict(0, 5, 0.5, api_name="/chunk_towards")
+    assert "towards seed 5" in status
+    _, _, status, _, _ = session.predict(0, "grow", 2, api_name="/chunk_mask")
+    project = session.predict(api_name="/chunk_save")
+    other = Client(client.src, verbose=False)
+    _, gallery, reloaded, _, _ = other.predict(DEFAULT, handle_file(project), api_name="/chunk_load")
+    assert reloaded == status and len(gallery) == 3
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(AppError, match="not a readable ChunkyGAN project|not a semedit ChunkyGAN project"):
+        other.predict(DEFAULT, handle_file(str(tmp_path / "bad.safetensors")), api_name="/chunk_load")
+    gallery, note = session.predict(50, api_name="/chunk_compare")
+    assert len(gallery) == 6 and "chunk edit" in note and "global edit" in note
+    files = session.predict(api_name="/chunk_export")
+    assert {Path(f).name for f in files} == {"chunk-edit.png", "chunk-edit_photo.png"}

@@ -7,13 +7,13 @@ import gradio as gr
 
 from ..registry import Registry
 from ..settings import Settings
-from . import inversion
+from . import chunks, inversion, sliders
 from .model_picker import create_model_picker
 from .sampling import create_sampling_panel
 
 INTRO = """# semedit
-GAN-based semantic face editing: inversion comparison, attribute sliders, ChunkyGAN segment editing and
-hairstyle transfer, on one shared StyleGAN2. Device: **{device}**."""
+GAN-based semantic face editing on one shared StyleGAN2: inversion comparison, attribute sliders and
+ChunkyGAN segment editing (hairstyle transfer is next). Device: **{device}**."""
 
 
 def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings] = None) -> gr.Blocks:
@@ -23,8 +23,13 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
         gr.Markdown(INTRO.format(device=settings.torch_device))
         picker = create_model_picker(registry)
         results = gr.State({})  # this session's inversion results, for the editing tabs
+        directions = gr.State([])  # directions this session fitted, for the editing tabs
         with gr.Tab("Inversion comparison"):
             inversion.create_tab(registry, picker, results)
+        with gr.Tab("Attribute sliders"):
+            sliders.create_tab(registry, picker, results, directions)
+        with gr.Tab("ChunkyGAN segment editor"):
+            chunks.create_tab(registry, picker, results, directions)
         with gr.Tab("Samples"):
             create_sampling_panel(registry, picker, settings.max_samples)
     demo.queue(max_size=settings.queue_size)
