@@ -1,4 +1,4 @@
-"""Command line: ``python -m semedit {sample,invert,edit,convert,random-generator} ...``."""
+"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,convert,random-generator} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -119,6 +119,79 @@ def _cmd_edit(a: argparse.Namespace) -> None:
         print(f"wrote {photo}")
 
 
+def _chunk_index(spec: str, n: int) -> int:
+    """'2' (1-based) or a class name ('hair') -> the 0-based chunk; SystemExit when it fits none."""
+    from . import segmentation as L
+    from .inversion.chunky import chunk_of_class
+    if spec.isdigit():
+        if not 1 <= int(spec) <= n:
+            sys.exit(f"error: chunk {spec}: the project has chunks 1 to {n}")
+        return int(spec) - 1
+    if spec not in L.CLASS_NAMES:
+        sys.exit(f"error: chunk {spec!r}: give a number (1 to {n}) or a class ({', '.join(L.CLASS_NAMES)})")
+    return chunk_of_class(n, L.CLASS_NAMES.index(spec))
+
+
+def _cmd_chunk_edit(a: argparse.Namespace) -> None:
+    from dataclasses import replace
+    from . import pipeline
+    from .editing.chunks import ChunkProject, composite, load_project, render_chunks, reshape_mask, save_project
+    from .editing.directions import apply_edits
+    from .editing.library import directions_for
+    from .imaging import tensor_to_pil
+    from .inversion.suite import Knobs
+    from .registry import Registry
+    if bool(a.image) == bool(a.project):
+        sys.exit("error: give an image to invert with ChunkyGAN or --project, not both")
+    registry = Registry.from_settings()
+    model = a.model or registry.catalogue.default_generator
+    G = registry.get(model)
+    known = {d.name: d for d in directions_for(registry, model) if d.space != "z"}
+    target = None
+    if a.project:
+        project = load_project(Path(a.project), G, model)
+    else:
+        target = pipeline.load_target(registry, model, a.image, alignment=a.align, face_index=a.face)
+        knobs = Knobs(steps=a.steps, n_chunks=a.chunks, lambda_reg=a.lambda_reg, chunky_space=a.space)
+        (o,) = pipeline.invert(registry, model, target, ["chunky"], knobs)
+        project = ChunkProject.from_result(o.result)
+        print(f"ChunkyGAN: {project.n_chunks} chunks, LPIPS {o.scores.lpips:.4f} ({o.scores.seconds:.1f}s)")
+    for item in a.edit:
+        where, _, rest = item.partition(":")
+        name, _, value = rest.rpartition("=")
+        if name not in known:
+            sys.exit(f"error: --edit {item!r}: unknown direction {name!r}; {model} has: {', '.join(known)}")
+        try:
+            project = project.with_edit(_chunk_index(where, project.n_chunks), known[name], float(value))
+        except ValueError:
+            sys.exit(f"error: --edit {item!r}: the value must be a number (units)")
+    for item in a.mask:
+        where, _, rest = item.partition(":")
+        op, _, pixels = rest.partition("=")
+        try:
+            project = replace(project, masks=reshape_mask(project.masks, _chunk_index(where, project.n_chunks), op,
+                                                          float(pixels or 2)))
+        except ValueError as e:
+            sys.exit(f"error: --mask {item!r}: {e}")
+    image = composite(render_chunks(G, project), project.masks).clamp(-1, 1)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensor_to_pil(image).save(out)
+    print(f"wrote {out}")
+    if target is not None:
+        pipeline.paste(target, image).save(out.with_name(out.stem + "_photo" + out.suffix))
+        print(f"wrote {out.with_name(out.stem + '_photo' + out.suffix)}")
+    if a.save:
+        print(f"wrote {save_project(Path(a.save), project)}")
+    if a.compare and target is not None and project.edits:
+        source = pipeline.source_from_target(registry, model, target, steps=a.steps)
+        by_name = {d.name: d for d in project.directions}
+        edits = [(by_name[e.direction], e.value) for e in project.edits]
+        glob = pipeline.render_source(registry, source, apply_edits(G, source.latent, edits))
+        tensor_to_pil(glob).save(out.with_name(out.stem + "_global" + out.suffix))
+        print(f"wrote {out.with_name(out.stem + '_global' + out.suffix)} (the same edits on a W+ inversion)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m semedit", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -158,6 +231,25 @@ def main(argv=None) -> None:
                    help="repeatable, e.g. --direction smile=2 --direction age=-1")
     p.add_argument("--out", default="edit.png")
     p.set_defaults(func=_cmd_edit)
+    p = sub.add_parser("chunk-edit", help="invert an image with ChunkyGAN (or open a project) and edit single chunks")
+    p.add_argument("image", nargs="?", help="an image to invert with ChunkyGAN")
+    p.add_argument("--project", help="a saved ChunkyGAN project (.safetensors) instead of an image")
+    p.add_argument("--model", help="generator (default: the catalogue's default)")
+    p.add_argument("--chunks", type=int, default=4)
+    p.add_argument("--lambda-reg", type=float, default=1.0)
+    p.add_argument("--space", default="w+", choices=["w", "w+", "s"])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--align", default="auto", choices=["auto", "align", "centre"])
+    p.add_argument("--face", type=int, default=0)
+    p.add_argument("--edit", action="append", default=[], metavar="CHUNK:NAME=UNITS",
+                   help="repeatable; CHUNK is a number from 1 or the class it started from, e.g. "
+                        "--edit 'hair:grey hair=2'")
+    p.add_argument("--mask", action="append", default=[], metavar="CHUNK:OP=PIXELS",
+                   help="repeatable; OP is grow, shrink or feather, e.g. --mask hair:grow=2")
+    p.add_argument("--compare", action="store_true", help="also write the same edits on a W+ inversion (_global)")
+    p.add_argument("--save", help="write the project (codes, masks, edits) here")
+    p.add_argument("--out", default="chunk-edit.png")
+    p.set_defaults(func=_cmd_chunk_edit)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
     p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors"])

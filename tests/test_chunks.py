@@ -109,3 +109,39 @@ def test_table2_and_leakage_on_a_tiny_model(make_registry, tiny_file):
     assert all(len(v) == 2 and all(a >= 0 and b >= 0 for a, b in v) for v in table.values())
     chunky = [x for x in leaks if x[0].startswith("ChunkyGAN")]
     assert len(chunky) == 4 and len([x for x in leaks if x[0] == "W+"]) == 2
+
+
+def test_chunk_classes_name_every_class_once():
+    from semedit import segmentation as L
+    from semedit.inversion.chunky import chunk_classes, chunk_of_class
+    for n in range(1, 9):
+        groups = chunk_classes(n)
+        assert len(groups) == n and sorted(c for g in groups for c in g) == list(range(L.NUM_CLASSES))
+    assert chunk_of_class(4, L.HAIR) == 1 and chunk_of_class(4, L.EYES) == 3
+
+
+def test_command_line_edits_the_hair_chunk_saves_and_reopens(tmp_path, monkeypatch):
+    """python -m semedit chunk-edit: invert, edit the hair chunk only, save, reopen the project."""
+    import numpy as np
+    from PIL import Image
+    from semedit.__main__ import main
+    from semedit.settings import PROJECT_ROOT
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
+    out, project = tmp_path / "edit.png", tmp_path / "p.safetensors"
+    main(["chunk-edit", str(example), "--steps", "5", "--chunks", "3", "--out", str(tmp_path / "plain.png")])
+    main(["chunk-edit", str(example), "--steps", "5", "--chunks", "3", "--edit", "hair:grey hair=3",
+          "--mask", "hair:feather=1", "--save", str(project), "--out", str(out)])
+    assert (tmp_path / "edit_photo.png").exists()
+    back = load_project(project)
+    assert [(e.chunk, e.direction, e.value) for e in back.edits] == [(1, "grey hair", 3.0)]
+    plain, edited = (np.asarray(Image.open(p), dtype=float) for p in (tmp_path / "plain.png", out))
+    assert np.abs(plain - edited).max() > 5  # the hair chunk changed (same seed, same inversion otherwise)
+    main(["chunk-edit", "--project", str(project), "--edit", "1:grey hair=-1", "--out", str(tmp_path / "again.png")])
+    assert (tmp_path / "again.png").exists()
+    with pytest.raises(SystemExit, match="unknown direction"):
+        main(["chunk-edit", "--project", str(project), "--edit", "hair:no such=1"])
+    with pytest.raises(SystemExit, match="chunks 1 to 3"):
+        main(["chunk-edit", "--project", str(project), "--edit", "7:grey hair=1"])
+    with pytest.raises(SystemExit, match="not both"):
+        main(["chunk-edit", str(example), "--project", str(project)])

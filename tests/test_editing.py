@@ -207,3 +207,18 @@ def test_z_directions_move_a_samples_z_and_need_one():
     assert torch.equal(edit_code(G, base, [(dz, 0.0)], z=z).value, base.value)  # nothing moves at zero
     with pytest.raises(ValueError, match="has none"):
         edit_code(G, base, [(dz, 1.0)])
+
+
+def test_command_line_edits_a_sample_and_refuses_unknown_directions(tmp_path, monkeypatch):
+    from PIL import Image
+    from semedit.__main__ import main
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    main(["edit", "--seed", "3", "--out", str(tmp_path / "plain.png")])
+    main(["edit", "--seed", "3", "--direction", "skin tone=2", "--direction", "grey hair=-1",
+          "--out", str(tmp_path / "edit.png")])
+    plain, edited = (np.asarray(Image.open(tmp_path / n), dtype=float) for n in ("plain.png", "edit.png"))
+    assert plain.shape == edited.shape == (64, 64, 3) and np.abs(plain - edited).mean() > 2
+    with pytest.raises(SystemExit, match="unknown direction"):
+        main(["edit", "--direction", "no such=1"])
+    with pytest.raises(SystemExit, match="must be a number"):
+        main(["edit", "--direction", "smile=lots"])

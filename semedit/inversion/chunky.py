@@ -66,13 +66,23 @@ class ChunkyConfig:
             raise ValueError("lambda_reg must be >= 0")
 
 
-def masks_from_labels(labels: torch.Tensor, n: int) -> torch.Tensor:
-    """Label map [H, W] -> n hard masks [n, H, W] by CHUNK_GROUPS[n]."""
+def chunk_classes(n: int) -> list:
+    """The classes each of n chunks starts from (CHUNK_GROUPS[n], the last group spelt out)."""
     groups = CHUNK_GROUPS[n]
     listed = {c for g in groups for c in g}
+    return [g if g else [c for c in range(L.NUM_CLASSES) if c not in listed] for g in groups]
+
+
+def chunk_of_class(n: int, class_id: int) -> int:
+    """The chunk (0-based) whose masks start from class ``class_id`` when n chunks start from a
+    segmentation."""
+    return next(i for i, g in enumerate(chunk_classes(n)) if class_id in g)
+
+
+def masks_from_labels(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Label map [H, W] -> n hard masks [n, H, W] by CHUNK_GROUPS[n]."""
     masks = torch.zeros(n, *labels.shape)
-    for i, g in enumerate(groups):
-        members = g if g else [c for c in range(L.NUM_CLASSES) if c not in listed]
+    for i, members in enumerate(chunk_classes(n)):
         for c in members:
             masks[i] += (labels == c).float()
     return masks

@@ -19,10 +19,12 @@ import numpy as np
 import torch
 
 from .. import pipeline
+from .. import segmentation as L
 from ..editing.chunks import (ChunkProject, composite, leakage, load_project, render_chunks, reshape_mask,
                               save_project, update_chunk)
 from ..editing.directions import Direction, apply_edits
 from ..imaging import tensor_to_pil, tensor_to_uint8
+from ..inversion.chunky import chunk_classes
 from ..inversion.suite import Knobs
 from ..latents import Latent, convert
 from ..registry import Registry
@@ -60,6 +62,14 @@ def _big(img: torch.Tensor) -> np.ndarray:
     return tensor_to_uint8(torch.nn.functional.interpolate(img, size=(SHOW, SHOW), mode="nearest"))[0]
 
 
+def chunk_name(n: int, i: int) -> str:
+    """'chunk 2 (hair)': its number and the classes its mask started from (ChunkyGAN starts from
+    a segmentation; the last chunk takes every class the others do not name)."""
+    classes = chunk_classes(n)[i]
+    named = "rest" if i == n - 1 and n > 1 else "+".join(L.CLASS_NAMES[c].replace("_", " ") for c in classes)
+    return f"chunk {i + 1} ({named})" if n > 1 else "chunk 1"
+
+
 def _views(state: EditorState, selected: int):
     """(composite, gallery of each chunk shown through its mask) for the current project."""
     p = state.project
@@ -67,7 +77,8 @@ def _views(state: EditorState, selected: int):
     for i, (chunk, mask) in enumerate(zip(state.chunks, p.masks)):
         shown = chunk * mask[None] + (1 - mask[None]) * 0.2
         mark = " (selected)" if i == selected else ""
-        gallery.append((_big(shown[None]), f"chunk {i + 1}{mark}: {float(mask.mean()) * 100:.0f} % of the image"))
+        gallery.append((_big(shown[None]), f"{chunk_name(p.n_chunks, i)}{mark}: {float(mask.mean()) * 100:.0f} % "
+                                           "of the image"))
     edits = "; ".join(f"chunk {e.chunk + 1}: {e.direction} {e.value:+g}" for e in p.edits) or "no edits yet"
     note = f"{p.n_chunks} chunks, {p.codes.space.upper()} codes, generator {p.generator}. Edits: {edits}."
     return _big(composite(state.chunks, p.masks)), gallery, note
@@ -83,7 +94,7 @@ def _outputs(state: EditorState, selected: int, directions=None):
     the direction list when given."""
     state = replace(state, selected=selected)
     image, gallery, note = _views(state, selected)
-    choices = [(f"chunk {i + 1}", i) for i in range(state.project.n_chunks)]
+    choices = [(chunk_name(state.project.n_chunks, i), i) for i in range(state.project.n_chunks)]
     return (state, image, gallery, note, gr.update(choices=choices, value=selected),
             gr.update() if directions is None else gr.update(choices=directions, value=directions[0] if directions else None))
 
