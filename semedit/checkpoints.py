@@ -56,13 +56,15 @@ from safetensors.torch import load_file as _st_load_file
 from safetensors.torch import save_file as _st_save_file
 
 from .errors import CheckpointError, UnsafeCheckpointError
+from .networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
 from .networks.face_descriptor import FaceDescriptorConfig, FaceDescriptorNet
+from .networks.identity import trunk_layout
 from .networks.regressor import ParameterRegressor, RegressorConfig
 from .networks.segmenter import SegmenterConfig, UNetSegmenter
 from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 StateDict = Dict[str, torch.Tensor]
-FORMATS = ("safetensors", "rosinality", "nvlabs")
+FORMATS = ("safetensors", "rosinality", "nvlabs", "fg21-decoder")
 
 
 # ---------------------------------------------------------------------------------------
@@ -280,11 +282,64 @@ def nvlabs_to_ours(kw: dict, g: StateDict) -> Tuple[StyleGAN2Config, StateDict]:
 # ---------------------------------------------------------------------------------------
 
 #: safetensors "arch" metadata -> (config class, module class)
+# ---------------------------------------------------------------------------------------
+# The FG'21 hairstyle-transfer checkpoint (Subrtova, Cech, Franc: a pSp-style .pt)
+# ---------------------------------------------------------------------------------------
+
+def _fg21_state(path: Path) -> StateDict:
+    ckpt = _torch_load_weights_only(path)
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not any(k.startswith("encoder.encoder_face.") for k in state):
+        raise CheckpointError(f"{Path(path).name}: not an FG'21 hair transfer checkpoint "
+                              "(no 'encoder.encoder_face.*' weights)")
+    return state
+
+
+def read_fg21_hair(path: Path) -> Tuple[HairTransferConfig, StateDict]:
+    """The hair network of an FG'21 checkpoint (``state_dict`` with ``encoder.encoder_face.*``,
+    ``encoder.encoder_hair.*``, ``encoder.map.0.*``; ``decoder.*`` is the generator, see
+    ``read_fg21_decoder``) -> (config, our state: the same keys without ``encoder.``). The layout
+    is read off the keys: the IR-SE trunk, the pooled size, the W+ shape (w_dim from the
+    decoder when it is there, else 512 as in the official FFHQ model)."""
+    state = _fg21_state(path)
+    enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    try:
+        units, widths = trunk_layout(enc, "encoder_face.")
+        fc = enc["encoder_face.output_layer_2.3.weight"]  # [hidden, widths[-1] * pool^2]
+        total = enc["encoder_face.linear.weight"].shape[0]  # num_ws * w_dim
+        mod = state.get("decoder.conv1.conv.modulation.weight")
+        w_dim = mod.shape[1] if mod is not None else 512
+        pool = round((fc.shape[1] / widths[-1]) ** 0.5)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{Path(path).name}: the hair encoders lack expected weights ({e})") from e
+    if total % w_dim:
+        raise CheckpointError(f"{Path(path).name}: encoder output {total} is no whole number of {w_dim}-wide codes")
+    config = HairTransferConfig(EncoderConfig(num_ws=total // w_dim, w_dim=w_dim, units=units, widths=widths,
+                                              input_size=256, pool=pool, hidden=fc.shape[0]))
+    return config, enc
+
+
+def read_fg21_decoder(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+    """The StyleGAN2 (``decoder.*``, rosinality's layout) inside an FG'21 checkpoint; w_avg is
+    estimated from the mapping network when the file has no ``latent_avg``."""
+    state = _fg21_state(path)
+    g = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
+    if not g:
+        raise CheckpointError(f"{Path(path).name}: the checkpoint holds no generator ('decoder.*')")
+    latent_avg = state.get("latent_avg")
+    config, ours = rosinality_to_ours(g, latent_avg)
+    if latent_avg is None:
+        G = build_generator(config, ours)
+        ours["w_avg"] = G.estimate_w_avg(10000, generator=torch.Generator().manual_seed(0))
+    return config, ours
+
+
 ARCHITECTURES = {
     "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
     "unet-segmenter": (SegmenterConfig, UNetSegmenter),
     "face-descriptor": (FaceDescriptorConfig, FaceDescriptorNet),
     "parameter-regressor": (RegressorConfig, ParameterRegressor),
+    "hair-transfer": (HairTransferConfig, HairTransferNet),
 }
 
 
@@ -344,6 +399,11 @@ READERS: Dict[str, Callable[[Path], Tuple[StyleGAN2Config, StateDict]]] = {
     "safetensors": read_safetensors,
     "rosinality": read_rosinality,
     "nvlabs": read_nvlabs_pickle,
+    "fg21-decoder": read_fg21_decoder,
+}
+#: readers of files that hold other networks (format -> (config, state)); converted like generators
+OTHER_READERS: Dict[str, Callable[[Path], Tuple[Any, StateDict]]] = {
+    "fg21": read_fg21_hair,
 }
 
 
@@ -364,9 +424,11 @@ def load_generator(path: Path, fmt: str) -> StyleGAN2Generator:
 
 
 def convert_to_safetensors(src: Path, fmt: str, dst: Path) -> Path:
-    """Convert any supported checkpoint to our pickle-free format."""
-    config, state = read_generator_checkpoint(src, fmt)
-    build_generator(config, state)  # validate before writing
+    """Convert any supported checkpoint (a generator's, or one of ``OTHER_READERS``) to our
+    pickle-free format."""
+    config, state = OTHER_READERS[fmt](Path(src)) if fmt in OTHER_READERS else read_generator_checkpoint(src, fmt)
+    arch = next(name for name, (cfg, _) in ARCHITECTURES.items() if isinstance(config, cfg))
+    build_module(arch, config, state, source=Path(src).name)  # validate before writing
     save_safetensors(dst, config, state, source_format=fmt)
     return Path(dst)
 

@@ -35,7 +35,7 @@ from .errors import CatalogueError, ChecksumMismatchError, ModelNotAvailableErro
 from .settings import Settings, resolve_device
 
 EMBEDDED_DOMAIN = "embedded-portraits"  # catalogue config "domain" of the embedded models
-KINDS = ("generator", "encoder", "identity", "perceptual", "directions", "segmenter", "regressor")
+KINDS = ("generator", "encoder", "identity", "perceptual", "directions", "segmenter", "regressor", "hair")
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,7 @@ LOADERS: Dict[str, Loader] = {
     "generator": lambda path, spec: checkpoints.load_module(path, "stylegan2"),
     "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
     "regressor": lambda path, spec: checkpoints.load_module(path, "parameter-regressor"),
+    "hair": lambda path, spec: checkpoints.load_module(path, "hair-transfer"),
     "perceptual": lambda path, spec: _load_perceptual(path, spec),
     "identity": lambda path, spec: _load_identity(path, spec),
 }
@@ -202,7 +203,9 @@ def _load_perceptual(path: Path, spec: ModelSpec) -> nn.Module:
     if spec.format == "lpips-vgg":
         return losses.build_lpips_vgg(path)
     raise SemeditError(f"{spec.name}: unknown perceptual format {spec.format!r} (stlpips or lpips-vgg)")
-PICKLE_FORMATS = ("rosinality", "nvlabs")
+#: formats converted once to safetensors (pickled .pt/.pkl files; the FG'21 hair checkpoint holds a
+#: hair network, format "fg21", and its generator, format "fg21-decoder", for two catalogue entries)
+PICKLE_FORMATS = ("rosinality", "nvlabs", "fg21", "fg21-decoder")
 
 
 class Registry:

@@ -129,13 +129,15 @@ class LoopSettings:
 def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settings: LoopSettings, *,
               perceptual: PerceptualModel, stats: SpaceStatistics, logits: Optional[torch.Tensor] = None,
               noise: Optional[List[torch.Tensor]] = None, progress: Optional[ProgressFn] = None,
-              step_offset: int = 0, total_steps: Optional[int] = None, identity=None):
+              step_offset: int = 0, total_steps: Optional[int] = None, identity=None,
+              objective: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
     """The single optimisation loop: n codes (n = 1 for plain optimisation), optional mask
     logits [n, h, w] composited by a softmax over codes, optional noise maps.
 
     loss = perceptual(O, target) + pixel_weight * MSE + identity_weight * identity(O, target)
            + lambda_reg * codes regulariser + noise_weight * noise regulariser,
-    O = sum_i G(code_i) * softmax(logits)_i.
+    O = sum_i G(code_i) * softmax(logits)_i. ``objective(O) -> scalar`` replaces the first two
+    terms when given (e.g. losses on regions of several images; the hair transfer).
     Returns (codes, logits, noise, losses); the generator is never modified."""
     if settings.identity_weight and identity is None:
         raise ValueError("identity_weight > 0 needs an identity model")
@@ -152,7 +154,7 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
     res = G.config.resolution
     total = total_steps or settings.steps
-    to_target = perceptual.against(target)  # the target's features once, not every step
+    to_target = perceptual.against(target) if objective is None else None  # the target's features once
     losses = []
     for step in range(settings.steps):
         for g in opt.param_groups:
@@ -169,9 +171,12 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
             composite = (images * masks).sum(0, keepdim=True)
         else:
             composite = images
-        loss = to_target(composite).mean()
-        if settings.pixel_weight:
-            loss = loss + settings.pixel_weight * l2(composite, target).mean()
+        if objective is not None:
+            loss = objective(composite)
+        else:
+            loss = to_target(composite).mean()
+            if settings.pixel_weight:
+                loss = loss + settings.pixel_weight * l2(composite, target).mean()
         if settings.identity_weight:
             loss = loss + settings.identity_weight * identity(composite, target).mean()
         if settings.lambda_reg:

@@ -29,20 +29,11 @@ class IRSEConfig:
 
     @classmethod
     def from_state(cls, state: dict) -> "IRSEConfig":
-        """Read the layout off a checkpoint, so reduced test checkpoints load too (stages are
-        runs of units of one width; widths grow from stage to stage)."""
-        n_units = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k)))
-        widths, units = [], []
-        for i in range(n_units):
-            w = state[f"body.{i}.res_layer.1.weight"].shape[0]
-            if widths and w == widths[-1]:
-                units[-1] += 1
-            else:
-                widths.append(w)
-                units.append(1)
+        """Read the layout off a checkpoint, so reduced test checkpoints load too."""
+        units, widths = trunk_layout(state)
         linear = state["output_layer.3.weight"]
         side = round((linear.shape[1] / widths[-1]) ** 0.5)
-        return cls(units=tuple(units), widths=tuple(widths), embedding=linear.shape[0],
+        return cls(units=units, widths=widths, embedding=linear.shape[0],
                    input_size=side * 2 ** len(units))
 
 
@@ -70,20 +61,44 @@ class _Bottleneck(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
+def trunk_layout(state: dict, prefix: str = "") -> tuple:
+    """(units, widths) of the IR-SE trunk whose keys start with ``prefix`` in a state dict:
+    stages are runs of bottlenecks of one width (widths grow from stage to stage)."""
+    n_units = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"body\.(\d+)\.", k)))
+    widths, units = [], []
+    for i in range(n_units):
+        w = state[f"{prefix}body.{i}.res_layer.1.weight"].shape[0]
+        if widths and w == widths[-1]:
+            units[-1] += 1
+        else:
+            widths.append(w)
+            units.append(1)
+    return tuple(units), tuple(widths)
+
+
+def ir_se_trunk(units: tuple, widths: tuple) -> tuple:
+    """The IR-SE trunk that ArcFace, pSp's encoders and the FG'21 hair encoders share:
+    (``input_layer``: 3x3 conv 3 -> widths[0], BN, PReLU; ``body``: ``units[i]`` bottlenecks of
+    width ``widths[i]``, each stage starting with stride 2). img [N, 3, S, S] -> [N, widths[-1],
+    S / 2^stages, S / 2^stages]."""
+    input_layer = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                nn.PReLU(widths[0]))
+    blocks, cin = [], widths[0]
+    for n, w in zip(units, widths):
+        for j in range(n):
+            blocks.append(_Bottleneck(cin, w, 2 if j == 0 else 1))
+            cin = w
+    return input_layer, nn.Sequential(*blocks)
+
+
 class IRSE(nn.Module):
     """Aligned face [N, 3, 112, 112] in [-1, 1] -> unit-length embedding [N, 512]."""
 
     def __init__(self, config: IRSEConfig = IRSEConfig()):
         super().__init__()
         self.config = config
-        self.input_layer = nn.Sequential(nn.Conv2d(3, config.widths[0], 3, 1, 1, bias=False),
-                                         nn.BatchNorm2d(config.widths[0]), nn.PReLU(config.widths[0]))
-        units, cin = [], config.widths[0]
-        for n, w in zip(config.units, config.widths):
-            for j in range(n):
-                units.append(_Bottleneck(cin, w, 2 if j == 0 else 1))
-                cin = w
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se_trunk(config.units, config.widths)
+        cin = config.widths[-1]
         side = config.input_size // 2 ** len(config.units)
         self.output_layer = nn.Sequential(nn.BatchNorm2d(cin), nn.Dropout(0.0), nn.Flatten(),
                                           nn.Linear(cin * side * side, config.embedding),

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ..imaging import tensor_to_uint8
-from .params import ACCESSORIES, FIELDS, HAIR_STYLES, sample_portraits, stack
+from .params import ACCESSORIES, FIELDS, HAIR_STYLES, Portraits, sample_portraits, stack
 from .render import render
 
 EXAMPLE_SEED = 20_000_000
@@ -52,6 +54,30 @@ def example_files(folder: Path) -> list:
     if not index.is_file():
         return []
     return [str(Path(folder) / e["file"]) for e in json.loads(index.read_text())]
+
+
+def portraits_of_example(image, folder: Path) -> Optional[Portraits]:
+    """The parameters of the example in ``folder`` whose pixels ``image`` (PIL, any mode) has,
+    else None: uploads are matched by content, so a copy from anywhere is recognised."""
+    index = Path(folder) / "index.json"
+    if not index.is_file():
+        return None
+    pixels = np.asarray(image.convert("RGB"))
+    for entry in json.loads(index.read_text()):
+        path = Path(folder) / entry["file"]
+        if not path.is_file():
+            continue
+        with Image.open(path) as other:
+            if other.size == image.size and np.array_equal(np.asarray(other.convert("RGB")), pixels):
+                values = torch.tensor([[entry["params"][f] for f in FIELDS]], dtype=torch.float32)
+                return Portraits(values, torch.tensor([HAIR_STYLES.index(entry["hair_style"])]),
+                                 torch.tensor([ACCESSORIES.index(entry["accessory"])]))
+    return None
+
+
+#: face / hair example pairs for the hair tab (file stems; the poses differ)
+HAIR_PAIRS = (("portrait_02", "portrait_01_turned"), ("portrait_03", "portrait_00_turned"),
+              ("portrait_04", "portrait_07"), ("portrait_06", "portrait_05"))
 
 
 def main(argv=None) -> None:

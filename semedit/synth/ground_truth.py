@@ -61,3 +61,9 @@ def predict_portraits(regressor, images: torch.Tensor) -> Portraits:
     pred = regressor(images.to(regressor.identity_index.device))
     return Portraits(pred.fields.float().cpu(), pred.hair_style_logits.argmax(1).cpu(),
                      pred.accessory_logits.argmax(1).cpu())
+
+
+def hair_transfer_truth(face: Portraits, hair: Portraits, size: int) -> torch.Tensor:
+    """The true hairstyle transfer [N, 3, size, size] in [-1, 1]: ``face``'s people, at their own
+    pose, with ``hair``'s hair (style and every hair field)."""
+    return render(face.with_hair_of(hair), size).image

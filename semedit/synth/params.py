@@ -132,6 +132,29 @@ def params_from_latent(z: torch.Tensor) -> Portraits:
     return Portraits(values, style, torch.zeros_like(style))
 
 
+def latent_with(z: torch.Tensor, *, hair_of: torch.Tensor | None = None,
+                yaw: float | torch.Tensor | None = None) -> torch.Tensor:
+    """A latent z' [N, D] whose portraits are z's people with ``hair_of``'s hair (style and every
+    hair field) and/or turned to ``yaw`` radians: params_from_latent(z') equals
+    params_from_latent(z).with_hair_of(params_from_latent(hair_of)).with_yaw(yaw) (up to
+    float rounding); everything else about z' is z's. (A z' exists because the projection's rows
+    are orthonormal: z' = z + A^T (y' - A z).) For a generator paired with the renderer this is
+    the latent of the true image of a hair transfer."""
+    a = _projection(z.shape[1]).to(z.device)
+    y = z.float() @ a.t()
+    target = y.clone()
+    if hair_of is not None:
+        y_hair = hair_of.float().to(z.device) @ a.t()
+        idx = [INDEX[f] for f in HAIR_FIELDS] + list(range(len(FIELDS), a.shape[0]))  # fields, then style scores
+        target[:, idx] = y_hair[:, idx]
+    if yaw is not None:
+        u = (torch.as_tensor(yaw, dtype=torch.float32, device=z.device) / MAX_YAW + 1) / 2
+        if (u <= 0).any() or (u >= 1).any():
+            raise ValueError(f"yaw must be strictly within +-{MAX_YAW} rad")
+        target[:, INDEX["yaw"]] = math.sqrt(2) * torch.erfinv(2 * u - 1)
+    return z.float() + (target - y) @ a
+
+
 def sample_latents(n: int, seed: int, dim: int = LATENT_DIM) -> torch.Tensor:
     """n latents [n, dim] from one seed (deterministic)."""
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(int(seed)))

@@ -1,0 +1,190 @@
+"""Hairstyle transfer: the hair of one face image on the person of another.
+
+Two methods, each a pure function of a generator and two images [1, 3, H, W] in [-1, 1]:
+
+- ``transfer_with_model``: the FG'21 network (``networks.encoders.HairTransferNet``): one
+  forward pass gives the W+ code of the result (Šubrtová, Čech, Franc, FG 2021).
+- ``transfer_by_optimisation``: for generators with no trained transfer model: invert both
+  images (W+), turn the hair image's code to the face's pose (``turn``, e.g. along a yaw
+  direction), then optimise one W+ code, starting from the face's, against the face image
+  outside every hair region and against the turned hair image inside its hair region, with an
+  identity term against the face image.
+
+``alpha_blend`` puts the result's hair region (the new hair and where the old hair was) into
+the face image and keeps its face pixels, which keeps identity on real photographs, where the
+paper found the network's identity weakest. Label maps are ``semedit.segmentation`` classes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .. import segmentation as L
+from ..inversion.common import LoopSettings, ProgressFn, Stopwatch, fit_codes, prepare_target, space_statistics
+from ..inversion.optimization import OptimizationConfig, invert_optimization
+from ..latents import Latent, synthesize
+from ..losses import PerceptualModel, l2
+from ..networks.encoders import HairTransferNet
+from ..networks.stylegan2 import StyleGAN2Generator
+
+#: images [N, 3, R, R] in [-1, 1] -> label maps [N, R, R] (a segmenter's ``predict``)
+Segment = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True, eq=False)  # identity equality and hash: it holds tensors
+class HairResult:
+    """method: display name; image [1, 3, R, R] in [-1, 1]; latent: its W+ code (None for a
+    blend); start: the face's own code (hair amount 0, for interpolation); hair_source [1, 3,
+    R, R]: the hair image as the method used it (turned to the face's pose by optimisation);
+    face_region / hair_region [R, R] in [0, 1]: where the face image and the hair image were
+    asked for (optimisation, blend) or where hair ended up (model); seconds, losses. CPU tensors."""
+
+    method: str
+    image: torch.Tensor
+    latent: Optional[Latent]
+    start: Optional[Latent]
+    hair_source: torch.Tensor
+    face_region: Optional[torch.Tensor]
+    hair_region: Optional[torch.Tensor]
+    seconds: float
+    losses: Tuple[float, ...] = ()
+
+
+def hair_mask(labels: torch.Tensor) -> torch.Tensor:
+    """Label map [H, W] -> hair [H, W] float in {0, 1}."""
+    return (labels == L.HAIR).float()
+
+
+def _resized(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """A mask [H, W] -> [size, size] (area or bilinear)."""
+    m = mask.float()[None, None]
+    if m.shape[-1] != size:
+        m = F.interpolate(m, size=(size, size), mode="area" if m.shape[-1] > size else "bilinear",
+                          align_corners=None if m.shape[-1] > size else False)
+    return m[0, 0].clamp(0, 1)
+
+
+@torch.no_grad()
+def transfer_with_model(G: StyleGAN2Generator, net: HairTransferNet, face: torch.Tensor, hair: torch.Tensor, *,
+                        device: torch.device, segment: Optional[Segment] = None) -> HairResult:
+    """The FG'21 network: W+ = net(face, hair), image = G(W+). ``start`` is net(face, face), the
+    face with its own hair; ``segment`` (optional) marks where hair ended up."""
+    clock = Stopwatch()
+    net = net.to(device).eval()
+    f, h = face.to(device, torch.float32), hair.to(device, torch.float32)
+    codes = net(torch.cat([f, f]), torch.cat([h, f]))  # [2, L, C]: the transfer, the face's own hair
+    images = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+    image = images[:1]
+    region = hair_mask(segment(image)[0]).cpu() if segment else None
+    res = G.config.resolution
+    return HairResult("FG'21 network", image.cpu(), Latent("w+", codes[:1].cpu()), Latent("w+", codes[1:].cpu()),
+                      prepare_target(hair.float(), res, torch.device("cpu")), None, region, clock.seconds)
+
+
+@dataclass(frozen=True)
+class HairOptimisation:
+    """Steps of the two inversions and of the transfer; the weights of the face-region,
+    hair-region (LPIPS + ``pixel_weight`` x MSE each) and identity terms."""
+
+    invert_steps: int = 150
+    steps: int = 200
+    lr: float = 0.05
+    face_weight: float = 1.0
+    hair_weight: float = 1.0
+    pixel_weight: float = 1.0
+    identity_weight: float = 0.5
+    seed: int = 0
+
+
+def transfer_by_optimisation(G: StyleGAN2Generator, face: torch.Tensor, hair: torch.Tensor, *,
+                             face_labels: torch.Tensor, hair_labels: torch.Tensor, perceptual: PerceptualModel,
+                             device: torch.device, cfg: HairOptimisation = HairOptimisation(),
+                             identity=None, turn: Optional[Callable[[Latent], Latent]] = None,
+                             segment: Optional[Segment] = None,
+                             progress: Optional[ProgressFn] = None) -> HairResult:
+    """face, hair [1, 3, H, W] in [-1, 1] with label maps [H', W'] -> HairResult. ``turn`` moves
+    the hair image's W+ code to the face's pose; its image is segmented again by ``segment``
+    when given, else the hair labels are kept."""
+    clock = Stopwatch()
+    res = G.config.resolution
+    total = 2 * cfg.invert_steps + cfg.steps
+    inv = OptimizationConfig(space="w+", steps=cfg.invert_steps, seed=cfg.seed)
+
+    def stage(offset):
+        return None if progress is None else (lambda s, t, loss: progress(offset + s, total, loss))
+    f = prepare_target(face, res, device)
+    h = prepare_target(hair, res, device)
+    face_code = invert_optimization(G, f, inv, perceptual=perceptual, device=device, progress=stage(0)).latent
+    hair_code = invert_optimization(G, h, inv, perceptual=perceptual, device=device,
+                                    progress=stage(cfg.invert_steps)).latent
+    hair_region = _resized(hair_mask(hair_labels), res).to(device)
+    source = h
+    if turn is not None:
+        hair_code = turn(hair_code)
+        with torch.no_grad():
+            source = synthesize(G, Latent("w+", hair_code.value.to(device))).clamp(-1, 1)
+        if segment is not None:
+            hair_region = hair_mask(segment(source)[0]).to(device)
+    old_hair = _resized(hair_mask(face_labels), res).to(device)
+    face_region = (1 - old_hair) * (1 - hair_region)
+    fm, hm = face_region[None, None], hair_region[None, None]
+    to_face = perceptual.to(device).against(f * fm)
+    to_hair = perceptual.against(source * hm)
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        face_term = to_face(x * fm).mean() + cfg.pixel_weight * l2(x, f, fm).mean()
+        hair_term = to_hair(x * hm).mean() + cfg.pixel_weight * l2(x, source, hm).mean()
+        return cfg.face_weight * face_term + cfg.hair_weight * hair_term
+
+    settings = LoopSettings(steps=cfg.steps, lr=cfg.lr, rampup=0.05, rampdown=0.25,
+                            identity_weight=cfg.identity_weight if identity is not None else 0.0, seed=cfg.seed)
+    codes, _, _, losses = fit_codes(G, f, Latent("w+", face_code.value.to(device)), settings, perceptual=perceptual,
+                                    stats=space_statistics(G, "w+"), progress=stage(2 * cfg.invert_steps),
+                                    identity=None if identity is None else identity.to(device),
+                                    objective=objective)
+    with torch.no_grad():
+        image = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+    return HairResult("optimisation", image.cpu(), Latent("w+", codes.cpu()), face_code.detach(), source.cpu(),
+                      face_region.cpu(), hair_region.cpu(), clock.seconds, tuple(losses))
+
+
+def blend_mask(face_labels: torch.Tensor, result_hair: torch.Tensor, size: int, feather: float = 1.5) -> torch.Tensor:
+    """Where a blend takes the transfer's pixels: the result's hair and the face image's old hair,
+    feathered by ``feather`` px (at ``size``): [size, size] in [0, 1]."""
+    m = torch.maximum(_resized(hair_mask(face_labels), size), _resized(result_hair, size))
+    k = max(1, int(round(2 * feather)))
+    r = torch.arange(-k, k + 1, dtype=torch.float32)
+    g = torch.exp(-r ** 2 / (2 * feather ** 2))
+    g = g / g.sum()
+    x = F.pad(m[None, None], (k, k, k, k), mode="replicate")
+    x = F.conv2d(F.conv2d(x, g[None, None, None]), g[None, None, :, None])
+    return torch.maximum(x[0, 0], m).clamp(0, 1)  # feather outwards only: all the new hair stays
+
+
+def alpha_blend(result: HairResult, face: torch.Tensor, face_labels: torch.Tensor,
+                result_labels: torch.Tensor) -> HairResult:
+    """The result inside ``blend_mask`` (its hair and the old hair), the face image elsewhere."""
+    res = result.image.shape[-1]
+    f = prepare_target(face, res, torch.device("cpu"))
+    m = blend_mask(face_labels, hair_mask(result_labels), res)
+    image = result.image * m + f * (1 - m)
+    return replace(result, method=result.method + " + alpha blend", image=image, latent=None,
+                   face_region=1 - m, hair_region=m)
+
+
+def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> torch.Tensor:
+    """The image [1, 3, R, R] (CPU) with ``amount`` of the transfer: lerp from the face's own
+    code (0) to the result's (1). Blends need their code: pass the unblended result."""
+    if result.latent is None or result.start is None:
+        raise ValueError("interpolation needs the transfer's code and the face's own")
+    device = G.w_avg.device
+    code = torch.lerp(result.start.value.to(device), result.latent.value.to(device), float(amount))
+    with torch.no_grad():
+        return synthesize(G, Latent("w+", code)).clamp(-1, 1).cpu()
+
+
+__all__ = ["HairResult", "HairOptimisation", "transfer_with_model", "transfer_by_optimisation", "alpha_blend",
+           "blend_mask", "interpolate", "hair_mask"]

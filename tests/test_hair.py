@@ -1,0 +1,227 @@
+"""Hairstyle transfer: the FG'21 network and its checkpoint layout, the optimisation method,
+blending and interpolation, training and the retrieval protocol on tiny models."""
+import pytest
+import torch
+
+from semedit.networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet, WPlusEncoder
+from tests.conftest import FIXTURES, TINY, tiny_generator
+
+ROSINALITY = FIXTURES / "reference" / "rosinality_32.pt"
+SMALL = dict(units=(1, 1, 2, 1), widths=(16, 32, 48, 64), input_size=64, pool=2, hidden=40)
+
+
+def fg21_checkpoint(path, net: HairTransferNet, with_decoder=True):
+    """A reduced checkpoint in the FG'21 layout: state_dict with encoder.* (our keys prefixed) and
+    decoder.* (a rosinality g_ema), and pSp-style opts."""
+    state = {f"encoder.{k}": v for k, v in net.state_dict().items()}
+    if with_decoder:
+        g = torch.load(ROSINALITY, weights_only=True)["g_ema"]
+        state.update({f"decoder.{k}": v for k, v in g.items()})
+    torch.save({"state_dict": state, "opts": {"input_nc": 3, "encoder_type": "MyHairEncoderGradualStyleWPlus"}},
+               path)
+    return path
+
+
+def test_fg21_layout_keys():
+    net = HairTransferNet(HairTransferConfig(EncoderConfig(num_ws=18, w_dim=512)))
+    keys = set(net.state_dict())
+    assert {"encoder_face.input_layer.0.weight", "encoder_face.input_layer.2.weight",
+            "encoder_face.body.0.res_layer.5.fc1.weight", "encoder_face.body.3.shortcut_layer.0.weight",
+            "encoder_face.output_layer_2.0.running_var", "encoder_face.output_layer_2.3.weight",
+            "encoder_face.linear.weight", "encoder_face.linear.bias", "encoder_hair.body.23.res_layer.4.bias",
+            "map.0.weight", "map.0.bias"} <= keys
+    assert len([k for k in keys if k.startswith("encoder_face.body.") and k.endswith("res_layer.1.weight")]) == 24
+    assert net.state_dict()["map.0.weight"].shape == (18 * 512, 2 * 18 * 512)
+    assert net.state_dict()["encoder_face.output_layer_2.3.weight"].shape == (512, 512 * 7 * 7)
+
+
+def test_fg21_checkpoint_loads_through_the_registry(tmp_path, make_registry):
+    from semedit.checkpoints import load_generator
+    torch.manual_seed(0)
+    G_ref = load_generator(ROSINALITY, "rosinality")
+    official = {**SMALL, "input_size": 256}  # as the official model reads its inputs
+    net = HairTransferNet(HairTransferConfig(EncoderConfig(num_ws=G_ref.num_ws, w_dim=G_ref.config.w_dim,
+                                                           **official))).eval()
+    with torch.no_grad():  # move BN statistics off their init so every buffer matters
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    (tmp_path / "weights").mkdir()
+    fg21_checkpoint(tmp_path / "weights" / "hair.pt", net)
+    reg = make_registry({
+        "hair": {"kind": "hair", "format": "fg21", "file": "hair.pt", "config": {"generator": "hair-decoder"}},
+        "hair-decoder": {"kind": "generator", "format": "fg21-decoder", "file": "hair.pt"},
+    })
+    loaded, G = reg.get("hair"), reg.get("hair-decoder")
+    assert loaded.config.encoder.units == SMALL["units"] and loaded.config.encoder.num_ws == G_ref.num_ws
+    face, hair = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded(face, hair), net(face, hair), atol=1e-5)
+        ws = loaded(face, hair)
+        assert torch.allclose(G.synthesis(ws), G_ref.synthesis(ws), atol=1e-5)  # the decoder is rosinality's
+    assert G.w_avg.abs().sum() > 0  # estimated: the file has no latent_avg
+
+
+def test_fg21_refuses_other_files(tmp_path):
+    from semedit.checkpoints import read_fg21_decoder, read_fg21_hair
+    from semedit.errors import CheckpointError, UnsafeCheckpointError
+    torch.save({"state_dict": {"something.else": torch.zeros(1)}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an FG'21"):
+        read_fg21_hair(tmp_path / "other.pt")
+    net = HairTransferNet(HairTransferConfig(EncoderConfig(num_ws=4, w_dim=8, **SMALL)))
+    fg21_checkpoint(tmp_path / "no_decoder.pt", net, with_decoder=False)
+    with pytest.raises(CheckpointError, match="no generator"):
+        read_fg21_decoder(tmp_path / "no_decoder.pt")
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+    torch.save({"state_dict": {"encoder.encoder_face.x": Payload()}}, tmp_path / "evil.pt")
+    with pytest.raises(UnsafeCheckpointError):
+        read_fg21_hair(tmp_path / "evil.pt")
+
+
+def test_wplus_encoder_shapes_and_resizing():
+    enc = WPlusEncoder(EncoderConfig(num_ws=6, w_dim=16, **SMALL)).eval()
+    assert enc(torch.rand(3, 3, 64, 64)).shape == (3, 6, 16)
+    assert enc(torch.rand(1, 3, 100, 100)).shape == (1, 6, 16)  # resized to its input size first
+
+
+# ---- the methods on tiny models -----------------------------------------------------------------
+
+def tiny_pair(seed=0, size=16):
+    from semedit import segmentation as L
+    g = torch.Generator().manual_seed(seed)
+    face, hair = (torch.rand(1, 3, size, size, generator=g) * 2 - 1 for _ in range(2))
+    face_labels = torch.full((size, size), L.SKIN)
+    face_labels[:4] = L.HAIR                      # short hair on top
+    hair_labels = torch.full((size, size), L.SKIN)
+    hair_labels[:7] = L.HAIR                      # longer hair
+    return face, hair, face_labels, hair_labels
+
+
+class L1Net(torch.nn.Module):
+    def forward(self, x, y):
+        return (x - y).abs().mean((1, 2, 3))
+
+
+def l1_perceptual():
+    from semedit.losses import PerceptualModel
+    return PerceptualModel(L1Net(), "L1")
+
+
+def test_model_transfer_gives_the_code_and_the_faces_own():
+    from semedit.hair import transfer_with_model
+    G = tiny_generator()
+    net = HairTransferNet(HairTransferConfig(EncoderConfig(num_ws=G.num_ws, w_dim=TINY.w_dim, units=(1, 1),
+                                                           widths=(16, 32), input_size=16, pool=2, hidden=16))).eval()
+    face, hair, _, _ = tiny_pair()
+    r = transfer_with_model(G, net, face, hair, device=torch.device("cpu"))
+    assert r.image.shape == (1, 3, 16, 16) and r.latent.value.shape == (1, G.num_ws, TINY.w_dim)
+    with torch.no_grad():
+        assert torch.allclose(r.latent.value, net(face, hair), atol=1e-6)
+        assert torch.allclose(r.start.value, net(face, face), atol=1e-6)
+
+
+def test_optimisation_transfer_follows_both_images_in_their_regions():
+    from semedit.hair import HairOptimisation, transfer_by_optimisation
+    G = tiny_generator()
+    face, hair, face_labels, hair_labels = tiny_pair()
+    turned = []
+
+    def turn(latent):
+        turned.append(latent)
+        return latent
+    r = transfer_by_optimisation(G, face, hair, face_labels=face_labels, hair_labels=hair_labels,
+                                 perceptual=l1_perceptual(), device=torch.device("cpu"), turn=turn,
+                                 cfg=HairOptimisation(invert_steps=20, steps=40, identity_weight=0.0))
+    assert len(turned) == 1 and r.losses[-1] < r.losses[0]
+    assert torch.equal(r.hair_region, (hair_labels == 2).float())  # no re-segmenting without a segmenter
+    assert r.face_region[10:].min() == 1 and r.face_region[:7].max() == 0  # old and new hair excluded
+    # against the face image where the face is kept, against the hair image in its hair region
+    in_hair = (r.image - hair).abs()[..., :7, :].mean() < (r.image - face).abs()[..., :7, :].mean()
+    in_face = (r.image - face).abs()[..., 10:, :].mean() < (r.image - hair).abs()[..., 10:, :].mean()
+    assert in_hair and in_face
+
+
+def test_alpha_blend_keeps_the_face_pixels_and_interpolation_ends_at_both_codes():
+    from semedit.hair import HairResult, alpha_blend, interpolate
+    from semedit.hair.transfer import blend_mask
+    from semedit.latents import Latent, synthesize
+    G = tiny_generator()
+    face, hair, face_labels, hair_labels = tiny_pair()
+    start = Latent("w+", G.broadcast(G.mapping(torch.randn(1, TINY.z_dim))))
+    end = Latent("w+", G.broadcast(G.mapping(torch.randn(1, TINY.z_dim))))
+    with torch.no_grad():
+        image = synthesize(G, end).clamp(-1, 1)
+    r = HairResult("test", image, end, start, hair, None, None, 0.0)
+    blended = alpha_blend(r, face, face_labels, hair_labels)
+    m = blend_mask(face_labels, (hair_labels == 2).float(), 16)
+    assert torch.equal(blended.image[..., m == 0], face[..., m == 0])       # face pixels kept exactly
+    assert torch.allclose(blended.image[..., m == 1], image[..., m == 1])   # the new hair is the result's
+    assert (m[:7] == 1).all() and blended.latent is None
+    with torch.no_grad():
+        assert torch.allclose(interpolate(G, r, 0.0), synthesize(G, start).clamp(-1, 1), atol=1e-6)
+        assert torch.allclose(interpolate(G, r, 1.0), image, atol=1e-6)
+    with pytest.raises(ValueError):
+        interpolate(G, blended, 0.5)
+
+
+# ---- training, ground truth and the retrieval protocol ---------------------------------------------
+
+def test_latent_with_gives_the_true_transfer_latent():
+    from semedit.synth.params import latent_with, params_from_latent
+    g = torch.Generator().manual_seed(3)
+    z, h = torch.randn(6, 64, generator=g), torch.randn(6, 64, generator=g)
+    yaw = torch.linspace(-0.5, 0.5, 6)
+    want = params_from_latent(z).with_hair_of(params_from_latent(h)).with_yaw(yaw)
+    got = params_from_latent(latent_with(z, hair_of=h, yaw=yaw))
+    assert torch.allclose(got.values, want.values, atol=1e-5) and torch.equal(got.hair_style, want.hair_style)
+    assert torch.equal(params_from_latent(latent_with(z)).values, params_from_latent(z).values)
+    with pytest.raises(ValueError):
+        latent_with(z, yaw=1.0)
+
+
+def test_hair_training_steps_and_exact_resume(tmp_path):
+    from semedit.networks.stylegan2 import StyleGAN2Config
+    from semedit.training import loop
+    from semedit.training.hair import HairTrainer, HairTraining
+    paired = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=64, w_dim=32, mapping_layers=2,
+                                                   channels=(32, 32, 16)))
+    cfg = HairTraining(steps=6, batch=4, image_batch=2, widths=(16, 32), hidden=16)
+    a = HairTrainer(paired, cfg)
+    first = [a.train_step() for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(list(m.values()))).all() for m in first)
+    loop.save_state(tmp_path, {"trainer": a.state_dict()})
+    b = HairTrainer(paired, cfg)
+    b.load_state_dict(loop.load_state(tmp_path)["trainer"])
+    assert a.train_step() == b.train_step()  # the same batch and the same weights: the same step
+    with pytest.raises(ValueError, match="paired"):
+        HairTrainer(tiny_generator(), cfg)  # z is not the renderer's latent
+
+
+def test_retrieval_ranks_and_protocol():
+    from semedit.evaluation.hair import hair_retrieval, retrieval_ranks
+    gallery = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    queries = torch.tensor([[0.1, 0.0], [0.1, 0.0], [4.0, 4.0]])
+    assert retrieval_ranks(gallery, queries, torch.tensor([0, 1, 3])).tolist() == [1, 2, 1]
+
+    def people(idx):  # person i: a flat image of brightness i / 50 (its identity)
+        return (idx.float() / 50)[:, None, None, None].expand(-1, 3, 4, 4) * 2 - 1
+
+    def embed(images):
+        return images[:, 0, :2, 0]  # two pixels of the face region: identity
+
+    def hair_of(idx):
+        return torch.ones(len(idx), 3, 4, 4)
+
+    def keep_person(face, hair):  # hair goes in the bottom rows only
+        out = face.clone()
+        out[:, :, 3:] = hair[:, :, 3:]
+        return out
+
+    good = hair_retrieval(people, keep_person, embed, n_gallery=50, n_queries=20, hair_source=hair_of)
+    bad = hair_retrieval(people, lambda f, h: h, embed, n_gallery=50, n_queries=20, hair_source=hair_of)
+    assert good["top1"] == 1.0 and good["mean_rank"] == 1.0
+    assert bad["top1"] < 0.1 and bad["mean_rank"] > 10
