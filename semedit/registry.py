@@ -158,6 +158,23 @@ def _hub_download(hub: HubLocation, settings: Settings, *, local_files_only: boo
                                 local_files_only=local_files_only or settings.hub_offline))
 
 
+DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+
+
+def hub_reachable(endpoint: Optional[str], timeout: float = 1.5) -> bool:
+    """Whether a TCP connection to the Hub's host opens within ``timeout`` seconds (a cheap
+    probe before a download, so an offline machine fails at once instead of after retries)."""
+    import socket
+    from urllib.parse import urlsplit
+    url = urlsplit(endpoint or DEFAULT_HUB_ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _package_file(package: str, file: Path) -> Optional[Path]:
     """``file`` inside the installed ``package`` (None when the package is not installed)."""
     import importlib.util
@@ -258,6 +275,10 @@ class Registry:
         spec = self.catalogue.get(name)
         path = self.local_path(name)
         if path is None and spec.hub is not None and not self.settings.hub_offline:
+            if not hub_reachable(self.settings.hub_endpoint):
+                host = self.settings.hub_endpoint or DEFAULT_HUB_ENDPOINT
+                raise self._not_available(spec, f"the Hugging Face Hub ({host}) cannot be reached from this machine; "
+                                                "set HF_HUB_OFFLINE=1 to stop trying")
             try:
                 path = _hub_download(spec.hub, self.settings, local_files_only=False)
             except Exception as e:  # noqa: BLE001 - network, HTTP and cache errors all end here

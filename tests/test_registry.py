@@ -229,3 +229,15 @@ def test_device_is_chosen_automatically(make_registry, tiny_file):
                         device="auto")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert reg.get("tiny").w_avg.device.type == expected
+
+
+def test_unreachable_hub_fails_fast_with_what_to_do(make_registry):
+    """Not offline, but nothing listens at the endpoint: a clear message within 2 s, not after retries."""
+    import time
+    reg = make_registry({"g": hub_entry()}, hub_endpoint="http://127.0.0.1:9")
+    start = time.time()
+    with pytest.raises(ModelNotAvailableError, match="cannot be reached.*HF_HUB_OFFLINE=1"):
+        reg.get("g")
+    assert time.time() - start < 2.0
+    from semedit.ui.model_picker import generator_choices
+    assert generator_choices(reg) == [("g (not downloaded; the Hub cannot be reached)", "g")]

@@ -5,19 +5,23 @@ from typing import List, Tuple
 
 import gradio as gr
 
-from ..registry import Registry
+from ..registry import Registry, hub_reachable
 
 
 def generator_choices(registry: Registry) -> List[Tuple[str, str]]:
-    """(label, name) pairs; the label says whether the weights are on this machine."""
+    """(label, name) pairs; the label says whether the weights are on this machine, and if not
+    whether they can be downloaded now (the Hub is probed once)."""
     out = []
+    reachable = None
     for name in registry.catalogue.names("generator"):
         if registry.is_local(name):
             where = "local"
         elif registry.settings.hub_offline:
             where = "not downloaded; offline"
         else:
-            where = "downloads on first use"
+            if reachable is None:
+                reachable = hub_reachable(registry.settings.hub_endpoint)
+            where = "downloads on first use" if reachable else "not downloaded; the Hub cannot be reached"
         out.append((f"{name} ({where})", name))
     return out
 
