@@ -43,16 +43,16 @@ def _cmd_random_generator(a: argparse.Namespace) -> None:
 def _cmd_invert(a: argparse.Namespace) -> None:
     import csv
     from .errors import SemeditError
-    from .imaging import tensor_to_pil
+    from .imaging import IMAGE_SUFFIXES, tensor_to_pil
     from .inversion.suite import METHODS, Knobs, context_for
     from .pipeline import invert, load_target, save_latents
     from .registry import Registry
+    methods = [m.strip().lower() for m in a.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)} (any case)")
     registry = Registry.from_settings()
     model = a.model or registry.catalogue.default_generator
-    methods = [m.strip() for m in a.methods.split(",")]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)}")
     ctx = context_for(registry, model, a.perceptual)
     if a.identity_weight and ctx.identity is None:
         sys.exit("error: --identity-weight needs an identity model, and this generator's domain has none")
@@ -60,8 +60,10 @@ def _cmd_invert(a: argparse.Namespace) -> None:
                   pti_tune_steps=a.steps, identity_weight=a.identity_weight, seed=a.seed)
     paths = []
     for src in map(Path, a.inputs):
-        paths += sorted(p for p in src.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")) \
-            if src.is_dir() else [src]
+        paths += sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
+    if not paths:
+        sys.exit("error: no images found in " + ", ".join(a.inputs))
+    failed = []
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "metrics.csv", "w", newline="") as f:
@@ -72,6 +74,7 @@ def _cmd_invert(a: argparse.Namespace) -> None:
                 target = load_target(registry, model, path, alignment=a.align, face_index=a.face)
             except SemeditError as e:
                 print(f"{path.name}: skipped: {e}", file=sys.stderr)
+                failed.append(path.name)
                 continue
             for o in invert(registry, model, target, methods, knobs, ctx=ctx):
                 r, s, m = o.result, o.scores, o.result.key
@@ -81,6 +84,8 @@ def _cmd_invert(a: argparse.Namespace) -> None:
                 writer.writerow([path.name, r.method] + list(s.as_row().values()))
                 print(f"{path.name}  {r.method:32s}  LPIPS {s.lpips:.4f}  MSE {s.l2:.5f}  {s.seconds:.1f}s", flush=True)
     print(f"wrote {out / 'metrics.csv'}" + (f" (identity: {ctx.identity.name})" if ctx.identity else ""))
+    if failed:  # a batch script must be able to tell: exit status 1 when any input was skipped
+        sys.exit(f"error: {len(failed)} of {len(paths)} inputs could not be inverted: {', '.join(failed)}")
 
 
 def _cmd_edit(a: argparse.Namespace) -> None:

@@ -34,6 +34,9 @@ class ImageLimits:
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
 
+#: file name endings of the image formats ``load_image`` reads (for folder scans)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".bmp")
+
 
 def load_image(source: ImageSource, limits: ImageLimits = ImageLimits()) -> Image.Image:
     """Any user image -> an RGB PIL image, upright (EXIF orientation applied).

@@ -232,3 +232,26 @@ def test_perceptual_against_a_fixed_target_matches_the_pair_distance(perceptual)
         g_pair, = torch.autograd.grad(pair.sum(), x)
         g_fixed, = torch.autograd.grad(model.against(target)(x).sum(), x)
         assert torch.allclose(g_pair, g_fixed, rtol=1e-4, atol=1e-9)
+
+
+def test_command_line_reads_every_image_format_and_fails_loudly(tmp_path, monkeypatch):
+    """A folder scan takes TIFF and BMP too; methods in any case; unreadable inputs make the
+    command exit with an error after the others are done, so a batch script can tell."""
+    import csv
+    from PIL import Image
+    from semedit.__main__ import main
+    from semedit.settings import PROJECT_ROOT
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = Image.open(PROJECT_ROOT / "examples" / "embedded" / "portrait_02.png")
+    photo.save(src / "a.tif")
+    photo.save(src / "b.bmp")
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.jpg").write_text("not an image")
+    with pytest.raises(SystemExit, match="2 of 4 inputs could not be inverted: empty.png, notes.jpg"):
+        main(["invert", str(src), "--methods", "W+", "--steps", "3", "--out", str(tmp_path / "out")])
+    rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
+    assert [r["image"] for r in rows] == ["a.tif", "b.bmp"] and rows[0]["method"] == "W+ optimisation"
+    with pytest.raises(SystemExit, match="unknown methods"):
+        main(["invert", str(src), "--methods", "w++"])
