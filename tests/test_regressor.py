@@ -113,3 +113,18 @@ def test_perceptual_pooled_features(registry):
     model = registry.get("stlpips-alex")
     f = model.pooled_features(torch.rand(3, 3, 64, 64) * 2 - 1)
     assert f.shape[0] == 3 and f.ndim == 2 and f.shape[1] >= 256 and torch.isfinite(f).all()
+
+
+def test_regressor_can_learn_from_a_paired_generators_images():
+    """generator_share of each batch comes from the generator: the trainer needs one, and steps run."""
+    from semedit.networks.stylegan2 import StyleGAN2Config
+    from tests.conftest import tiny_generator
+    paired = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=64, w_dim=32, mapping_layers=2,
+                                                   channels=(32, 32, 16)))
+    cfg = RegressorTraining(batch=8, size=16, steps=40, generator_share=0.5)
+    with pytest.raises(ValueError, match="needs a generator"):
+        RegressorTrainer(cfg)
+    t = RegressorTrainer(cfg, generator=paired)
+    assert all(math.isfinite(t.train_step()["loss"]) for _ in range(2))
+    acc = held_out_accuracy(t.net.eval(), n=16, batch=8, generator=paired)
+    assert set(acc["fields"]) and 0 <= acc["hair style"] <= 1

@@ -22,11 +22,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints import save_safetensors
+from ..checkpoints import load_module, save_safetensors
 from ..networks.regressor import ParameterRegressor, RegressorConfig, RegressorIdentity
 from ..settings import resolve_device
-from ..synth.params import (ACCESSORIES, FIELDS, HAIR_STYLES, IDENTITY_FIELDS, MAX_YAW, observable_targets,
-                            params_from_latent)
+from ..synth.params import (ACCESSORIES, FIELDS, HAIR_STYLES, IDENTITY_FIELDS, MAX_YAW, latent_with,
+                            observable_targets, params_from_latent)
 from ..synth.render import render
 from . import loop
 from .data import augment, rendered_batch, step_generator
@@ -50,6 +50,7 @@ class RegressorTraining:
     max_blur: float = 1.5
     class_weight: float = 0.1
     binary_weight: float = 0.5
+    generator_share: float = 0.0  # share of each batch drawn by a generator paired with the renderer
     seed: int = 0
 
 
@@ -74,9 +75,16 @@ def regressor_loss(pred, portraits, class_weight: float, binary_weight: float) -
 
 
 class RegressorTrainer:
+    """``generator``: a generator paired with the renderer (its z is the renderer's latent);
+    ``cfg.generator_share`` of every batch is then its image of the batch's latents, labelled
+    exactly, so the regressor reads the generator's look as well as renders'."""
+
     def __init__(self, cfg: RegressorTraining, device: torch.device | str = "cpu",
-                 init: Optional[ParameterRegressor] = None):
+                 init: Optional[ParameterRegressor] = None, generator=None):
+        if cfg.generator_share > 0 and generator is None:
+            raise ValueError("generator_share > 0 needs a generator paired with the renderer")
         self.cfg, self.device = cfg, torch.device(device)
+        self.G = None if generator is None else generator.to(self.device).eval().requires_grad_(False)
         torch.manual_seed(cfg.seed)
         net = ParameterRegressor(regressor_config(cfg.size)) if init is None else init
         self.net = net.to(self.device).train().requires_grad_(True)
@@ -90,7 +98,15 @@ class RegressorTrainer:
         b = rendered_batch(cfg.batch, cfg.size, step_generator(cfg.seed, self.step, self.device),
                            accessory_share=cfg.accessory_share)
         img = augment(b.image, step_generator(cfg.seed, self.step, self.device, 1), max_blur=cfg.max_blur)
-        loss = regressor_loss(self.net(img), b.portraits, cfg.class_weight, cfg.binary_weight)
+        portraits = b.portraits
+        k = int(round(cfg.batch * cfg.generator_share))
+        if k:  # the generator's images of the first k latents; it draws no accessories
+            with torch.no_grad():
+                img[:k] = self.G(b.z[:k], fused=False).clamp(-1, 1)
+            accessory = portraits.accessory.clone()
+            accessory[:k] = 0
+            portraits = replace(portraits, accessory=accessory)
+        loss = regressor_loss(self.net(img), portraits, cfg.class_weight, cfg.binary_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -112,15 +128,19 @@ class RegressorTrainer:
 # ---- held-out evaluation -----------------------------------------------------------------------
 
 @torch.no_grad()
-def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0, batch: int = 256) -> dict:
-    """Per parameter on ``n`` held-out renders (blurred by up to ``blur`` px): MAE and R^2 over the
-    images that show it; accuracy of hair style, beard, glasses and accessory."""
+def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0, batch: int = 256,
+                      generator=None) -> dict:
+    """Per parameter on ``n`` held-out renders (blurred by up to ``blur`` px), or on a paired
+    ``generator``'s images of the same latents: MAE and R^2 over the images that show it;
+    accuracy of hair style, beard, glasses and accessory."""
     net = net.eval()
     g = torch.Generator().manual_seed(HELD_OUT_SEED + int(blur * 1000))
     preds, targets, visible, styles, accs, true_styles, true_accs = [], [], [], [], [], [], []
     for i in range(0, n, batch):
-        b = rendered_batch(min(batch, n - i), net.config.resolution, g, accessory_share=0.1)
+        b = rendered_batch(min(batch, n - i), net.config.resolution, g, accessory_share=0.0 if generator else 0.1)
         img = augment(b.image, g, max_blur=blur, brightness=0.0, max_noise=0.0) if blur else b.image
+        if generator is not None:
+            img = generator(b.z.to(generator.w_avg.device), fused=False).clamp(-1, 1).cpu()
         p = net(img)
         t, v = observable_targets(b.portraits)
         preds.append(p.fields), targets.append(t), visible.append(v)
@@ -142,15 +162,19 @@ def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0,
 
 
 @torch.no_grad()
-def identity_pairs(identity: RegressorIdentity, n: int = 512, size: int = 64, seed: int = HELD_OUT_SEED + 7):
+def identity_pairs(identity: RegressorIdentity, n: int = 512, size: int = 64, seed: int = HELD_OUT_SEED + 7,
+                   generator=None):
     """Distances for n same-person pairs (turned to another yaw and given another person's hair)
-    and n different-person pairs: (same [n], different [n])."""
+    and n different-person pairs: (same [n], different [n]); renders, or a paired generator's images."""
     g = torch.Generator().manual_seed(seed)
-    people = params_from_latent(torch.randn(n, 64, generator=g))
-    others = params_from_latent(torch.randn(n, 64, generator=g))
-    yaw = (torch.rand(n, generator=g) * 2 - 1) * MAX_YAW
-    same_person = people.with_hair_of(others).with_yaw(yaw)
-    a, b, c = render(people, size).image, render(same_person, size).image, render(others, size).image
+    z_people, z_others = torch.randn(n, 64, generator=g), torch.randn(n, 64, generator=g)
+    yaw = (torch.rand(n, generator=g) * 2 - 1) * MAX_YAW * 0.99
+    z_same = latent_with(z_people, hair_of=z_others, yaw=yaw)
+    if generator is None:
+        a, b, c = (render(params_from_latent(z), size).image for z in (z_people, z_same, z_others))
+    else:
+        a, b, c = (generator(z.to(generator.w_avg.device), fused=False).clamp(-1, 1).cpu()
+                   for z in (z_people, z_same, z_others))
     return identity(a, b), identity(a, c)
 
 
@@ -169,24 +193,34 @@ def calibrate_threshold(same: torch.Tensor, different: torch.Tensor) -> tuple:
     return thr, float(correct[k]) / len(d)
 
 
-def report(acc_clean: dict, acc_blur: dict, same: torch.Tensor, different: torch.Tensor, threshold: float,
-           accuracy: float, command: str, steps: int) -> str:
+def report(acc_clean: dict, acc_blur: dict, pairs: dict, threshold: float, accuracy: float, command: str,
+           steps: int, acc_generator: Optional[dict] = None, generator: str = "") -> str:
+    """The markdown report; ``pairs``: {images: (same, different) distances}; ``acc_generator``:
+    held-out accuracy on a paired generator's images (named ``generator``), when there is one."""
+    gen = acc_generator is not None
     rows = "\n".join(f"| {name} | {acc_clean['fields'][name]['mae']:.3f} | {acc_clean['fields'][name]['r2']:.3f} | "
-                     f"{acc_blur['fields'][name]['r2']:.3f} | {acc_clean['fields'][name]['n']} |"
-                     for name in acc_clean["fields"])
-    classes = "\n".join(f"| {k} | {acc_clean[k]:.3f} | {acc_blur[k]:.3f} |"
+                     f"{acc_blur['fields'][name]['r2']:.3f} | "
+                     + (f"{acc_generator['fields'][name]['r2']:.3f} | " if gen else "")
+                     + f"{acc_clean['fields'][name]['n']} |" for name in acc_clean["fields"])
+    classes = "\n".join(f"| {k} | {acc_clean[k]:.3f} | {acc_blur[k]:.3f} |" + (f" {acc_generator[k]:.3f} |" if gen else "")
                         for k in ("hair style", "accessory", "beard (present)", "glasses (present)"))
+    head = "| parameter | MAE | R^2 | R^2 blurred |" + (" R^2 generator |" if gen else "") + " n |\n|---|---|---|---|" \
+        + ("---|" if gen else "") + "---|\n"
+    chead = "| class | accuracy | accuracy blurred |" + (" accuracy generator |" if gen else "") + "\n|---|---|---|" \
+        + ("---|" if gen else "") + "\n"
+    ident = "; ".join(f"{images}: same person {float(s_.mean()):.3f} +- {float(s_.std()):.3f}, different people "
+                      f"{float(d_.mean()):.3f} +- {float(d_.std()):.3f}" for images, (s_, d_) in pairs.items())
     return (f"# Embedded parameter regressor: held-out accuracy\n\n`{command}` ({steps} steps)\n\n"
             "2,048 held-out renders (one in ten with an out-of-domain accessory); *blurred*: the same "
-            "kind of renders blurred by a Gaussian of up to 1 px, as a generator's softer images look. "
-            "MAE in unit parameters [0, 1]; R^2 over the images that show the parameter (n).\n\n"
-            "| parameter | MAE | R^2 | R^2 blurred | n |\n|---|---|---|---|---|\n" + rows +
-            "\n\n| class | accuracy | accuracy blurred |\n|---|---|---|\n" + classes +
-            f"\n\n**Identity** (RMS difference of the {len(IDENTITY_FIELDS)} predicted identity parameters): "
-            f"{len(same)} same-person pairs (turned to another yaw, another person's hair) "
-            f"{float(same.mean()):.3f} +- {float(same.std()):.3f}; different people {float(different.mean()):.3f} "
-            f"+- {float(different.std()):.3f}. Threshold {threshold:.3f} (same person below) separates them "
-            f"with accuracy {accuracy:.3f}.\n")
+            "kind of renders blurred by a Gaussian of up to 1 px, as a generator's softer images look"
+            + (f"; *generator*: `{generator}`'s images of the same latents (it is paired with the renderer, so "
+               "their labels are exact)" if gen else "")
+            + ". MAE in unit parameters [0, 1]; R^2 over the images that show the parameter (n).\n\n"
+            + head + rows + "\n\n" + chead + classes +
+            f"\n\n**Identity** (RMS difference of the {len(IDENTITY_FIELDS)} predicted identity parameters; "
+            f"512 same-person pairs, turned to another yaw and with another person's hair, and 512 different "
+            f"people): {ident}. Threshold {threshold:.3f} (same person below) separates them with accuracy "
+            f"{accuracy:.3f}.\n")
 
 
 def main(argv=None) -> None:
@@ -200,19 +234,39 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path("weights/embedded-regressor-64.safetensors"))
     ap.add_argument("--report", type=Path, default=Path("bench/results/embedded_regressor.md"))
+    ap.add_argument("--init", type=Path, help="continue from this regressor (safetensors) with a fresh optimiser")
+    ap.add_argument("--lr", type=float, default=RegressorTraining.lr)
+    ap.add_argument("--generator", help="catalogue name of a generator paired with the renderer whose images "
+                                        "join the batches (and the report)")
+    ap.add_argument("--generator-share", type=float, default=0.5)
     a = ap.parse_args(argv)
-    cfg = RegressorTraining(steps=a.steps, batch=a.batch, seed=a.seed)
-    trainer = RegressorTrainer(cfg, resolve_device(a.device))
+    device = resolve_device(a.device)
+    G = None
+    if a.generator:
+        from ..registry import Registry
+        registry = Registry.from_settings()
+        if not registry.catalogue.get(a.generator).paired_with_renderer:
+            raise SystemExit(f"{a.generator} is not paired with the renderer: its images have no exact labels")
+        G = registry.get(a.generator, device)
+    cfg = RegressorTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed,
+                            generator_share=a.generator_share if G is not None else 0.0)
+    init = load_module(a.init, "parameter-regressor") if a.init else None
+    trainer = RegressorTrainer(cfg, device, init=init, generator=G)
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu().requires_grad_(False)
-    same, different = identity_pairs(RegressorIdentity(net))
+    G = None if G is None else G.cpu()
+    pairs = {"renders": identity_pairs(RegressorIdentity(net))}
+    if G is not None:
+        pairs["generator images"] = identity_pairs(RegressorIdentity(net), generator=G)
+    same = torch.cat([s_ for s_, _ in pairs.values()])
+    different = torch.cat([d_ for _, d_ in pairs.values()])
     threshold, accuracy = calibrate_threshold(same, different)
     net.config = replace(net.config, same_person_below=round(threshold, 4))
     save_safetensors(a.out, net.config, net.state_dict(),
                      note=f"trained by semedit.training.regressor, {trainer.step} steps, {cfg}")
-    text = report(held_out_accuracy(net), held_out_accuracy(net, blur=1.0), same, different, threshold, accuracy,
+    text = report(held_out_accuracy(net), held_out_accuracy(net, blur=1.0), pairs, threshold, accuracy,
                   "python -m semedit.training.regressor " + " ".join(sys.argv[1:] if argv is None else argv),
-                  trainer.step)
+                  trainer.step, held_out_accuracy(net, generator=G) if G is not None else None, a.generator or "")
     a.report.parent.mkdir(parents=True, exist_ok=True)
     a.report.write_text(text)
     print(text)
