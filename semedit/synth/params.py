@@ -103,6 +103,7 @@ class Portraits:
             "age": self["age"],
             "hair_length": self["hair_length"],
             "hair_gray": self["hair_gray"],
+            "hair_color": self["hair_color"],
             "bald": (self.hair_style == HAIR_STYLES.index("bald")).float(),
             "hair_style": self.hair_style.float(),
             "skin_tone": self["skin_tone"],

@@ -3,9 +3,9 @@
     python -m semedit.training.directions --model embedded-portraits-64 --n 4000 \\
         --out weights/embedded-portraits-64-directions.safetensors
 
-Supervised directions (smile, age, yaw, hair length, grey hair, beard, glasses, skin tone) are
-fitted on the attributes the parameter regressor reads off each sample (so they work for any
-generator of the domain, paired or not), in W and in Z; the better held-out fit gets the plain
+Supervised directions (smile, age, yaw, hair length, grey hair, hair colour, beard, glasses,
+skin tone) are fitted on the attributes the parameter regressor reads off each sample (so they
+work for any generator of the domain, paired or not), in W and in Z; the better held-out fit gets the plain
 name (W directions move any code, inverted images too; Z ones only samples). The top principal
 components of W (GANSpace) and the StyleSpace channels that act most locally on the mouth and
 on the hair join them.
@@ -29,7 +29,7 @@ from ..synth.ground_truth import predict_portraits
 
 #: attribute -> name of the slider (attributes as ``Portraits.attributes()`` / ``pose()`` name them)
 SUPERVISED = {"smile": "smile", "age": "age", "yaw": "yaw", "hair_length": "hair length", "hair_gray": "grey hair",
-              "beard": "beard", "glasses": "glasses", "skin_tone": "skin tone"}
+              "hair_color": "hair colour", "beard": "beard", "glasses": "glasses", "skin_tone": "skin tone"}
 LOCAL_CLASSES = {"mouth": L.MOUTH, "hair": L.HAIR}
 
 
@@ -51,7 +51,12 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
     supervised, others = [], []
     for attr, name in SUPERVISED.items():
         binary = attr in ("beard", "glasses")
-        fits = [fit_linear(codes, labels[attr], name, binary=binary, space=space) for space, codes in (("w", w), ("z", z))]
+        try:
+            fits = [fit_linear(codes, labels[attr], name, binary=binary, space=space)
+                    for space, codes in (("w", w), ("z", z))]
+        except ValueError as e:  # e.g. the generator draws no beard the regressor can see
+            log(f"{name}: skipped ({e})")
+            continue
         score = [d.metrics.get("r2", d.metrics.get("accuracy")) for d in fits]
         best, other = (fits[0], fits[1]) if score[0] >= score[1] else (fits[1], fits[0])
         for d, label in ((best, name), (other, f"{name} ({other.space})")):

@@ -257,8 +257,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                     method = gr.Radio([("supervised (linear, in W)", "supervised"), ("PCA of W (GANSpace)", "pca"),
                                        ("guided: attribute-model gradient at this source", "guided")],
                                       value="supervised", label="Method")
-                    attribute = gr.Dropdown(["smile", "age", "yaw", "hair_length", "hair_gray", "beard", "glasses",
-                                             "skin_tone", "pitch", "roll"], value="smile", allow_custom_value=True,
+                    attribute = gr.Dropdown(["smile", "age", "yaw", "hair_length", "hair_gray", "hair_color", "beard",
+                                             "glasses", "skin_tone", "pitch", "roll"], value="smile",
+                                            allow_custom_value=True,
                                             label="Attribute (embedded: regressor; photos: mediapipe yaw/pitch/roll/smile)")
                     conditions = gr.Dropdown([], multiselect=True, label="Hold these directions' attributes",
                                              allow_custom_value=True)
