@@ -1,4 +1,4 @@
-"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,convert,random-generator} ...``."""
+"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,hair,convert,random-generator} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -197,6 +197,30 @@ def _cmd_chunk_edit(a: argparse.Namespace) -> None:
         print(f"wrote {out.with_name(out.stem + '_global' + out.suffix)} (the same edits on a W+ inversion)")
 
 
+def _cmd_hair(a: argparse.Namespace) -> None:
+    import math
+    from . import pipeline
+    from .hair.transfer import HairOptimisation
+    from .imaging import tensor_to_pil
+    from .registry import Registry
+    registry = Registry.from_settings()
+    model = a.model or registry.catalogue.default_generator
+    if a.method not in pipeline.HAIR_METHODS:
+        sys.exit(f"error: unknown method {a.method!r}; one of {', '.join(pipeline.HAIR_METHODS)}")
+    face = pipeline.load_target(registry, model, a.face, alignment=a.align, face_index=a.face_index)
+    hair = pipeline.load_target(registry, model, a.hair, alignment=a.align, face_index=a.hair_index)
+    cfg = HairOptimisation(invert_steps=a.steps, steps=a.steps + 50)
+    outcome = pipeline.transfer_hair(registry, model, face, hair, a.method, cfg=cfg)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensor_to_pil(outcome.result.image).save(out)
+    photo = out.with_name(out.stem + "_photo" + out.suffix)
+    outcome.pasted.save(photo)
+    print(f"wrote {out} and {photo} ({outcome.result.method}, {outcome.result.seconds:.2f} s)")
+    for k, v in outcome.measures.items():
+        print(f"  {k}: {'n/a' if isinstance(v, float) and math.isnan(v) else round(float(v), 4)}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m semedit", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -255,9 +279,21 @@ def main(argv=None) -> None:
     p.add_argument("--save", help="write the project (codes, masks, edits) here")
     p.add_argument("--out", default="chunk-edit.png")
     p.set_defaults(func=_cmd_chunk_edit)
+    p = sub.add_parser("hair", help="put the hair of one face image on the person of another")
+    p.add_argument("face", help="the person")
+    p.add_argument("hair", help="the hairstyle")
+    p.add_argument("--method", default="model", help="model, model+blend, optimisation or optimisation+blend")
+    p.add_argument("--model", help="generator (default: the catalogue's default)")
+    p.add_argument("--steps", type=int, default=150, help="optimisation: steps of each inversion")
+    p.add_argument("--align", default="auto", choices=["auto", "align", "centre"])
+    p.add_argument("--face-index", type=int, default=0, help="which face of the face photo: 0 = the largest")
+    p.add_argument("--hair-index", type=int, default=0, help="which face of the hair photo")
+    p.add_argument("--out", default="hair.png")
+    p.set_defaults(func=_cmd_hair)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
-    p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors"])
+    p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors", "fg21", "fg21-decoder"],
+                   help="fg21: the hair network of an FG'21 checkpoint; fg21-decoder: its generator")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("random-generator", help="write a StyleGAN2 with random weights (placeholders, tests)")

@@ -6,9 +6,10 @@ editing tabs can take it over without running it again.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
 from .inversion.common import InversionResult, ProgressFn, with_weight_delta
 from .latents import Latent
 from .inversion.suite import Context, Knobs, aligns_faces, context_for, run_method, score_result
-from .metrics import Scores
+from .metrics import Scores, psnr
+from .segmentation import HAIR
 from .targets import CROP_SIZE, Target
 
 
@@ -179,3 +181,151 @@ def read_attributes(registry, model: str, images: torch.Tensor) -> dict:
     from .faces.pose import LABELS, label_images
     values = torch.from_numpy(label_images(images)).float()
     return {name: values[:, i] for i, name in enumerate(LABELS)}
+
+
+# ---- hairstyle transfer: two targets -> method -> result -> scores -> paste-back ----------------
+
+HAIR_METHODS = {"model": "FG'21 network", "model+blend": "FG'21 network + alpha blend",
+                "optimisation": "optimisation", "optimisation+blend": "optimisation + alpha blend"}
+
+
+def hair_model_for(registry, model: str) -> Optional[str]:
+    """The catalogue's trained hair network for generator ``model`` that is on this machine (or
+    can be downloaded), else None."""
+    names = [s.name for s in registry.catalogue.models if s.kind == "hair" and s.config.get("generator") == model]
+    local = [n for n in names if registry.is_local(n)]
+    return (local or names or [None])[0]
+
+
+def labels_of(registry, model: str, target: Target) -> torch.Tensor:
+    """The target's label map [H, W]: its own (painted, exact for renders), an aligned photo's
+    segments, else the generator's segmenter at the generator's resolution. SemeditError when
+    none can be had."""
+    if target.labels is not None:
+        return target.labels
+    found = photo_segments(target)
+    if found is not None:
+        return found
+    name = registry.catalogue.get(model).config.get("segmenter")
+    if not name:
+        raise SemeditError(f"{model} has no segmenter and the image is no aligned photo: no hair mask can be found")
+    G = registry.get(model)
+    from .inversion.common import prepare_target
+    image = prepare_target(target.image, G.config.resolution, G.w_avg.device)
+    return registry.get(name, G.w_avg.device).predict(image)[0].cpu()
+
+
+def _segment_fn(registry, model: str):
+    """images [N, 3, R, R] -> label maps [N, R, R] with the generator's segmenter, or None."""
+    name = registry.catalogue.get(model).config.get("segmenter")
+    if not name:
+        return None
+    device = registry.get(model).w_avg.device
+    seg = registry.get(name, device)
+    return lambda images: seg.predict(images.to(device)).cpu()
+
+
+def yaw_turner(registry, model: str, yaw: float):
+    """latent (W+) -> the same code moved along the generator's yaw direction until its image's
+    measured yaw is ``yaw`` (the slope measured once, one unit away); None when the generator has
+    no yaw direction or no yaw can be measured."""
+    from .editing.library import directions_for
+    from .latents import synthesize
+    candidates = [d for d in directions_for(registry, model) if d.attribute == "yaw" and d.space in ("w", "w+")]
+    if not candidates or not math.isfinite(yaw):
+        return None
+    d = candidates[0]
+    G = registry.get(model)
+
+    def measured(latent: Latent) -> float:
+        with torch.no_grad():
+            img = synthesize(G, Latent(latent.space, latent.value.to(G.w_avg.device))).clamp(-1, 1)
+        return float(read_attributes(registry, model, img)["yaw"][0])
+
+    def turn(latent: Latent) -> Latent:
+        from .editing.directions import apply_edits
+        now, moved = measured(latent), measured(apply_edits(G, latent, [(d, 1.0)]))
+        slope = moved - now
+        if not (math.isfinite(now) and math.isfinite(slope)) or abs(slope) < 1e-4:
+            return latent
+        units = max(-3.0, min(3.0, (yaw - now) / slope))
+        return apply_edits(G, latent, [(d, units)]).detach()
+    return turn
+
+
+@dataclass(frozen=True, eq=False)  # identity equality and hash: it holds tensors and images
+class HairOutcome:
+    """A transfer with what the tab shows: ``measures`` (yaw of face, hair and result, identity
+    distance to the face image, L1 to the hair image inside its hair region, and against a
+    known true image PSNR, LPIPS and hair IoU) and the result pasted into the face's photo."""
+
+    result: Any  # hair.transfer.HairResult
+    measures: dict
+    pasted: Image.Image
+    face: Target
+    hair: Target
+    plain: Any = None  # the unblended HairResult behind a blend (for interpolation)
+
+
+def transfer_hair(registry, model: str, face: Target, hair: Target, method: str = "model", *,
+                  truth: Optional[torch.Tensor] = None, cfg=None,
+                  progress: Optional[ProgressFn] = None) -> HairOutcome:
+    """Put ``hair``'s hair on ``face``'s person with ``method`` (a key of HAIR_METHODS) and
+    measure it; ``truth`` [1, 3, H, W] is the true result when known (embedded examples)."""
+    from .hair.transfer import HairOptimisation, alpha_blend, transfer_by_optimisation, transfer_with_model
+    if method not in HAIR_METHODS:
+        raise SemeditError(f"unknown hair method {method!r}; one of {', '.join(HAIR_METHODS)}")
+    name = hair_model_for(registry, model) if method.startswith("model") else None
+    if method.startswith("model") and name is None:
+        raise SemeditError(f"{model} has no trained hair network: use the optimisation method")
+    G = registry.get(model)
+    device = G.w_avg.device
+    ctx = context_for(registry, model)
+    segment = _segment_fn(registry, model)
+    if name is not None:
+        plain = transfer_with_model(G, registry.get(name, device), face.image, hair.image, device=device,
+                                    segment=segment)
+    else:
+        face_labels, hair_labels = labels_of(registry, model, face), labels_of(registry, model, hair)
+        face_yaw = float(read_attributes(registry, model, face.image.to(device))["yaw"][0])
+        plain = transfer_by_optimisation(G, face.image, hair.image, face_labels=face_labels, hair_labels=hair_labels,
+                                         perceptual=ctx.perceptual, device=device, cfg=cfg or HairOptimisation(),
+                                         identity=ctx.identity, turn=yaw_turner(registry, model, face_yaw),
+                                         segment=segment, progress=progress)
+    result = plain
+    if method.endswith("+blend"):
+        face_labels = labels_of(registry, model, face)
+        result_labels = segment(plain.image)[0] if segment else face_labels
+        result = alpha_blend(plain, face.image, face_labels, result_labels)
+    measures = hair_measures(registry, model, result, face, hair, ctx, truth=truth, segment=segment)
+    return HairOutcome(result, measures, paste(face, result.image), face, hair, plain)
+
+
+@torch.no_grad()
+def hair_measures(registry, model: str, result, face: Target, hair: Target, ctx, *,
+                  truth: Optional[torch.Tensor] = None, segment=None) -> dict:
+    """{measure: value} of a transfer (see HairOutcome); NaN where it cannot be measured."""
+    from .hair.transfer import hair_mask
+    from .inversion.common import prepare_target
+    device = ctx.device
+    res = result.image.shape[-1]
+    img = result.image.to(device)
+    f, h = (prepare_target(t.image, res, device) for t in (face, hair))
+    yaws = read_attributes(registry, model, torch.cat([f, h, img]))["yaw"]
+    out = {"yaw of the face image": float(yaws[0]), "yaw of the hair image": float(yaws[1]),
+           "yaw of the result": float(yaws[2])}
+    out["identity distance to the face"] = float(ctx.identity(img, f)[0]) if ctx.identity is not None else math.nan
+    source = result.hair_source.to(device)
+    region = hair_mask(segment(source)[0]).to(device) if segment else result.hair_region
+    if region is not None and region.sum() > 0:
+        out["L1 to the hair image, its hair region"] = float(((img - source).abs().mean(1)[0] * region).sum()
+                                                              / region.sum())
+    if truth is not None:
+        t = prepare_target(truth, res, device)
+        out["PSNR to the true image (dB)"] = psnr(img, t)
+        out["LPIPS to the true image"] = float(ctx.perceptual(img, t)[0])
+        if segment is not None:
+            a, b = segment(img)[0] == HAIR, segment(t)[0] == HAIR
+            union = float((a | b).sum())
+            out["hair IoU with the true image"] = float((a & b).sum()) / union if union else math.nan
+    return out

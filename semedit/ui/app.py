@@ -7,13 +7,13 @@ import gradio as gr
 
 from ..registry import Registry
 from ..settings import Settings
-from . import chunks, inversion, sliders
+from . import chunks, hair, inversion, sliders
 from .model_picker import create_model_picker
 from .sampling import create_sampling_panel
 
 INTRO = """# semedit
-GAN-based semantic face editing on one shared StyleGAN2: inversion comparison, attribute sliders and
-ChunkyGAN segment editing (hairstyle transfer is next). Device: **{device}**."""
+GAN-based semantic face editing on one shared StyleGAN2: inversion comparison, attribute sliders,
+ChunkyGAN segment editing and hairstyle transfer. Device: **{device}**."""
 
 
 def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings] = None) -> gr.Blocks:
@@ -30,6 +30,8 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
             sliders.create_tab(registry, picker, results, directions)
         with gr.Tab("ChunkyGAN segment editor"):
             chunks.create_tab(registry, picker, results, directions)
+        with gr.Tab("Hairstyle transfer"):
+            hair.create_tab(registry, picker)
         with gr.Tab("Samples"):
             create_sampling_panel(registry, picker, settings.max_samples)
     demo.queue(max_size=settings.queue_size)
