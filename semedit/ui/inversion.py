@@ -35,13 +35,25 @@ EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
 
 class CancelFlag:
     """A per-session cancel signal. Gradio copies a State's initial value into each new
-    session; the copy is a fresh flag, while events of one session share the same one."""
+    session; the copy is a fresh flag, while events of one session share the same one.
+    ``busy`` is set while this session's inversion is queued or running (the Invert button sets
+    it at once, the run itself when called through the API); a cancel counts only then, so a
+    stray press never cancels the next run, and a run cancelled while queued ends at its start."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.busy = threading.Event()
 
     def __deepcopy__(self, memo) -> "CancelFlag":
         return CancelFlag()
+
+    def request(self) -> None:
+        if self.busy.is_set():
+            self.event.set()
+
+    def done(self) -> None:
+        self.busy.clear()
+        self.event.clear()
 
 
 def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
@@ -90,9 +102,20 @@ def make_run(registry: Registry):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
             cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
             progress=gr.Progress()):
+        cancel.busy.set()
+        try:
+            yield from invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name,
+                                  alignment, cancel, identity_weight, painted, auto_labels, face_index, progress)
+        finally:
+            cancel.done()
+
+    def invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
+                   cancel, identity_weight, painted, auto_labels, face_index, progress):
         if not methods:
             raise gr.Error("Tick at least one method.")
-        cancel.event.clear()
+        if cancel.event.is_set():  # cancelled while it waited in the queue
+            yield (gr.skip(),) * 6 + ("Cancelled before it started; earlier results are kept.",)
+            return
         try:
             registry.get(model)  # load (or fail) before reading the image
             ctx = context_for(registry, model, perceptual_name)
@@ -223,11 +246,13 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
     segment_button.click(make_segment(registry), inputs=[picker, image, alignment, face_index],
                          outputs=[editor, segments],
                          api_name="segment", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
-    event = run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
+    run_button.click(lambda flag: flag.busy.set(), inputs=cancel_flag, queue=False, api_name=False)
+    run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
                                                          chunky_space, perceptual, alignment, cancel_flag,
                                                          identity_weight, editor, segments, face_index],
                              outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
                              api_name="invert",
                              concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
-    cancel_button.click(lambda flag: flag.event.set(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel",
-                        cancels=[event])
+    # no `cancels=[event]`: killing the event would wipe the methods that had finished; the flag
+    # stops the run between two steps and the run returns what it has
+    cancel_button.click(lambda flag: flag.request(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel")
