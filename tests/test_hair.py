@@ -221,7 +221,26 @@ def test_retrieval_ranks_and_protocol():
         out[:, :, 3:] = hair[:, :, 3:]
         return out
 
-    good = hair_retrieval(people, keep_person, embed, n_gallery=50, n_queries=20, hair_source=hair_of)
-    bad = hair_retrieval(people, lambda f, h: h, embed, n_gallery=50, n_queries=20, hair_source=hair_of)
+    good = hair_retrieval(people, lambda idx: keep_person(people(idx), hair_of(idx)), embed, n_gallery=50,
+                          n_queries=20)
+    bad = hair_retrieval(people, hair_of, embed, n_gallery=50, n_queries=20)
     assert good["top1"] == 1.0 and good["mean_rank"] == 1.0
     assert bad["top1"] < 0.1 and bad["mean_rank"] > 10
+
+
+def test_hair_transfer_refuses_a_photo_without_a_face_and_an_unknown_method(make_registry, tiny_file):
+    """For a face generator photos are aligned around a face: none found is a clear error."""
+    import numpy as np
+    from PIL import Image
+    from semedit import pipeline
+    from semedit.errors import SemeditError
+    from semedit.faces.landmarks import NoFaceError
+    reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
+    wall = Image.fromarray(np.full((200, 200, 3), 180, np.uint8))
+    with pytest.raises(NoFaceError, match="no face"):
+        pipeline.load_target(reg, "tiny", wall)
+    target = pipeline.load_target(reg, "tiny", wall, alignment="centre")
+    with pytest.raises(SemeditError, match="unknown hair method"):
+        pipeline.transfer_hair(reg, "tiny", target, target, "paste")
+    with pytest.raises(SemeditError, match="no trained hair network"):
+        pipeline.transfer_hair(reg, "tiny", target, target, "model")

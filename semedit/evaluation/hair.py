@@ -17,10 +17,6 @@ import torch
 from .. import segmentation as L
 from ..metrics import psnr
 
-#: (face [B, 3, R, R], hair [B, 3, R, R]) -> results [B, 3, R, R], all in [-1, 1]
-TransferFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
     """The hair image's hair pixels (labels [B, R, R]) over the face image: [B, 3, R, R]."""
     m = (hair_labels == L.HAIR).float()[:, None].to(face)
@@ -43,7 +39,8 @@ def score_against_truth(results: torch.Tensor, truth: torch.Tensor, truth_labels
     return out
 
 
-def retrieval_ranks(gallery: torch.Tensor, queries: torch.Tensor, truth: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+def retrieval_ranks(gallery: torch.Tensor, queries: torch.Tensor, truth: torch.Tensor,
+                    chunk: int = 256) -> torch.Tensor:
     """Rank (1 = nearest) of each query's true gallery entry among gallery [N, D] by Euclidean
     distance of queries [Q, D]; ties count against the truth. truth [Q] indexes the gallery."""
     ranks = []
@@ -55,20 +52,17 @@ def retrieval_ranks(gallery: torch.Tensor, queries: torch.Tensor, truth: torch.T
 
 
 @torch.no_grad()
-def hair_retrieval(people: Callable[[torch.Tensor], torch.Tensor], transfer: TransferFn,
+def hair_retrieval(people: Callable[[torch.Tensor], torch.Tensor], queries: Callable[[torch.Tensor], torch.Tensor],
                    embed: Callable[[torch.Tensor], torch.Tensor], *, n_gallery: int, n_queries: int,
-                   hair_source: Callable[[torch.Tensor], torch.Tensor], seed: int = 0,
                    batch: int = 250) -> Dict[str, object]:
     """The FG'21 retrieval protocol. ``people(indices [B]) -> images`` draws gallery person i
-    (deterministic per index); ``hair_source(indices) -> images`` the hair images used for the
-    queries (other people, other poses); ``embed(images) -> [B, D]`` identity features. The first
-    ``n_queries`` gallery people get new hair. Returns top1, mean_rank and ranks [n_queries]."""
+    (deterministic per index); ``queries(indices) -> images`` those people with another
+    person's hair (a transfer); ``embed(images) -> [B, D]`` identity features. Queries are the
+    first ``n_queries`` people. Returns top1, mean_rank and ranks [n_queries]."""
     if not 0 < n_queries <= n_gallery:
         raise ValueError("need 0 < n_queries <= n_gallery")
     gallery = torch.cat([embed(people(idx)).cpu() for idx in torch.arange(n_gallery).split(batch)])
-    queries = []
-    for idx in torch.arange(n_queries).split(batch):
-        queries.append(embed(transfer(people(idx), hair_source(idx))).cpu())
-    ranks = retrieval_ranks(gallery, torch.cat(queries), torch.arange(n_queries))
+    found = torch.cat([embed(queries(idx)).cpu() for idx in torch.arange(n_queries).split(batch)])
+    ranks = retrieval_ranks(gallery, found, torch.arange(n_queries))
     return {"top1": float((ranks == 1).float().mean()), "mean_rank": float(ranks.float().mean()), "ranks": ranks,
-            "n_gallery": n_gallery, "n_queries": n_queries, "seed": seed}
+            "n_gallery": n_gallery, "n_queries": n_queries}
