@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.chunks import ChunkProject, composite, render_chunks, update_chunk  # noqa: E402
 from semedit.editing.library import directions_for  # noqa: E402
@@ -132,26 +132,12 @@ def main(argv=None) -> None:
     cached = render_chunks(G, project)
     edited = project.with_edit(0, dirs["smile"], 1.0)
     z = torch.randn(1, G.config.z_dim)
-    recompose, forward = [], []
-    with torch.no_grad():
-        for _ in range(3):
-            composite(update_chunk(G, edited, cached, 0), project.masks), G(z)
-        for _ in range(30):
-            t = time.perf_counter()
-            composite(update_chunk(G, edited, cached, 0), project.masks)
-            recompose.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            G(z)
-            forward.append(time.perf_counter() - t)
-    r, f = statistics.median(recompose), statistics.median(forward)
+    r, f = alternating_medians([lambda: composite(update_chunk(G, edited, cached, 0), project.masks), lambda: G(z)])
     lines += ["", "## Speed (batch 1, 2 CPU threads, median of 30)\n", "| step | ms | ratio to G forward |",
               "|---|---|---|", f"| G forward | {f * 1000:.1f} | 1.00 |",
               f"| recomposite after a chunk edit | {r * 1000:.1f} | {r / f:.2f} |", "",
               f"Aim: <= 100 ms at 64 px. Total {time.time() - t0:.0f} s."]
-    text = "\n".join(lines) + "\n"
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text)
-    print(text)
+    publish("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ against the generator's forward pass, both measured here, median of repeated run
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.directions import Direction, apply_edits  # noqa: E402
 from semedit.editing.fit import sample_w  # noqa: E402
@@ -54,18 +53,9 @@ def frame_times(G, d: Direction, repeats: int = 30) -> tuple:
     """(median seconds of a slider frame, of G's forward), batch 1, measured alternately."""
     latent = Latent("w+", G.broadcast(sample_w(G, 1, seed=1)))
     z = torch.randn(1, G.config.z_dim)
-    frames, forwards = [], []
-    with torch.no_grad():
-        for _ in range(3):
-            synthesize(G, apply_edits(G, latent, [(d, 1.0)])), G(z)
-        for i in range(repeats):
-            t = time.perf_counter()
-            synthesize(G, apply_edits(G, latent, [(d, 0.1 * i)]))
-            frames.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            G(z)
-            forwards.append(time.perf_counter() - t)
-    return statistics.median(frames), statistics.median(forwards)
+    frame, forward = alternating_medians([lambda: synthesize(G, apply_edits(G, latent, [(d, 1.0)])), lambda: G(z)],
+                                         repeats)
+    return frame, forward
 
 
 def main(argv=None) -> None:
@@ -124,10 +114,7 @@ def main(argv=None) -> None:
               "|---|---|---|", f"| G forward (z -> image) | {forward * 1000:.1f} | 1.00 |",
               f"| slider frame (apply edits to a W+ code, synthesise) | {frame * 1000:.1f} | {frame / forward:.2f} |",
               "", "Aim: a slider frame <= 50 ms on 2 cores."]
-    text = "\n".join(lines) + "\n"
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text)
-    print(text)
+    publish("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

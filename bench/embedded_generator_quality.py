@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from semedit.evaluation.reports import publish  # noqa: E402
 from semedit.checkpoints import load_module  # noqa: E402
 from semedit.evaluation.embedded import (EDIT_ATTRIBUTES, OOD_ACCESSORIES, editability, held_out_targets,  # noqa: E402
                                          invertibility, realism)
@@ -100,10 +101,7 @@ def main(argv=None) -> None:
                 ious = " | ".join(f"{s.iou[CLASS_NAMES.index(c)]:.3f}" for c in IOU_CLASSES)
                 lines.append(f"| {name} | {label} | {s.n} | {s.psnr:.2f} | {ious} |")
     lines += ["", f"{time.time() - t0:.0f} s in all."]
-    text = "\n".join(lines) + "\n"
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text)
-    print(text)
+    publish("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

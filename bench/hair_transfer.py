@@ -29,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.evaluation.hair import hair_retrieval, naive_transfer, score_against_truth  # noqa: E402
 from semedit.hair import HairOptimisation, alpha_blend, transfer_by_optimisation  # noqa: E402
@@ -156,18 +157,7 @@ def main(argv=None) -> None:
     # speed
     z = torch.randn(1, G.config.z_dim)
     f1, h1 = p["face"][:1], p["hair"][:1]
-    transfer_t, forward_t = [], []
-    with torch.no_grad():
-        for _ in range(3):
-            network(f1, h1), G(z)
-        for _ in range(20):
-            t = time.perf_counter()
-            network(f1, h1)
-            transfer_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            G(z)
-            forward_t.append(time.perf_counter() - t)
-    tr, fw = statistics.median(transfer_t), statistics.median(forward_t)
+    tr, fw = alternating_medians([lambda: network(f1, h1), lambda: G(z)], repeats=20)
 
     lines = [f"# Hairstyle transfer on {a.n} held-out embedded pairs\n",
              f"`python bench/hair_transfer.py {' '.join(sys.argv[1:] if argv is None else argv)}` on `{DEFAULT}` "
@@ -190,10 +180,7 @@ def main(argv=None) -> None:
         lines.append(f"| optimisation transfer (two inversions + transfer) | {statistics.mean(opt_seconds) * 1000:.0f} | "
                      f"{statistics.mean(opt_seconds) / fw:.0f} |")
     lines += ["", f"Aims: the network <= 0.3 s a transfer at 64 px, optimisation <= 30 s. Total {time.time() - t0:.0f} s."]
-    text = "\n".join(lines) + "\n"
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text)
-    print(text)
+    publish("\n".join(lines) + "\n", a.out)
 
 
 def pipeline_result(image):

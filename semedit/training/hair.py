@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..checkpoints import save_safetensors
 from ..latents import Latent, synthesize
@@ -85,7 +84,7 @@ def hair_pairs(G: StyleGAN2Generator, batch: int, g: torch.Generator, *, same_pe
             "truth": render(params_from_latent(z_true), res).image}
 
 
-class HairTrainer:
+class HairTrainer(loop.NetTrainerState):
     def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu"):
         if G.config.z_dim != LATENT_DIM:
             raise ValueError("hair training needs a generator paired with the renderer (z is the renderer's latent)")
@@ -115,16 +114,6 @@ class HairTrainer:
         self.sched.step()
         self.step += 1
         return {"loss": loss.item(), "latent": latent.item(), "image_l1": image.item()}
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "sched": self.sched.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.step = int(state["step"])
 
 
 def main(argv=None) -> None:

@@ -42,6 +42,21 @@ class Trainer(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+class NetTrainerState:
+    """``state_dict`` / ``load_state_dict`` for a trainer whose whole state is one network
+    (``net``), its optimiser (``opt``), learning-rate schedule (``sched``) and ``step``."""
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.step = int(state["step"])
+
+
 def save_state(folder: Path, state: dict, shard_mb: float = 15.0) -> Path:
     """Write ``state`` into ``folder/state/`` in shards of at most ``shard_mb`` MiB."""
     buf = io.BytesIO()

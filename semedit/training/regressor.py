@@ -74,7 +74,7 @@ def regressor_loss(pred, portraits, class_weight: float, binary_weight: float) -
     return l1 + class_weight * ce + binary_weight * bce
 
 
-class RegressorTrainer:
+class RegressorTrainer(loop.NetTrainerState):
     """``generator``: a generator paired with the renderer (its z is the renderer's latent);
     ``cfg.generator_share`` of every batch is then its image of the batch's latents, labelled
     exactly, so the regressor reads the generator's look as well as renders'."""
@@ -113,16 +113,6 @@ class RegressorTrainer:
         self.sched.step()
         self.step += 1
         return {"loss": loss.item()}
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "sched": self.sched.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.step = int(state["step"])
 
 
 # ---- held-out evaluation -----------------------------------------------------------------------

@@ -63,7 +63,7 @@ def training_batch(step: int, cfg: SegmenterTraining, generator: Optional[StyleG
     return augment(image, step_generator(cfg.seed, step, device, 1), max_blur=cfg.max_blur), labels
 
 
-class SegmenterTrainer:
+class SegmenterTrainer(loop.NetTrainerState):
     """A U-Net segmenter with AdamW and a one-cycle schedule over ``cfg.steps``."""
 
     def __init__(self, cfg: SegmenterTraining, device: torch.device | str = "cpu",
@@ -86,16 +86,6 @@ class SegmenterTrainer:
         self.sched.step()
         self.step += 1
         return {"loss": loss.item()}
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "sched": self.sched.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.step = int(state["step"])
 
 
 def main(argv=None) -> None:
