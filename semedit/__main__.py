@@ -1,4 +1,4 @@
-"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,hair,convert,random-generator} ...``."""
+"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,hair,faces,convert,random-generator} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -197,6 +197,22 @@ def _cmd_chunk_edit(a: argparse.Namespace) -> None:
         print(f"wrote {out.with_name(out.stem + '_global' + out.suffix)} (the same edits on a W+ inversion)")
 
 
+def _cmd_faces(a: argparse.Namespace) -> None:
+    from .faces.landmarks import detect_faces, draw_faces
+    from .imaging import load_image
+    import numpy as np
+    photo = load_image(a.image)
+    faces = detect_faces(np.asarray(photo))
+    print(f"{len(faces)} faces in {a.image} (index: left, top, right, bottom in pixels; 0 is the largest)")
+    for i, face in enumerate(faces):
+        print(f"{i}: " + ", ".join(f"{v:.0f}" for v in face.box))
+    if a.out:
+        draw_faces(photo, faces).save(a.out)
+        print(f"wrote {a.out}")
+    if not faces:
+        sys.exit(1)
+
+
 def _cmd_hair(a: argparse.Namespace) -> None:
     import math
     from . import pipeline
@@ -290,6 +306,10 @@ def main(argv=None) -> None:
     p.add_argument("--hair-index", type=int, default=0, help="which face of the hair photo")
     p.add_argument("--out", default="hair.png")
     p.set_defaults(func=_cmd_hair)
+    p = sub.add_parser("faces", help="list the faces of a photo with their boxes (for --face)")
+    p.add_argument("image")
+    p.add_argument("--out", help="also write the photo with the numbered boxes drawn on it")
+    p.set_defaults(func=_cmd_faces)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
     p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors", "fg21", "fg21-decoder"],

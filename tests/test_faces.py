@@ -78,6 +78,38 @@ def test_several_faces_largest_first_and_by_index():
         pick_face(arr, 2)
 
 
+def on_canvas(size, placed):
+    """A grey canvas (w, h) with photos pasted on it: [(name, x, y, width)] -> uint8 [H, W, 3]."""
+    canvas = Image.new("RGB", size, (120, 130, 140))
+    for name, x, y, width in placed:
+        img = photo(name)
+        canvas.paste(img.resize((width, round(width * img.height / img.width))), (x, y))
+    return np.asarray(canvas)
+
+
+def test_faces_of_a_wide_group_photo_are_all_found_once():
+    """Five people in a 4000 x 900 row: the detector's own input sees none of them at full size."""
+    arr = on_canvas((4000, 900), [("obama.jpg", 100, 50, 800), ("biden.jpg", 1100, 0, 400),
+                                  ("obama.jpg", 2000, 100, 700), ("two_people.jpg", 2800, 100, 1100)])
+    faces = detect_faces(arr)
+    assert len(faces) == 5
+    centres = sorted((f.box[0] + f.box[2]) / 2 for f in faces)
+    assert np.all(np.diff(centres) > 100)  # five different places, no face counted twice
+    for f in faces:  # every box is a face-sized box inside the canvas
+        left, top, right, bottom = f.box
+        assert 0 <= left < right <= 4000 and 0 <= top < bottom <= 900 and 80 < right - left < 400
+
+
+def test_a_small_face_in_a_large_photo_is_found_and_aligned():
+    arr = on_canvas((3000, 2000), [("obama.jpg", 1200, 800, 300)])
+    face = pick_face(arr)
+    left, top, right, bottom = face.box
+    assert 1200 < left < right < 1500 and 800 < top < bottom < 1200
+    crop, al = align(Image.fromarray(arr), face, 256)
+    eyes = al.photo_to_crop(face.eyes())
+    assert np.abs(eyes[:, 0] - np.array(CANONICAL_EYES_X) * 256).max() < 3
+
+
 def test_no_face_is_a_clear_error():
     with pytest.raises(NoFaceError, match="no face"):
         pick_face(np.full((200, 200, 3), 128, np.uint8))
