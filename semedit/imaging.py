@@ -26,10 +26,12 @@ class ImageInputError(SemeditError):
 @dataclass(frozen=True)
 class ImageLimits:
     """Refuse images over ``max_pixels`` (decompression bombs, huge scans) and images whose
-    short side is under ``min_side`` px (too small to hold a face)."""
+    short side is under ``min_side`` px (too small to hold a face); reduce the rest to at most
+    ``max_side`` px on the long side as they load (JPEGs are decoded at the reduced size)."""
 
     max_pixels: int = 50_000_000
     min_side: int = 64
+    max_side: int = 4096
 
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
@@ -42,7 +44,8 @@ def load_image(source: ImageSource, limits: ImageLimits = ImageLimits()) -> Imag
     """Any user image -> an RGB PIL image, upright (EXIF orientation applied).
 
     Transparent images go on a white background; 16-bit and float images are rescaled to
-    8 bits; animations give their first frame. Raises ImageInputError otherwise."""
+    8 bits; animations give their first frame; images larger than ``limits.max_side`` are
+    reduced. Raises ImageInputError otherwise."""
     if isinstance(source, np.ndarray):
         source = Image.fromarray(_to_uint8(source))
     if isinstance(source, Image.Image):
@@ -70,11 +73,16 @@ def load_image(source: ImageSource, limits: ImageLimits = ImageLimits()) -> Imag
     try:
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)
+        if max(w, h) > limits.max_side and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
+            scale = limits.max_side / max(w, h)
+            img.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
         img.load()
         img = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageInputError(f"the image file is damaged or truncated ({e}); save it again and retry") from e
     rgb = _to_rgb(img)
+    if max(rgb.size) > limits.max_side:
+        rgb = ImageOps.contain(rgb, (limits.max_side, limits.max_side), Image.LANCZOS)
     if min(rgb.size) < limits.min_side:
         raise ImageInputError(f"the image is {rgb.size[0]} x {rgb.size[1]} px; a face needs at least "
                               f"{limits.min_side} px on the short side")

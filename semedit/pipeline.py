@@ -31,7 +31,7 @@ def load_target(registry, model: str, source, *, alignment: str = "auto", face_i
     around its ``face_index``-th largest face (``alignment`` "align", or "auto" for face
     generators) or its centred square. Raises ImageInputError or NoFaceError (SemeditErrors)."""
     aligned = aligns_faces(registry, model, alignment)
-    photo = load_image(source)
+    photo = load_image(source, registry.settings.image_limits)
     crop, where = prepare_target(photo, CROP_SIZE, align_face=aligned, face_index=int(face_index))
     name = Path(source).stem if isinstance(source, (str, Path)) else ""
     return Target(pil_to_tensor(crop), photo, where, aligned=aligned, face_index=int(face_index), name=name)

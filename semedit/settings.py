@@ -9,6 +9,15 @@
 ``SEMEDIT_HOST`` / ``SEMEDIT_PORT``   where the app listens (default 127.0.0.1:7860; ``PORT`` also read)
 ``SEMEDIT_MAX_SAMPLES``               largest sample grid the UI renders (default 16)
 ``SEMEDIT_QUEUE_SIZE``                pending requests before new ones are refused (default 16)
+``SEMEDIT_LONG_JOBS``                 long jobs (inversions, transfers by optimisation, fitting) run at
+                                      once, over all sessions (default 1); short ones have their own slots
+``SEMEDIT_SHORT_JOBS``                short jobs (samples, slider frames, chunk edits, segments) at once (default 1)
+``SEMEDIT_LONG_JOBS_PER_SESSION``     long jobs one browser session may run at once (default 1)
+``SEMEDIT_SESSION_TTL_MINUTES``       a session's results and files are freed this long after its last
+                                      use, or when its browser leaves (default 60)
+``SEMEDIT_TEMP_DIR``                  the sessions' temporary folders (default: the system's temp dir)
+``SEMEDIT_MAX_IMAGE_SIDE``            uploads are reduced to this many px on the long side as they load (default 4096)
+``SEMEDIT_MAX_IMAGE_MEGAPIXELS``      larger uploads are refused before they are decoded (default 50)
 ``HF_HUB_OFFLINE``                    ``1``: never contact the Hub, use its cache only
 ``HF_HOME`` / ``HF_HUB_CACHE``        the Hub cache (read by huggingface_hub itself)
 ``HF_ENDPOINT``                       another Hub endpoint (read by huggingface_hub itself)
@@ -17,11 +26,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
 import torch
+
+from .imaging import ImageLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PROJECT_ROOT / "weights"
@@ -62,6 +74,12 @@ class Settings:
     port: int = 7860
     max_samples: int = 16
     queue_size: int = 16
+    long_jobs: int = 1
+    short_jobs: int = 1
+    long_jobs_per_session: int = 1
+    session_ttl_minutes: float = 60
+    temp_dir: Path = Path(tempfile.gettempdir())
+    image_limits: ImageLimits = ImageLimits()
 
     @property
     def torch_device(self) -> torch.device:
@@ -84,4 +102,12 @@ class Settings:
             port=int(env.get("SEMEDIT_PORT") or env.get("GRADIO_SERVER_PORT") or env.get("PORT") or d.port),
             max_samples=int(env.get("SEMEDIT_MAX_SAMPLES", d.max_samples)),
             queue_size=int(env.get("SEMEDIT_QUEUE_SIZE", d.queue_size)),
+            long_jobs=int(env.get("SEMEDIT_LONG_JOBS", d.long_jobs)),
+            short_jobs=int(env.get("SEMEDIT_SHORT_JOBS", d.short_jobs)),
+            long_jobs_per_session=int(env.get("SEMEDIT_LONG_JOBS_PER_SESSION", d.long_jobs_per_session)),
+            session_ttl_minutes=float(env.get("SEMEDIT_SESSION_TTL_MINUTES", d.session_ttl_minutes)),
+            temp_dir=Path(env.get("SEMEDIT_TEMP_DIR") or d.temp_dir).expanduser(),
+            image_limits=ImageLimits(
+                max_side=int(env.get("SEMEDIT_MAX_IMAGE_SIDE", d.image_limits.max_side)),
+                max_pixels=int(float(env.get("SEMEDIT_MAX_IMAGE_MEGAPIXELS", d.image_limits.max_pixels / 1e6)) * 1e6)),
         )

@@ -17,12 +17,15 @@ def client(tmp_path_factory):
     from gradio_client import Client
     from semedit.ui import build_demo
     settings = Settings(device="cpu", cache_dir=tmp_path_factory.mktemp("cache"), hub_offline=True,
-                        hub_cache_dir=tmp_path_factory.mktemp("hub"), max_samples=6)
+                        hub_cache_dir=tmp_path_factory.mktemp("hub"), max_samples=6,
+                        temp_dir=tmp_path_factory.mktemp("sessions"))
     registry = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), settings)
     demo = build_demo(registry, settings)
     demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
-        yield Client(demo.local_url, verbose=False)
+        c = Client(demo.local_url, verbose=False)
+        c.demo = demo  # the server side, for tests of its sessions
+        yield c
     finally:
         demo.close()
 
@@ -146,6 +149,86 @@ def test_cancel_stops_a_long_inversion_and_keeps_what_finished(client):
     *_, status = session.predict(DEFAULT, handle_file(str(example)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex",
                                  "auto", api_name="/invert")
     assert status.startswith("Done")
+
+
+def _wait_until_running(job, outputs=0, timeout=60):
+    import time
+    start = time.time()
+    while (job.status().code.name != "PROCESSING" or len(job.outputs()) < outputs) and time.time() - start < timeout:
+        time.sleep(0.1)
+    assert job.status().code.name == "PROCESSING"
+
+
+def test_short_requests_do_not_wait_behind_a_long_job(client):
+    """A sample and a segmentation answer while another user's long inversion runs."""
+    import time
+    from gradio_client import Client, handle_file
+    busy, other = Client(client.src, verbose=False), Client(client.src, verbose=False)
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
+    job = busy.submit(DEFAULT, handle_file(str(example)), ["w+"], 1000, 1.0, 2, "w+", "stlpips-alex", "auto",
+                      api_name="/invert")
+    try:
+        _wait_until_running(job)
+        start = time.time()
+        assert len(other.predict(DEFAULT, 0, 2, 0.7, api_name="/sample")) == 2
+        other.predict(DEFAULT, handle_file(str(example)), "auto", api_name="/segment")
+        waited = time.time() - start
+        assert not job.done(), f"the inversion finished first ({waited:.1f} s): the test proves nothing"
+    finally:
+        busy.predict(api_name="/cancel")
+        job.result(timeout=60)
+
+
+def test_a_session_runs_one_long_job_at_a_time_and_its_end_cancels_it(client):
+    """A second long job of the same session is refused with a message while the first runs
+    (here through the slider tab's W+ inversion); ending the session (its browser leaving)
+    cancels the running job and removes its folder."""
+    from types import SimpleNamespace
+    from gradio_client import Client, handle_file
+    sessions = client.demo.sessions
+    session = Client(client.src, verbose=False)
+    example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
+    job = session.submit(DEFAULT, handle_file(str(example)), ["w"], 1000, 1.0, 2, "w+", "stlpips-alex", "auto",
+                         api_name="/invert")
+    _wait_until_running(job)
+    me = SimpleNamespace(session_hash=session.session_hash)
+    assert sessions.running(me) == 1
+    folder = sessions.folder(me, "probe-")
+    assert folder.is_dir() and sessions.root in folder.parents
+    sessions.end(me)  # what demo.unload calls when the browser goes away
+    *_, status = job.result(timeout=60)
+    assert status.startswith("Cancelled during W optimisation")
+    assert not folder.exists() and sessions.running(me) == 0
+
+
+def test_per_session_limit_refuses_a_second_long_job():
+    from types import SimpleNamespace
+    import gradio as gr
+    from semedit.ui.sessions import Sessions
+    sessions = Sessions(Settings(long_jobs_per_session=1))
+    me, you = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="you")
+    with sessions.long_job(me):
+        with pytest.raises(gr.Error, match="already runs 1 long job"):
+            with sessions.long_job(me):
+                pass
+        with sessions.long_job(you):  # another session is not limited by mine
+            assert sessions.running(you) == 1
+    assert sessions.running(me) == 0
+
+
+def test_old_session_folders_are_swept(tmp_path):
+    import os
+    import time
+    from types import SimpleNamespace
+    from semedit.ui.sessions import Sessions
+    sessions = Sessions(Settings(temp_dir=tmp_path, session_ttl_minutes=1))
+    old = sessions.folder(SimpleNamespace(session_hash="old"), "x-").parent
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    new = sessions.folder(SimpleNamespace(session_hash="new"), "x-")  # making a folder sweeps
+    assert not old.exists() and new.is_dir()
+    sessions.close()
+    assert not sessions.root.exists()
 
 
 def test_api_lists_named_endpoints(client):

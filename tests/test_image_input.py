@@ -95,3 +95,26 @@ def test_arrays_and_pil_images_are_accepted():
     assert np.array_equal(np.asarray(load_image(arr)), arr)
     assert load_image(gradient().convert("RGBA")).mode == "RGB"
     assert load_image((arr.astype(np.float32) / 255)).size == (120, 80)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_large_uploads_are_reduced_on_load_keeping_the_aspect(fmt):
+    out = load_image(encode(gradient(1000, 600), fmt), ImageLimits(max_side=256))
+    assert out.size == (256, 154) and out.mode == "RGB"
+    assert np.asarray(out)[:, 0, 0].mean() < 20 < 235 < np.asarray(out)[:, -1, 0].mean()  # the same picture, smaller
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned upright first, then reduced
+    assert load_image(encode(gradient(1000, 600), "JPEG", exif=exif.tobytes()), ImageLimits(max_side=256)).size == (154, 256)
+
+
+def test_a_49_megapixel_jpeg_is_never_decoded_whole(monkeypatch):
+    """JPEGs are decoded at a reduced scale (1/2 here): no 49 MP buffer is ever allocated."""
+    big = encode(gradient(1000, 700).resize((8400, 5880)), "JPEG", quality=80)
+    decoded, load = [], Image.Image.load
+
+    def recording_load(self):
+        decoded.append(self.size)
+        return load(self)
+    monkeypatch.setattr(Image.Image, "load", recording_load)
+    assert load_image(big).size == (4096, 2867)
+    assert max(max(s) for s in decoded) == 4200  # half of 8400: the largest buffer is a quarter of the full one

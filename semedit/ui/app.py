@@ -10,6 +10,7 @@ from ..settings import Settings
 from . import chunks, hair, inversion, sliders
 from .model_picker import create_model_picker
 from .sampling import create_sampling_panel
+from .sessions import Sessions
 
 INTRO = """# semedit
 GAN-based semantic face editing on one shared StyleGAN2: inversion comparison, attribute sliders,
@@ -19,20 +20,27 @@ ChunkyGAN segment editing and hairstyle transfer. Device: **{device}**."""
 def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings] = None) -> gr.Blocks:
     settings = settings or (registry.settings if registry else Settings.from_env())
     registry = registry or Registry.from_settings(settings)
-    with gr.Blocks(title="semedit") as demo:
+    sessions = Sessions(settings)
+    ttl = sessions.ttl_s
+    # Gradio's own cache (uploads, served results): files older than the session TTL are removed
+    with gr.Blocks(title="semedit", delete_cache=(max(60, int(ttl // 4)), max(60, int(ttl)))) as demo:
         gr.Markdown(INTRO.format(device=settings.torch_device))
         picker = create_model_picker(registry)
-        results = gr.State({})  # this session's inversion results, for the editing tabs
-        directions = gr.State([])  # directions this session fitted, for the editing tabs
+        # this session's inversion results and fitted directions, for the editing tabs; freed when
+        # the browser leaves (Gradio) or after the TTL (sessions that never leave, e.g. API clients)
+        results = gr.State({}, time_to_live=ttl)
+        directions = gr.State([], time_to_live=ttl)
         with gr.Tab("Inversion comparison"):
-            inversion.create_tab(registry, picker, results)
+            inversion.create_tab(registry, picker, results, sessions)
         with gr.Tab("Attribute sliders"):
-            sliders.create_tab(registry, picker, results, directions)
+            sliders.create_tab(registry, picker, results, directions, sessions)
         with gr.Tab("ChunkyGAN segment editor"):
-            chunks.create_tab(registry, picker, results, directions)
+            chunks.create_tab(registry, picker, results, directions, sessions)
         with gr.Tab("Hairstyle transfer"):
-            hair.create_tab(registry, picker)
+            hair.create_tab(registry, picker, sessions)
         with gr.Tab("Samples"):
-            create_sampling_panel(registry, picker, settings.max_samples)
+            create_sampling_panel(registry, picker, settings.max_samples, sessions.short_event)
+        demo.unload(sessions.end)  # the browser left: cancel its long jobs, remove its files
     demo.queue(max_size=settings.queue_size)
+    demo.sessions = sessions  # for tests and the load benchmark
     return demo

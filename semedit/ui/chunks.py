@@ -9,7 +9,6 @@ feather), ``/chunk_undo``, ``/chunk_redo``, ``/chunk_compare`` (the same edit on
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Tuple
@@ -29,7 +28,8 @@ from ..inversion.suite import Knobs
 from ..latents import Latent, convert
 from ..registry import Registry
 from ..targets import Target
-from .common import MODEL_CONCURRENCY_ID, user_errors
+from .common import user_errors
+from .sessions import Sessions, step_callback
 from .sliders import available_directions
 
 SHOW = 256  # display size of every image
@@ -114,9 +114,10 @@ def _directions(registry: Registry, state: EditorState, custom) -> dict:
     return {d.name: d for d in available_directions(registry, state.project.generator, custom) if d.space != "z"}
 
 
-def make_source(registry: Registry):
+def make_source(registry: Registry, sessions: Sessions):
     @user_errors
-    def load(model, kind, results, image, n_chunks, lambda_reg, space, steps, progress=gr.Progress()):
+    def load(model, kind, results, image, n_chunks, lambda_reg, space, steps, progress=gr.Progress(),
+             request: gr.Request = None):
         if not model:
             raise gr.Error("Pick a generator first.")
         if kind == "result":
@@ -131,8 +132,9 @@ def make_source(registry: Registry):
                 raise gr.Error("Upload an image or pick an example first.")
             target = pipeline.load_target(registry, model, image)
             knobs = Knobs(steps=int(steps), n_chunks=int(n_chunks), lambda_reg=float(lambda_reg), chunky_space=space)
-            (o,) = pipeline.invert(registry, model, target, ["chunky"], knobs,
-                                   progress_for=lambda key: lambda s, t, loss: progress((s, t), desc="ChunkyGAN"))
+            with sessions.long_job(request) as job:
+                (o,) = pipeline.invert(registry, model, target, ["chunky"], knobs,
+                                       progress_for=lambda key: step_callback(job, progress, "ChunkyGAN"))
             result = o.result
         state = _start(registry, ChunkProject.from_result(result), result.target)
         return _outputs(state, 0, _chunk_direction_names(registry, model))
@@ -210,9 +212,9 @@ def make_undo(registry: Registry, step: int):
     return move
 
 
-def make_compare(registry: Registry):
+def make_compare(registry: Registry, sessions: Sessions):
     @user_errors
-    def compare(state, results, steps, progress=gr.Progress()):
+    def compare(state, results, steps, progress=gr.Progress(), request: gr.Request = None):
         """The current project's edits done globally on a single-code W+ inversion of the same target."""
         state = _need(state)
         p = state.project
@@ -224,8 +226,9 @@ def make_compare(registry: Registry):
             if plain:
                 wplus = pipeline.source_from_result(plain[-1])
             elif state.target is not None:
-                wplus = pipeline.source_from_target(registry, p.generator, state.target, steps=int(steps),
-                                                    progress=lambda s, t, loss: progress((s, t), desc="W+ inversion"))
+                with sessions.long_job(request) as job:
+                    wplus = pipeline.source_from_target(registry, p.generator, state.target, steps=int(steps),
+                                                        progress=step_callback(job, progress, "W+ inversion"))
             else:
                 raise gr.Error("A loaded project has no target to invert with W+.")
             state = replace(state, wplus=wplus)
@@ -256,11 +259,11 @@ def make_compare(registry: Registry):
     return compare
 
 
-def make_save():
+def make_save(sessions: Sessions):
     @user_errors
-    def save(state):
+    def save(state, request: gr.Request = None):
         state = _need(state)
-        folder = Path(tempfile.mkdtemp(prefix="semedit-chunks-"))
+        folder = sessions.folder(request, "chunks-")
         return str(save_project(folder / "chunky-project.safetensors", state.project))
     return save
 
@@ -277,12 +280,12 @@ def make_load(registry: Registry):
     return load
 
 
-def make_export(registry: Registry):
+def make_export(sessions: Sessions):
     @user_errors
-    def export(state):
+    def export(state, request: gr.Request = None):
         state = _need(state)
         image = composite(state.chunks, state.project.masks)
-        folder = Path(tempfile.mkdtemp(prefix="semedit-chunks-"))
+        folder = sessions.folder(request, "chunks-")
         files = [folder / "chunk-edit.png"]
         tensor_to_pil(image.clamp(-1, 1)).save(files[0])
         if state.target is not None:
@@ -292,8 +295,9 @@ def make_export(registry: Registry):
     return export
 
 
-def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, custom_state: gr.State) -> None:
-    state = gr.State(None)
+def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, custom_state: gr.State,
+               sessions: Sessions) -> None:
+    state = gr.State(None, time_to_live=sessions.ttl_s)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             kind = gr.Radio([("the inversion tab's ChunkyGAN result", "result"), ("an image: run ChunkyGAN here", "image")],
@@ -341,21 +345,22 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             compare_note = gr.Markdown()
             exported = gr.File(label="Edited image, and pasted into the photo", file_count="multiple")
     view = [state, shown, chunks_gallery, status, chunk, direction]
-    model_event = dict(concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
-    load_button.click(make_source(registry), inputs=[picker, kind, results_state, image, n_chunks, lambda_reg, space,
-                                                     steps], outputs=view, api_name="chunk_source", **model_event)
+    short = sessions.short_event  # every edit synthesises one chunk again; loading may run ChunkyGAN
+    load_button.click(make_source(registry, sessions), inputs=[picker, kind, results_state, image, n_chunks, lambda_reg,
+                                                               space, steps], outputs=view, api_name="chunk_source",
+                      **sessions.long_event)
     chunk.input(pick, inputs=[state, chunk], outputs=view, api_name="chunk_pick")
     shown.select(click, inputs=state, outputs=view, api_name=False)
     edit_button.click(make_edit(registry), inputs=[state, chunk, direction, value, custom_state], outputs=view,
-                      api_name="chunk_edit", **model_event)
+                      api_name="chunk_edit", **short)
     towards_button.click(make_towards(registry), inputs=[state, chunk, seed, amount], outputs=view,
-                         api_name="chunk_towards", **model_event)
-    mask_button.click(make_mask(registry), inputs=[state, chunk, op, pixels], outputs=view, api_name="chunk_mask")
+                         api_name="chunk_towards", **short)
+    mask_button.click(make_mask(registry), inputs=[state, chunk, op, pixels], outputs=view, api_name="chunk_mask",
+                      **short)
     for button, step, name in ((undo, -1, "chunk_undo"), (redo, 1, "chunk_redo")):
-        button.click(make_undo(registry, step), inputs=state, outputs=view, api_name=name, **model_event)
-    compare_button.click(make_compare(registry), inputs=[state, results_state, steps],
-                         outputs=[state, compare_gallery, compare_note], api_name="chunk_compare", **model_event)
-    save_button.click(make_save(), inputs=state, outputs=saved, api_name="chunk_save")
-    open_button.click(make_load(registry), inputs=[picker, project_file], outputs=view, api_name="chunk_load",
-                      **model_event)
-    export_button.click(make_export(registry), inputs=state, outputs=exported, api_name="chunk_export")
+        button.click(make_undo(registry, step), inputs=state, outputs=view, api_name=name, **short)
+    compare_button.click(make_compare(registry, sessions), inputs=[state, results_state, steps],
+                         outputs=[state, compare_gallery, compare_note], api_name="chunk_compare", **sessions.long_event)
+    save_button.click(make_save(sessions), inputs=state, outputs=saved, api_name="chunk_save")
+    open_button.click(make_load(registry), inputs=[picker, project_file], outputs=view, api_name="chunk_load", **short)
+    export_button.click(make_export(sessions), inputs=state, outputs=exported, api_name="chunk_export")

@@ -1,4 +1,4 @@
-"""What every tab shares: the model-bound concurrency group and error translation."""
+"""What every tab shares: error translation (scheduling and sessions: ``sessions.py``)."""
 from __future__ import annotations
 
 import functools
@@ -7,10 +7,6 @@ from typing import Callable
 import gradio as gr
 
 from ..errors import SemeditError
-
-#: Events that run a model share one queue slot, so two heavy jobs never fight for 2 cores.
-MODEL_CONCURRENCY_ID = "model"
-
 
 def user_errors(fn: Callable) -> Callable:
     """Turn library errors into ``gr.Error`` (shown to the user; the app keeps serving)."""

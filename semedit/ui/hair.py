@@ -7,9 +7,7 @@ its masks, measures and paste-back), ``/hair_amount`` (the interpolation strip: 
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -30,7 +28,8 @@ from ..synth.examples import HAIR_PAIRS, portraits_of_example
 from ..synth.ground_truth import hair_transfer_truth
 from ..synth.params import params_from_latent
 from ..targets import CROP_SIZE, Target
-from .common import MODEL_CONCURRENCY_ID, user_errors
+from .common import user_errors
+from .sessions import Sessions, step_callback
 
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
 SOURCES = [("an image", "image"), ("a sample", "sample")]
@@ -79,18 +78,19 @@ def measures_table(measures: dict) -> pd.DataFrame:
                          for k, v in measures.items()], columns=["measure", "value"])
 
 
-def make_transfer(registry: Registry):
+def make_transfer(registry: Registry, sessions: Sessions):
     @user_errors
     def run(model, face_kind, face_image, face_seed, hair_kind, hair_image, hair_seed, method, steps,
-            progress=gr.Progress()):
+            progress=gr.Progress(), request: gr.Request = None):
         if not model:
             raise gr.Error("Pick a generator first.")
         face = source_target(registry, model, face_kind, face_image, face_seed, "face")
         hair = source_target(registry, model, hair_kind, hair_image, hair_seed, "hair")
         truth = true_result(face, hair)
         cfg = HairOptimisation(invert_steps=int(steps), steps=int(steps) + 50)
-        outcome = pipeline.transfer_hair(registry, model, face, hair, method, truth=truth, cfg=cfg,
-                                         progress=lambda s, t, loss: progress((s, t), desc="hair transfer"))
+        with sessions.long_job(request) as job:
+            outcome = pipeline.transfer_hair(registry, model, face, hair, method, truth=truth, cfg=cfg,
+                                             progress=step_callback(job, progress, "hair transfer"))
         r = outcome.result
         gallery = [(_big(face.image), "face image"), (_big(hair.image), "hair image")]
         if method.startswith("optimisation"):
@@ -148,12 +148,12 @@ def hair_edits(registry: Registry, model: str, values) -> list:
     return [(known[attr], float(v)) for (_, attr), v in zip(HAIR_SLIDERS, values) if attr in known and float(v)]
 
 
-def make_export(registry: Registry):
+def make_export(sessions: Sessions):
     @user_errors
-    def export(outcome):
+    def export(outcome, request: gr.Request = None):
         if outcome is None:
             raise gr.Error("Run a transfer first.")
-        folder = Path(tempfile.mkdtemp(prefix="semedit-hair-"))
+        folder = sessions.folder(request, "hair-")
         r = outcome.result
         files = [folder / "hair-transfer.png", folder / "hair-transfer_photo.png"]
         tensor_to_pil(r.image).save(files[0])
@@ -168,8 +168,8 @@ def make_export(registry: Registry):
     return export
 
 
-def create_tab(registry: Registry, picker: gr.Dropdown) -> None:
-    outcome_state = gr.State(None)
+def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> None:
+    outcome_state = gr.State(None, time_to_live=sessions.ttl_s)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             face_kind = gr.Radio(SOURCES, value="image", label="Face (the person)")
@@ -202,13 +202,15 @@ def create_tab(registry: Registry, picker: gr.Dropdown) -> None:
     if pairs:
         gr.Examples(pairs, inputs=[face_image, hair_image], label="Embedded-domain pairs (different poses; "
                                                                    "the true image is known)")
-    model_event = dict(concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
-    run_button.click(make_transfer(registry), inputs=[picker, face_kind, face_image, face_seed, hair_kind, hair_image,
+    # a long job: photos are aligned and segmented, and the optimisation method runs for seconds
+    run_button.click(make_transfer(registry, sessions), inputs=[picker, face_kind, face_image, face_seed, hair_kind, hair_image,
                                                       hair_seed, method, steps],
                      outputs=[outcome_state, gallery, measures, pasted, status, amount_image], api_name="hair_transfer",
-                     **model_event)
+                     **sessions.long_event)
     amount.change(make_amount(registry), inputs=[picker, outcome_state, amount], outputs=amount_image,
-                  api_name="hair_amount", trigger_mode="always_last", show_progress="minimal")
+                  api_name="hair_amount", trigger_mode="always_last", show_progress="minimal",
+                  **sessions.short_event)
     gr.on([s.change for s in sliders], make_hair_edit(registry), inputs=[picker, outcome_state] + sliders,
-          outputs=edited_image, api_name="hair_edit", trigger_mode="always_last", show_progress="minimal")
-    export_button.click(make_export(registry), inputs=outcome_state, outputs=files, api_name="hair_export")
+          outputs=edited_image, api_name="hair_edit", trigger_mode="always_last", show_progress="minimal",
+          **sessions.short_event)
+    export_button.click(make_export(sessions), inputs=outcome_state, outputs=files, api_name="hair_export")

@@ -1,8 +1,6 @@
 """Inversion comparison tab: one image, many methods side by side, with metrics and loss curves."""
 from __future__ import annotations
 
-import tempfile
-import threading
 from pathlib import Path
 from typing import Dict, List
 
@@ -13,15 +11,16 @@ import torch
 
 from .. import pipeline
 from ..errors import SemeditError
+from ..faces.landmarks import detect_faces, draw_faces
 from ..faces.segments import segments_in_crop
-from ..imaging import ImageInputError, load_image, tensor_to_pil, tensor_to_uint8
+from ..imaging import ImageInputError, ImageLimits, load_image, tensor_to_pil, tensor_to_uint8
 from ..inversion.common import InversionCancelled, InversionResult
 from ..inversion.suite import DISPLAY_NAMES, Knobs, context_for
 from ..registry import Registry
 from ..targets import CROP_SIZE, Target
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
-from .common import MODEL_CONCURRENCY_ID
+from .sessions import CancelFlag, Sessions
 from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, segmenter_segments
 
 ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
@@ -31,29 +30,6 @@ CHOICES = [(label, key) for key, label in DISPLAY_NAMES.items()]
 CURVE_COLOURS = dict(zip(DISPLAY_NAMES.values(), ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b"]))
 METRIC_COLUMNS = ["method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance", "seconds"]
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
-
-
-class CancelFlag:
-    """A per-session cancel signal. Gradio copies a State's initial value into each new
-    session; the copy is a fresh flag, while events of one session share the same one.
-    ``busy`` is set while this session's inversion is queued or running (the Invert button sets
-    it at once, the run itself when called through the API); a cancel counts only then, so a
-    stray press never cancels the next run, and a run cancelled while queued ends at its start."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.busy = threading.Event()
-
-    def __deepcopy__(self, memo) -> "CancelFlag":
-        return CancelFlag()
-
-    def request(self) -> None:
-        if self.busy.is_set():
-            self.event.set()
-
-    def done(self) -> None:
-        self.busy.clear()
-        self.event.clear()
 
 
 def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
@@ -98,19 +74,20 @@ def make_segment(registry: Registry):
     return segment
 
 
-def make_run(registry: Registry):
+def make_run(registry: Registry, sessions: Sessions):
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
             cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
-            progress=gr.Progress()):
-        cancel.busy.set()
-        try:
-            yield from invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name,
-                                  alignment, cancel, identity_weight, painted, auto_labels, face_index, progress)
-        finally:
-            cancel.done()
+            progress=gr.Progress(), request: gr.Request = None):
+        with sessions.long_job(request, cancel):  # refused while this session runs its limit of long jobs
+            try:
+                yield from invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space,
+                                      perceptual_name, alignment, cancel, identity_weight, painted, auto_labels,
+                                      face_index, progress, request)
+            finally:
+                cancel.done()
 
     def invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
-                   cancel, identity_weight, painted, auto_labels, face_index, progress):
+                   cancel, identity_weight, painted, auto_labels, face_index, progress, request):
         if not methods:
             raise gr.Error("Tick at least one method.")
         if cancel.event.is_set():  # cancelled while it waited in the queue
@@ -133,7 +110,7 @@ def make_run(registry: Registry):
         gallery = [(tensor_to_uint8(target.image)[0], "target (aligned)" if target.aligned else "target")]
         pasted = []
         rows, curves, status = [], [], ""
-        out_dir = Path(tempfile.mkdtemp(prefix="semedit-inversion-"))
+        out_dir = sessions.folder(request, "inversion-")
         def ticker(key):
             def tick(step, total, loss):
                 if cancel.event.is_set():
@@ -174,14 +151,19 @@ def make_run(registry: Registry):
     return run
 
 
-def preview(path):
-    """The uploaded file as the methods will see it (upright, RGB), or a clear error."""
-    if not path:
-        return None
-    try:
-        return load_image(path)
-    except ImageInputError as e:
-        raise gr.Error(str(e)) from e
+def make_preview(limits: ImageLimits):
+    def preview(path):
+        """The uploaded file as the methods will see it (upright, RGB, reduced to the size limit),
+        with every face found boxed and numbered for *Face to align*, or a clear error."""
+        if not path:
+            return None
+        try:
+            photo = load_image(path, limits)
+        except ImageInputError as e:
+            raise gr.Error(str(e)) from e
+        faces = detect_faces(np.asarray(photo))
+        return draw_faces(photo, faces) if faces else photo
+    return preview
 
 
 def chunk_views(r: InversionResult) -> List:
@@ -194,7 +176,7 @@ def chunk_views(r: InversionResult) -> List:
     return views
 
 
-def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State) -> None:
+def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, sessions: Sessions) -> None:
     cancel_flag = gr.State(CancelFlag())
     perceptual_choices = list(registry.catalogue.names("perceptual"))
     with gr.Row():
@@ -203,7 +185,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
                             height=120)
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
-            face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest)")
+            face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest; numbered on the image)")
             methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
             with gr.Accordion("ChunkyGAN, perceptual and identity", open=False):
@@ -240,19 +222,19 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State)
     files = example_files(EXAMPLES_DIR)
     if files:
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
-    image.change(preview, inputs=image, outputs=shown, api_name="load_image")
+    image.change(make_preview(registry.settings.image_limits), inputs=image, outputs=shown, api_name="load_image",
+                 **sessions.short_event)
     for control in (image, alignment, picker, face_index):  # segments of another target or crop are stale
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
     segment_button.click(make_segment(registry), inputs=[picker, image, alignment, face_index],
                          outputs=[editor, segments],
-                         api_name="segment", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+                         api_name="segment", **sessions.short_event)
     run_button.click(lambda flag: flag.busy.set(), inputs=cancel_flag, queue=False, api_name=False)
-    run_button.click(make_run(registry), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
+    run_button.click(make_run(registry, sessions), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
                                                          chunky_space, perceptual, alignment, cancel_flag,
                                                          identity_weight, editor, segments, face_index],
                              outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
-                             api_name="invert",
-                             concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+                             api_name="invert", **sessions.long_event)
     # no `cancels=[event]`: killing the event would wipe the methods that had finished; the flag
     # stops the run between two steps and the run returns what it has
     cancel_button.click(lambda flag: flag.request(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel")

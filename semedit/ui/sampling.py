@@ -14,7 +14,7 @@ from ..sampling import sample
 from ..synth.ground_truth import predict_portraits, sample_with_ground_truth
 from ..segmentation import colorize
 from ..synth.params import HAIR_STYLES
-from .common import MODEL_CONCURRENCY_ID, user_errors
+from .common import user_errors
 
 ATTRIBUTE_COLUMNS = ["seed", "source", "hair_style", "smile", "beard", "glasses", "age", "yaw", "light_angle"]
 
@@ -78,7 +78,8 @@ def ground_truth_fn(registry: Registry, max_samples: int):
     return run
 
 
-def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: int) -> None:
+def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: int, short_event: dict) -> None:
+    """``short_event``: the event keywords of a short job (``Sessions.short_event``)."""
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             seed = gr.Number(value=0, precision=0, minimum=0, label="First seed")
@@ -99,6 +100,6 @@ def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: 
                                  interactive=False)
     gr.Examples([[0, 8, 0.7], [100, 4, 1.0], [7, 8, 0.5]], inputs=[seed, count, truncation])
     button.click(sample_fn(registry, max_samples), inputs=[picker, seed, count, truncation], outputs=gallery,
-                 api_name="sample", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+                 api_name="sample", **short_event)
     truth_button.click(ground_truth_fn(registry, max_samples), inputs=[picker, seed, count], outputs=[truth, table],
-                       api_name="ground_truth", concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+                       api_name="ground_truth", **short_event)

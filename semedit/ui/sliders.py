@@ -6,9 +6,7 @@ sliders), ``/strip`` (the seed's strip z - 2kn ... z + 2kn with the measured cur
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import List, Sequence
 
 import gradio as gr
@@ -24,7 +22,8 @@ from ..editing.library import directions_for
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..inversion.suite import identity_for
 from ..registry import Registry
-from .common import MODEL_CONCURRENCY_ID, user_errors
+from .common import user_errors
+from .sessions import Sessions, step_callback
 
 N_SLIDERS = 6
 SOURCES = [("a sample", "sample"), ("an inversion result (inversion tab)", "result"), ("an image, inverted now (W+)", "image")]
@@ -62,9 +61,10 @@ def measure(registry: Registry, model: str, before: torch.Tensor, after: torch.T
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
-def make_load_source(registry: Registry):
+def make_load_source(registry: Registry, sessions: Sessions):
     @user_errors
-    def load(model, kind, seed, truncation, result_key, results, image, steps, custom, progress=gr.Progress()):
+    def load(model, kind, seed, truncation, result_key, results, image, steps, custom, progress=gr.Progress(),
+             request: gr.Request = None):
         if not model:
             raise gr.Error("Pick a generator first.")
         if kind == "sample":
@@ -81,8 +81,9 @@ def make_load_source(registry: Registry):
             if not image:
                 raise gr.Error("Upload an image or pick an example first.")
             target = pipeline.load_target(registry, model, image)
-            source = pipeline.source_from_target(registry, model, target, steps=int(steps),
-                                                 progress=lambda s, t, loss: progress((s, t), desc="W+ inversion"))
+            with sessions.long_job(request) as job:
+                source = pipeline.source_from_target(registry, model, target, steps=int(steps),
+                                                     progress=step_callback(job, progress, "W+ inversion"))
         names = [d.name for d in pipeline.usable_directions(source, available_directions(registry, model, custom))]
         shown = _image(pipeline.render_source(registry, source))
         updates = [gr.update(choices=names, value=names[i] if i < len(names) else None) for i in range(N_SLIDERS)]
@@ -132,9 +133,17 @@ def make_strip(registry: Registry):
     return strip
 
 
-def make_fit(registry: Registry):
+def make_fit(registry: Registry, sessions: Sessions):
     @user_errors
-    def fit(model, method, attribute, conditions, n, custom, source, progress=gr.Progress()):
+    def fit(model, method, attribute, conditions, n, custom, source, progress=gr.Progress(),
+            request: gr.Request = None):
+        with sessions.long_job(request) as job:
+            def step(fraction, desc):
+                job.check()
+                progress(fraction, desc=desc)
+            return fit_in_job(model, method, attribute, conditions, n, custom, source, step, request)
+
+    def fit_in_job(model, method, attribute, conditions, n, custom, source, step, request):
         if not model:
             raise gr.Error("Pick a generator first.")
         G = registry.get(model)
@@ -146,8 +155,8 @@ def make_fit(registry: Registry):
             new = [replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})]
             note = (f"Computed **{d.name}** at {source.label}: the gradient of the regressor's {attribute} with "
                     f"respect to the {d.space.upper()} code (one unit: +0.1 of the attribute to first order).")
-            return _fitted(model, custom, new, note)
-        progress(0.1, desc="sampling")
+            return _fitted(model, custom, new, note, request)
+        step(0.1, "sampling")
         w = sample_w(G, int(n), seed=12345)
         if method == "pca":
             new = [replace(d, name=f"{model} {d.name}", metrics={**d.metrics, "generator": model})
@@ -157,7 +166,7 @@ def make_fit(registry: Registry):
         else:
             if not attribute:
                 raise gr.Error("Pick the attribute to fit.")
-            progress(0.3, desc="labelling samples")
+            step(0.3, "labelling samples")
             labels = label_samples(G, w, lambda imgs: pipeline.read_attributes(registry, model, imgs))
             if attribute not in labels:
                 raise gr.Error(f"This generator's labeller measures {', '.join(labels)}.")
@@ -170,11 +179,11 @@ def make_fit(registry: Registry):
             new = [d]
             quality = ", ".join(f"{k} {v:.3f}" for k, v in d.metrics.items() if k in ("r2", "accuracy"))
             note = f"Fitted **{d.name}** on {int(n)} samples: held-out {quality}; " + d.source + "."
-        return _fitted(model, custom, new, note)
+        return _fitted(model, custom, new, note, request)
 
-    def _fitted(model, custom, new, note):
+    def _fitted(model, custom, new, note, request):
         custom = [c for c in (custom or []) if c.name not in {d.name for d in new}] + new
-        path = save_directions(Path(tempfile.mkdtemp(prefix="semedit-directions-")) / "directions.safetensors",
+        path = save_directions(sessions.folder(request, "directions-") / "directions.safetensors",
                                [d for d in custom if d.metrics.get("generator") == model], generator=model)
         names = [d.name for d in available_directions(registry, model, custom)]
         return [custom, note, str(path)] + [gr.update(choices=names)] * (N_SLIDERS + 1)
@@ -195,16 +204,16 @@ def attribute_model(registry: Registry, model: str, attribute: str):
     return lambda img: regressor(img).fields[:, index]
 
 
-def make_export(registry: Registry):
+def make_export(registry: Registry, sessions: Sessions):
     @user_errors
-    def export(source, custom, *names_values):
+    def export(source, custom, request: gr.Request, *names_values):  # Gradio fills in request
         if source is None:
             raise gr.Error("Load a source first.")
         names, values = names_values[:N_SLIDERS], names_values[N_SLIDERS:]
         edits = _edits(registry, source, custom, names, values)
         latent = pipeline.edited_latent(registry, source, edits)
         image = pipeline.render_source(registry, source, latent)
-        folder = Path(tempfile.mkdtemp(prefix="semedit-edit-"))
+        folder = sessions.folder(request, "edit-")
         files = [folder / "edited.png"]
         tensor_to_pil(image).save(files[0])
         torch.save({"generator": source.generator, "space": latent.space, "latent": latent.value.cpu(),
@@ -220,9 +229,10 @@ def make_export(registry: Registry):
     return export
 
 
-def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, custom_state: gr.State) -> None:
+def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, custom_state: gr.State,
+               sessions: Sessions) -> None:
     """``custom_state``: the directions this session fitted (shared with the segment editor)."""
-    source_state = gr.State(None)   # EditSource of this session
+    source_state = gr.State(None, time_to_live=sessions.ttl_s)   # EditSource of this session
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             kind = gr.Radio(SOURCES, value="sample", label="Edit")
@@ -273,19 +283,19 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                                        file_count="multiple")
     results_state.change(lambda r: gr.update(choices=list(r or {}), value=next(iter(r), None) if r else None),
                          inputs=results_state, outputs=result_key, api_name=False, queue=False)
-    load_button.click(make_load_source(registry),
+    load_button.click(make_load_source(registry, sessions),  # a long job: an image is inverted
                       inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, custom_state],
                       outputs=[source_state, compare, status, strip_name] + names + values, api_name="edit_source",
-                      concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
+                      **sessions.long_event)
     gr.on([c.change for c in names + values], make_edit(registry), inputs=[source_state, custom_state] + names + values,
-          outputs=[compare, effects], api_name="edit", trigger_mode="always_last", show_progress="minimal")
+          outputs=[compare, effects], api_name="edit", trigger_mode="always_last", show_progress="minimal",
+          **sessions.short_event)
     reset.click(lambda: [0.0] * N_SLIDERS, outputs=values, api_name=False, queue=False)
     strip_button.click(make_strip(registry), inputs=[source_state, custom_state, strip_name, strip_k],
-                       outputs=[strip_gallery, strip_plot], api_name="strip",
-                       concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
-    fit_button.click(make_fit(registry), inputs=[picker, method, attribute, conditions, samples, custom_state,
+                       outputs=[strip_gallery, strip_plot], api_name="strip", **sessions.short_event)
+    fit_button.click(make_fit(registry, sessions), inputs=[picker, method, attribute, conditions, samples, custom_state,
                                                  source_state],
                      outputs=[custom_state, fit_status, fit_file, conditions] + names, api_name="fit_direction",
-                     concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=1)
-    export_button.click(make_export(registry), inputs=[source_state, custom_state] + names + values,
+                     **sessions.long_event)
+    export_button.click(make_export(registry, sessions), inputs=[source_state, custom_state] + names + values,
                         outputs=export_files, api_name="export_edit")

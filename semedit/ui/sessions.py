@@ -1,0 +1,154 @@
+"""What the server holds per browser session, and the two kinds of jobs it schedules.
+
+Short jobs (samples, slider frames, chunk edits, segments) and long jobs (inversions, transfers
+by optimisation, fitting) have separate queue slots, so a short request never waits behind an
+optimisation; how many of each run at once comes from the settings. Each session (Gradio's
+session hash; one per browser tab or gradio_client) gets one temporary folder, and its running
+long jobs are listed with their cancel flags: when the browser leaves (``demo.unload``) the jobs
+are cancelled and the folder removed; folders of sessions whose end never came (a dropped
+connection, a crashed server) are removed once unused for the session time-to-live.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import gradio as gr
+
+from ..inversion.common import InversionCancelled
+from ..settings import Settings
+
+SHORT_JOBS_ID = "short-jobs"
+LONG_JOBS_ID = "long-jobs"
+LOCAL_SESSION = "local"  # calls without a request (tests, scripts calling the handlers directly)
+
+
+class CancelFlag:
+    """A cancel signal for one session's long job. Gradio copies a State's initial value into
+    each new session; the copy is a fresh flag, while events of one session share the same one.
+    ``busy`` is set while the job is queued or running (a button may set it at once, the job
+    itself when called through the API); a cancel counts only then, so a stray press never
+    cancels the next run, and a run cancelled while queued ends at its start."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.busy = threading.Event()
+
+    def __deepcopy__(self, memo) -> "CancelFlag":
+        return CancelFlag()
+
+    def request(self) -> None:
+        if self.busy.is_set():
+            self.event.set()
+
+    def check(self) -> None:
+        """Raise InversionCancelled if a cancel was requested (call between two steps)."""
+        if self.event.is_set():
+            raise InversionCancelled("cancelled")
+
+    def done(self) -> None:
+        self.busy.clear()
+        self.event.clear()
+
+
+def session_key(request: Optional[gr.Request]) -> str:
+    key = getattr(request, "session_hash", None) if request is not None else None
+    return "".join(c for c in str(key) if c.isalnum() or c in "-_")[:64] if key else LOCAL_SESSION
+
+
+class Sessions:
+    """Per-session temporary folders and long jobs, for one app (made by ``build_demo``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.temp_dir) / f"semedit-sessions-{os.getpid()}"
+        self.ttl_s = settings.session_ttl_minutes * 60
+        self._lock = threading.Lock()
+        self._jobs: Dict[str, List[CancelFlag]] = {}
+
+    @property
+    def short_event(self) -> dict:
+        """Event keywords of a short job."""
+        return dict(concurrency_id=SHORT_JOBS_ID, concurrency_limit=self.settings.short_jobs)
+
+    @property
+    def long_event(self) -> dict:
+        """Event keywords of a long job."""
+        return dict(concurrency_id=LONG_JOBS_ID, concurrency_limit=self.settings.long_jobs)
+
+    def folder(self, request: Optional[gr.Request], prefix: str) -> Path:
+        """A new folder for one result's files, inside the session's folder."""
+        self.sweep()
+        base = self.root / session_key(request)
+        base.mkdir(parents=True, exist_ok=True)
+        os.utime(base)  # last use, for the sweep
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+    @contextmanager
+    def long_job(self, request: Optional[gr.Request], flag: Optional[CancelFlag] = None) -> Iterator[CancelFlag]:
+        """Run one long job of the session: refused (gr.Error) when the session already runs
+        ``long_jobs_per_session``; the flag it yields is raised if the session ends meanwhile."""
+        key, flag = session_key(request), flag or CancelFlag()
+        limit = self.settings.long_jobs_per_session
+        with self._lock:
+            running = self._jobs.setdefault(key, [])
+            if len(running) >= limit:
+                raise gr.Error(f"This session already runs {len(running)} long job{'s' if len(running) > 1 else ''} "
+                               f"(the limit is {limit}): wait for it to finish, or cancel it.")
+            running.append(flag)
+        flag.busy.set()
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                running = self._jobs.get(key, [])
+                if flag in running:
+                    running.remove(flag)
+                if not running:
+                    self._jobs.pop(key, None)
+
+    def running(self, request: Optional[gr.Request]) -> int:
+        with self._lock:
+            return len(self._jobs.get(session_key(request), []))
+
+    def end(self, request: gr.Request) -> None:
+        """The session's browser left: cancel its long jobs and remove its files."""
+        key = session_key(request)
+        with self._lock:
+            flags = list(self._jobs.get(key, []))
+        for flag in flags:
+            flag.request()
+        shutil.rmtree(self.root / key, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """Remove the folders of sessions without a running job, unused for the time-to-live."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        with self._lock:
+            busy = set(self._jobs)
+        for folder in self.root.iterdir():
+            try:
+                if folder.name not in busy and now - folder.stat().st_mtime > self.ttl_s:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:  # removed meanwhile
+                pass
+
+    def close(self) -> None:
+        """Remove every session's folder (the server is shutting down)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def step_callback(job: CancelFlag, progress, desc: str):
+    """An optimisation's progress callback (step, total, loss): it shows the progress and stops
+    the optimisation (InversionCancelled) once ``job`` is cancelled."""
+    def tick(step, total, loss):
+        job.check()
+        progress((step, total), desc=desc)
+    return tick
