@@ -90,7 +90,7 @@ def main(argv=None) -> None:
 
     def scores(results, idx=slice(None)):
         return score_against_truth(results, p["truth"][idx], p["truth_labels"][idx], p["face"][idx],
-                                   perceptual=ctx.perceptual, segment=seg.predict, identity=ctx.identity)
+                                   perceptual=ctx.scorer, segment=seg.predict, identity=ctx.identity)
 
     rows = []
     with torch.no_grad():  # what the generator draws of the true latent: no method's result can be closer
@@ -164,7 +164,7 @@ def main(argv=None) -> None:
              f"({res} px); poses differ by {float(p['yaw_gap'].mean()):.2f} rad on average. Mean ± std over pairs; "
              "identity: the parameter regressor's distance to the face image (same person below "
              f"{getattr(ctx.identity, 'same_person_below', None)}).\n",
-             "| method | pairs | PSNR dB (higher better) | LPIPS | hair IoU | identity distance |",
+             f"| method | pairs | PSNR dB (higher better) | LPIPS ({ctx.scorer.name}) | hair IoU | identity distance |",
              "|---|---|---|---|---|---|", *rows, "",
              "## The FG'21 retrieval protocol\n",
              f"Gallery: {a.gallery:,} generated people; queries: {a.queries:,} of them with another person's "

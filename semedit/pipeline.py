@@ -323,7 +323,7 @@ def hair_measures(registry, model: str, result, face: Target, hair: Target, ctx,
     if truth is not None:
         t = prepare_target(truth, res, device)
         out["PSNR to the true image (dB)"] = psnr(img, t)
-        out["LPIPS to the true image"] = float(ctx.perceptual(img, t)[0])
+        out["LPIPS to the true image"] = float(ctx.scorer(img, t)[0])
         if segment is not None:
             a, b = segment(img)[0] == HAIR, segment(t)[0] == HAIR
             union = float((a | b).sum())

@@ -41,6 +41,11 @@ class Context:
     labels: Optional[torch.Tensor] = None  # [H, W] label map of the target, when known
     masks: Optional[torch.Tensor] = None   # [n, H, W] user-painted ChunkyGAN masks
     identity: Optional[torch.nn.Module] = None  # identity metric (and loss, when weighted)
+    judge: Optional[PerceptualModel] = None  # the perceptual model that scores results (None: ``perceptual``)
+
+    @property
+    def scorer(self) -> PerceptualModel:
+        return self.judge or self.perceptual
 
 
 def identity_for(registry, model: str):
@@ -63,12 +68,23 @@ def aligns_faces(registry, model: str, alignment: str) -> bool:
     return alignment == "align" or (alignment == "auto" and not registry.catalogue.get(model).embedded)
 
 
+def judge_for(registry, loss: str) -> str:
+    """The perceptual model that scores results optimised against ``loss``: another one whenever
+    another is on this machine. A loss model reports near zero for images optimised against it
+    that are visibly wrong (ST-LPIPS AlexNet: 0.002 for an image the VGG net scores 0.27 and whose
+    MSE is worse than a blur's; tests/test_metrics.py), so it cannot judge its own results."""
+    others = [n for n in registry.catalogue.names("perceptual") if n != loss]
+    return next((n for n in others if registry.is_local(n)), loss)
+
+
 def context_for(registry, model: str, perceptual: Optional[str] = None) -> Context:
-    """Everything the methods need for generator ``model`` of ``registry``: the perceptual
-    model (catalogue default unless named), the generator's segmenter and identity model."""
+    """Everything the methods need for generator ``model`` of ``registry``: the perceptual loss
+    model (catalogue default unless named) and the one that scores (``judge_for``), the
+    generator's segmenter and identity model."""
     G = registry.get(model)
     segmenter = registry.catalogue.get(model).config.get("segmenter")
-    return Context(perceptual=registry.get(perceptual or registry.catalogue.default_perceptual),
+    loss = perceptual or registry.catalogue.default_perceptual
+    return Context(perceptual=registry.get(loss), judge=registry.get(judge_for(registry, loss)),
                    device=G.w_avg.device, segmenter=registry.get(segmenter) if segmenter else None,
                    identity=identity_for(registry, model))
 
@@ -125,7 +141,7 @@ def run_method(name: str, G: StyleGAN2Generator, target: torch.Tensor, knobs: Kn
 
 
 def score_result(result: InversionResult, target: torch.Tensor, ctx: Context) -> Scores:
-    return score(result.image.to(ctx.device), target.to(ctx.device), ctx.perceptual, result.seconds, ctx.identity)
+    return score(result.image.to(ctx.device), target.to(ctx.device), ctx.scorer, result.seconds, ctx.identity)
 
 
 __all__ = ["Knobs", "Context", "METHODS", "DISPLAY_NAMES", "aligns_faces", "context_for", "identity_for",

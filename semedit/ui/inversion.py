@@ -146,7 +146,8 @@ def make_run(registry: Registry, sessions: Sessions):
             yield gallery, pasted, table, pd.DataFrame(curves), saved, results, note
         yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
                str(save_latents(results, out_dir)) if results else None, results,
-               status or f"Done: {len(results)} methods, perceptual model {ctx.perceptual.name}, "
+               status or f"Done: {len(results)} methods, perceptual loss {ctx.perceptual.name}, LPIPS column "
+               f"scored by {ctx.scorer.name}, "
                f"{identity_note(ctx.identity)}.")
     return run
 
