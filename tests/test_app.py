@@ -468,3 +468,34 @@ def test_hair_tab_optimises_samples_and_refuses_bad_input(client, tmp_path):
     assert any("alpha blend" in c for c in captions)
     measures = {r[0]: r[1] for r in table["data"]}
     assert isinstance(measures["identity distance to the face"], float)
+
+
+def test_handlers_become_zerogpu_tasks_only_when_spaces_is_installed(monkeypatch):
+    """On a Hugging Face ZeroGPU Space (the ``spaces`` package) every model handler is wrapped
+    in ``spaces.GPU`` with its time budget; elsewhere it is left as it is."""
+    import sys
+    import types
+    from semedit.ui.sessions import LONG_GPU_SECONDS, on_gpu
+
+    def handler(x):
+        return x + 1
+    monkeypatch.delitem(sys.modules, "spaces", raising=False)
+    monkeypatch.setattr("builtins.__import__", _refusing_import("spaces"))
+    assert on_gpu(handler, LONG_GPU_SECONDS) is handler
+    monkeypatch.undo()
+    asked = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration: (asked.append(duration), lambda fn: lambda *a: ("on gpu", fn(*a)))[1]
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    assert on_gpu(handler, LONG_GPU_SECONDS)(1) == ("on gpu", 2) and asked == [LONG_GPU_SECONDS]
+
+
+def _refusing_import(name):
+    import builtins
+    real = builtins.__import__
+
+    def fake(module, *args, **kwargs):
+        if module == name:
+            raise ImportError(module)
+        return real(module, *args, **kwargs)
+    return fake

@@ -39,7 +39,7 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
         with gr.Tab("Hairstyle transfer"):
             hair.create_tab(registry, picker, sessions)
         with gr.Tab("Samples"):
-            create_sampling_panel(registry, picker, settings.max_samples, sessions.short_event)
+            create_sampling_panel(registry, picker, settings.max_samples, sessions)
         demo.unload(sessions.end)  # the browser left: cancel its long jobs, remove its files
     demo.queue(max_size=settings.queue_size)
     demo.sessions = sessions  # for tests and the load benchmark

@@ -345,22 +345,22 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             compare_note = gr.Markdown()
             exported = gr.File(label="Edited image, and pasted into the photo", file_count="multiple")
     view = [state, shown, chunks_gallery, status, chunk, direction]
-    short = sessions.short_event  # every edit synthesises one chunk again; loading may run ChunkyGAN
-    load_button.click(make_source(registry, sessions), inputs=[picker, kind, results_state, image, n_chunks, lambda_reg,
-                                                               space, steps], outputs=view, api_name="chunk_source",
-                      **sessions.long_event)
+    # every edit synthesises one chunk again (short); loading may run ChunkyGAN, comparing W+ (long)
+    sessions.long(load_button.click, make_source(registry, sessions), outputs=view, api_name="chunk_source",
+                  inputs=[picker, kind, results_state, image, n_chunks, lambda_reg, space, steps])
     chunk.input(pick, inputs=[state, chunk], outputs=view, api_name="chunk_pick")
     shown.select(click, inputs=state, outputs=view, api_name=False)
-    edit_button.click(make_edit(registry), inputs=[state, chunk, direction, value, custom_state], outputs=view,
-                      api_name="chunk_edit", **short)
-    towards_button.click(make_towards(registry), inputs=[state, chunk, seed, amount], outputs=view,
-                         api_name="chunk_towards", **short)
-    mask_button.click(make_mask(registry), inputs=[state, chunk, op, pixels], outputs=view, api_name="chunk_mask",
-                      **short)
+    sessions.short(edit_button.click, make_edit(registry), inputs=[state, chunk, direction, value, custom_state],
+                   outputs=view, api_name="chunk_edit")
+    sessions.short(towards_button.click, make_towards(registry), inputs=[state, chunk, seed, amount], outputs=view,
+                   api_name="chunk_towards")
+    sessions.short(mask_button.click, make_mask(registry), inputs=[state, chunk, op, pixels], outputs=view,
+                   api_name="chunk_mask")
     for button, step, name in ((undo, -1, "chunk_undo"), (redo, 1, "chunk_redo")):
-        button.click(make_undo(registry, step), inputs=state, outputs=view, api_name=name, **short)
-    compare_button.click(make_compare(registry, sessions), inputs=[state, results_state, steps],
-                         outputs=[state, compare_gallery, compare_note], api_name="chunk_compare", **sessions.long_event)
+        sessions.short(button.click, make_undo(registry, step), inputs=state, outputs=view, api_name=name)
+    sessions.long(compare_button.click, make_compare(registry, sessions), inputs=[state, results_state, steps],
+                  outputs=[state, compare_gallery, compare_note], api_name="chunk_compare")
     save_button.click(make_save(sessions), inputs=state, outputs=saved, api_name="chunk_save")
-    open_button.click(make_load(registry), inputs=[picker, project_file], outputs=view, api_name="chunk_load", **short)
+    sessions.short(open_button.click, make_load(registry), inputs=[picker, project_file], outputs=view,
+                   api_name="chunk_load")
     export_button.click(make_export(sessions), inputs=state, outputs=exported, api_name="chunk_export")

@@ -203,14 +203,12 @@ def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> N
         gr.Examples(pairs, inputs=[face_image, hair_image], label="Embedded-domain pairs (different poses; "
                                                                    "the true image is known)")
     # a long job: photos are aligned and segmented, and the optimisation method runs for seconds
-    run_button.click(make_transfer(registry, sessions), inputs=[picker, face_kind, face_image, face_seed, hair_kind, hair_image,
-                                                      hair_seed, method, steps],
-                     outputs=[outcome_state, gallery, measures, pasted, status, amount_image], api_name="hair_transfer",
-                     **sessions.long_event)
-    amount.change(make_amount(registry), inputs=[picker, outcome_state, amount], outputs=amount_image,
-                  api_name="hair_amount", trigger_mode="always_last", show_progress="minimal",
-                  **sessions.short_event)
-    gr.on([s.change for s in sliders], make_hair_edit(registry), inputs=[picker, outcome_state] + sliders,
-          outputs=edited_image, api_name="hair_edit", trigger_mode="always_last", show_progress="minimal",
-          **sessions.short_event)
+    sessions.long(run_button.click, make_transfer(registry, sessions),
+                  inputs=[picker, face_kind, face_image, face_seed, hair_kind, hair_image, hair_seed, method, steps],
+                  outputs=[outcome_state, gallery, measures, pasted, status, amount_image], api_name="hair_transfer")
+    sessions.short(amount.change, make_amount(registry), inputs=[picker, outcome_state, amount], outputs=amount_image,
+                   api_name="hair_amount", trigger_mode="always_last", show_progress="minimal")
+    sessions.short(lambda fn, **event: gr.on([s.change for s in sliders], fn, **event), make_hair_edit(registry),
+                   inputs=[picker, outcome_state] + sliders, outputs=edited_image, api_name="hair_edit",
+                   trigger_mode="always_last", show_progress="minimal")
     export_button.click(make_export(sessions), inputs=outcome_state, outputs=files, api_name="hair_export")

@@ -223,19 +223,17 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     files = example_files(EXAMPLES_DIR)
     if files:
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
-    image.change(make_preview(registry.settings.image_limits), inputs=image, outputs=shown, api_name="load_image",
-                 **sessions.short_event)
+    sessions.short(image.change, make_preview(registry.settings.image_limits), inputs=image, outputs=shown,
+                   api_name="load_image")
     for control in (image, alignment, picker, face_index):  # segments of another target or crop are stale
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
-    segment_button.click(make_segment(registry), inputs=[picker, image, alignment, face_index],
-                         outputs=[editor, segments],
-                         api_name="segment", **sessions.short_event)
+    sessions.short(segment_button.click, make_segment(registry), inputs=[picker, image, alignment, face_index],
+                   outputs=[editor, segments], api_name="segment")
     run_button.click(lambda flag: flag.busy.set(), inputs=cancel_flag, queue=False, api_name=False)
-    run_button.click(make_run(registry, sessions), inputs=[picker, image, methods, steps, lambda_reg, n_chunks,
-                                                         chunky_space, perceptual, alignment, cancel_flag,
-                                                         identity_weight, editor, segments, face_index],
-                             outputs=[gallery, pasted, metrics, curves, latents, results_state, status],
-                             api_name="invert", **sessions.long_event)
+    sessions.long(run_button.click, make_run(registry, sessions),
+                  inputs=[picker, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual, alignment,
+                          cancel_flag, identity_weight, editor, segments, face_index],
+                  outputs=[gallery, pasted, metrics, curves, latents, results_state, status], api_name="invert")
     # no `cancels=[event]`: killing the event would wipe the methods that had finished; the flag
     # stops the run between two steps and the run returns what it has
     cancel_button.click(lambda flag: flag.request(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel")

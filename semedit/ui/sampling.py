@@ -15,6 +15,7 @@ from ..synth.ground_truth import predict_portraits, sample_with_ground_truth
 from ..segmentation import colorize
 from ..synth.params import HAIR_STYLES
 from .common import user_errors
+from .sessions import Sessions
 
 ATTRIBUTE_COLUMNS = ["seed", "source", "hair_style", "smile", "beard", "glasses", "age", "yaw", "light_angle"]
 
@@ -78,8 +79,7 @@ def ground_truth_fn(registry: Registry, max_samples: int):
     return run
 
 
-def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: int, short_event: dict) -> None:
-    """``short_event``: the event keywords of a short job (``Sessions.short_event``)."""
+def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: int, sessions: Sessions) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             seed = gr.Number(value=0, precision=0, minimum=0, label="First seed")
@@ -99,7 +99,7 @@ def create_sampling_panel(registry: Registry, picker: gr.Dropdown, max_samples: 
             table = gr.Dataframe(headers=ATTRIBUTE_COLUMNS, label="Attributes (renderer: exact; predicted: regressor)",
                                  interactive=False)
     gr.Examples([[0, 8, 0.7], [100, 4, 1.0], [7, 8, 0.5]], inputs=[seed, count, truncation])
-    button.click(sample_fn(registry, max_samples), inputs=[picker, seed, count, truncation], outputs=gallery,
-                 api_name="sample", **short_event)
-    truth_button.click(ground_truth_fn(registry, max_samples), inputs=[picker, seed, count], outputs=[truth, table],
-                       api_name="ground_truth", **short_event)
+    sessions.short(button.click, sample_fn(registry, max_samples), inputs=[picker, seed, count, truncation],
+                   outputs=gallery, api_name="sample")
+    sessions.short(truth_button.click, ground_truth_fn(registry, max_samples), inputs=[picker, seed, count],
+                   outputs=[truth, table], api_name="ground_truth")

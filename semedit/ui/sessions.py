@@ -72,15 +72,15 @@ class Sessions:
         self._lock = threading.Lock()
         self._jobs: Dict[str, List[CancelFlag]] = {}
 
-    @property
-    def short_event(self) -> dict:
-        """Event keywords of a short job."""
-        return dict(concurrency_id=SHORT_JOBS_ID, concurrency_limit=self.settings.short_jobs)
+    def short(self, listener, fn, **event):
+        """Register ``fn`` on ``listener`` (``button.click``, ``slider.change`` ...) as a short job."""
+        return listener(on_gpu(fn, SHORT_GPU_SECONDS), concurrency_id=SHORT_JOBS_ID,
+                        concurrency_limit=self.settings.short_jobs, **event)
 
-    @property
-    def long_event(self) -> dict:
-        """Event keywords of a long job."""
-        return dict(concurrency_id=LONG_JOBS_ID, concurrency_limit=self.settings.long_jobs)
+    def long(self, listener, fn, **event):
+        """Register ``fn`` on ``listener`` as a long job (call ``long_job`` inside it)."""
+        return listener(on_gpu(fn, LONG_GPU_SECONDS), concurrency_id=LONG_JOBS_ID,
+                        concurrency_limit=self.settings.long_jobs, **event)
 
     def folder(self, request: Optional[gr.Request], prefix: str) -> Path:
         """A new folder for one result's files, inside the session's folder."""
@@ -152,3 +152,17 @@ def step_callback(job: CancelFlag, progress, desc: str):
         job.check()
         progress((step, total), desc=desc)
     return tick
+
+
+def on_gpu(fn, seconds: int):
+    """``fn`` as a Hugging Face ZeroGPU task when the ``spaces`` package is installed (a GPU is
+    attached to the process while it runs, for at most ``seconds``); ``fn`` itself otherwise."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=seconds)(fn)
+
+
+#: ZeroGPU time a short and a long job may hold the GPU
+SHORT_GPU_SECONDS, LONG_GPU_SECONDS = 20, 120

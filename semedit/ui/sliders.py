@@ -283,19 +283,17 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                                        file_count="multiple")
     results_state.change(lambda r: gr.update(choices=list(r or {}), value=next(iter(r), None) if r else None),
                          inputs=results_state, outputs=result_key, api_name=False, queue=False)
-    load_button.click(make_load_source(registry, sessions),  # a long job: an image is inverted
-                      inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, custom_state],
-                      outputs=[source_state, compare, status, strip_name] + names + values, api_name="edit_source",
-                      **sessions.long_event)
-    gr.on([c.change for c in names + values], make_edit(registry), inputs=[source_state, custom_state] + names + values,
-          outputs=[compare, effects], api_name="edit", trigger_mode="always_last", show_progress="minimal",
-          **sessions.short_event)
+    sessions.long(load_button.click, make_load_source(registry, sessions),  # long: an image may be inverted
+                  inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, custom_state],
+                  outputs=[source_state, compare, status, strip_name] + names + values, api_name="edit_source")
+    sessions.short(lambda fn, **event: gr.on([c.change for c in names + values], fn, **event), make_edit(registry),
+                   inputs=[source_state, custom_state] + names + values, outputs=[compare, effects], api_name="edit",
+                   trigger_mode="always_last", show_progress="minimal")
     reset.click(lambda: [0.0] * N_SLIDERS, outputs=values, api_name=False, queue=False)
-    strip_button.click(make_strip(registry), inputs=[source_state, custom_state, strip_name, strip_k],
-                       outputs=[strip_gallery, strip_plot], api_name="strip", **sessions.short_event)
-    fit_button.click(make_fit(registry, sessions), inputs=[picker, method, attribute, conditions, samples, custom_state,
-                                                 source_state],
-                     outputs=[custom_state, fit_status, fit_file, conditions] + names, api_name="fit_direction",
-                     **sessions.long_event)
-    export_button.click(make_export(registry, sessions), inputs=[source_state, custom_state] + names + values,
-                        outputs=export_files, api_name="export_edit")
+    sessions.short(strip_button.click, make_strip(registry), inputs=[source_state, custom_state, strip_name, strip_k],
+                   outputs=[strip_gallery, strip_plot], api_name="strip")
+    sessions.long(fit_button.click, make_fit(registry, sessions),
+                  inputs=[picker, method, attribute, conditions, samples, custom_state, source_state],
+                  outputs=[custom_state, fit_status, fit_file, conditions] + names, api_name="fit_direction")
+    sessions.short(export_button.click, make_export(registry, sessions),
+                   inputs=[source_state, custom_state] + names + values, outputs=export_files, api_name="export_edit")
