@@ -1,0 +1,141 @@
+"""Every tab in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+Each test opens the page, runs the tab's main action on an example and waits for its result;
+one cancels a long inversion and checks that the finished method is still shown. Skipped when
+Chromium or Playwright is missing (``.ci/run`` installs both)."""
+import shutil
+
+import pytest
+
+from semedit.registry import Registry, load_catalogue
+from semedit.settings import PROJECT_ROOT, WEIGHTS_DIR, Settings
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EXAMPLES = PROJECT_ROOT / "examples" / "embedded"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update"]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")]
+playwright_api = pytest.importorskip("playwright.sync_api")
+LONG = 180_000  # ms: an optimisation on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from semedit.ui import build_demo
+    settings = Settings(device="cpu", cache_dir=tmp_path_factory.mktemp("cache"), hub_offline=True,
+                        hub_cache_dir=tmp_path_factory.mktemp("hub"), temp_dir=tmp_path_factory.mktemp("sessions"))
+    demo = build_demo(Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), settings), settings)
+    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Inversion comparison").wait_for(timeout=60_000)
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def panel(page, tab: str):
+    """Open ``tab`` and return its visible panel."""
+    page.get_by_role("tab", name=tab).click()
+    return page.get_by_role("tabpanel").filter(has=page.locator(":visible")).last
+
+
+def block(scope, label: str):
+    """The component whose label (Gradio's block label, not a <label for>) reads ``label``."""
+    return scope.locator(".block").filter(
+        has=scope.page.locator("[data-testid=block-label]", has_text=label)).last
+
+
+def set_number(scope, label: str, value) -> None:
+    box = scope.get_by_label(f"number input for {label}").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def no_error_toasts(page) -> bool:
+    return page.locator(".toast-body.error, [data-testid='toast-body'].error").count() == 0
+
+
+def test_inversion_tab_inverts_an_example(page):
+    tab = panel(page, "Inversion comparison")
+    tab.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "portrait_01.png"))
+    block(tab, "Target as loaded").locator("img").wait_for(timeout=30_000)
+    set_number(tab, "Steps per method", 20)
+    tab.get_by_role("button", name="Invert").click()
+    tab.get_by_text("Done: 3 methods").wait_for(timeout=LONG)
+    for method in ("W optimisation", "W+ optimisation", "ChunkyGAN"):
+        assert tab.get_by_text(method).count() > 0
+    assert tab.locator("img").count() >= 4 and no_error_toasts(page)
+
+
+def test_cancel_keeps_the_finished_method(page):
+    tab = panel(page, "Inversion comparison")
+    tab.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "portrait_02.png"))
+    set_number(tab, "Steps per method", 400)
+    tab.get_by_label("W+ optimisation").uncheck()
+    tab.get_by_label("Pivotal Tuning").check()
+    tab.get_by_role("button", name="Invert").click()
+    tab.get_by_text("1 of 3 done").wait_for(timeout=LONG)  # W finished, PTI runs
+    tab.get_by_role("button", name="Cancel").click()
+    tab.get_by_text("finished methods are kept").wait_for(timeout=60_000)
+    assert tab.get_by_text("W optimisation").count() > 0
+    assert no_error_toasts(page)
+
+
+def test_sliders_tab_loads_a_sample_and_moves_a_slider(page):
+    tab = panel(page, "Attribute sliders")
+    tab.get_by_role("button", name="Load source").click()
+    tab.get_by_text("Source: sample").wait_for(timeout=LONG)
+    set_number(tab, "Units (standard deviations of the attribute)", 2)
+    tab.get_by_text("identity distance").filter(visible=True).first.wait_for(timeout=60_000)  # measured effects
+    assert no_error_toasts(page)
+
+
+def test_segment_editor_runs_chunkygan_and_edits_a_chunk(page):
+    tab = panel(page, "ChunkyGAN segment editor")
+    tab.get_by_label("an image: run ChunkyGAN here").check()
+    tab.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "portrait_04.png"))
+    tab.get_by_text("ChunkyGAN settings (for an image)").click()  # open the accordion
+    set_number(tab, "Steps (also for the W+ comparison)", 50)
+    tab.get_by_role("button", name="Load", exact=True).click()
+    tab.get_by_text("Edits: no edits yet").wait_for(timeout=LONG)
+    tab.get_by_role("button", name="Apply to the chunk").click()
+    tab.get_by_text("Edits: chunk 1:").wait_for(timeout=60_000)
+    assert no_error_toasts(page)
+
+
+def test_hair_tab_transfers_an_example_pair(page):
+    tab = panel(page, "Hairstyle transfer")
+    block(tab, "Face image").locator("input[type=file]").set_input_files(str(EXAMPLES / "portrait_02.png"))
+    block(tab, "Hair image").locator("input[type=file]").set_input_files(str(EXAMPLES / "portrait_01_turned.png"))
+    block(tab, "Hair image").get_by_text("portrait_01_turned.png").wait_for(timeout=30_000)
+    tab.get_by_role("button", name="Transfer the hair").click()
+    tab.get_by_text("result: ").first.wait_for(timeout=LONG)
+    assert no_error_toasts(page)
+
+
+def test_samples_panel_draws_samples(page):
+    tab = panel(page, "Samples")
+    tab.get_by_role("button", name="Sample", exact=True).click()
+    block(tab, "Samples").locator("img").first.wait_for(timeout=60_000)
+    assert no_error_toasts(page)
