@@ -216,6 +216,15 @@ def test_per_session_limit_refuses_a_second_long_job():
     assert sessions.running(me) == 0
 
 
+def test_a_session_keeps_only_its_newest_folders(tmp_path):
+    from types import SimpleNamespace
+    from semedit.ui.sessions import FOLDERS_PER_SESSION, Sessions
+    sessions = Sessions(Settings(temp_dir=tmp_path))
+    me = SimpleNamespace(session_hash="me")
+    made = [sessions.folder(me, f"r{i}-") for i in range(FOLDERS_PER_SESSION + 3)]
+    assert [f.exists() for f in made] == [False] * 3 + [True] * FOLDERS_PER_SESSION
+
+
 def test_old_session_folders_are_swept(tmp_path):
     import os
     import time

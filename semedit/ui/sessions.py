@@ -27,6 +27,9 @@ from ..settings import Settings
 SHORT_JOBS_ID = "short-jobs"
 LONG_JOBS_ID = "long-jobs"
 LOCAL_SESSION = "local"  # calls without a request (tests, scripts calling the handlers directly)
+#: result folders a session keeps (its newest): Gradio serves copies from its own cache, so older
+#: folders are only needed for a moment after their result was returned
+FOLDERS_PER_SESSION = 8
 
 
 class CancelFlag:
@@ -83,12 +86,17 @@ class Sessions:
                         concurrency_limit=self.settings.long_jobs, **event)
 
     def folder(self, request: Optional[gr.Request], prefix: str) -> Path:
-        """A new folder for one result's files, inside the session's folder."""
+        """A new folder for one result's files, inside the session's folder (which keeps its
+        newest ``FOLDERS_PER_SESSION``)."""
         self.sweep()
         base = self.root / session_key(request)
         base.mkdir(parents=True, exist_ok=True)
         os.utime(base)  # last use, for the sweep
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        older = sorted((f for f in base.iterdir() if f != folder), key=lambda f: f.stat().st_mtime, reverse=True)
+        for stale in older[FOLDERS_PER_SESSION - 1:]:
+            shutil.rmtree(stale, ignore_errors=True)
+        return folder
 
     @contextmanager
     def long_job(self, request: Optional[gr.Request], flag: Optional[CancelFlag] = None) -> Iterator[CancelFlag]:
