@@ -215,3 +215,20 @@ def test_label_images_for_direction_fitting():
     assert abs(labels[0, 0] + labels[1, 0]) < 3 and abs(labels[0, 0]) > 5  # yaw flips
     assert abs(labels[0, 3] - labels[1, 3]) < 0.03  # smile does not
     assert np.isnan(labels[2]).all()
+
+
+def test_mediapipe_notices_stay_out_of_the_log_and_other_output_stays_in():
+    """A fresh process aligns and segments a photo: none of mediapipe's native start-up notices
+    reach stderr, while a line written to descriptor 2 during detection still does."""
+    import subprocess
+    import sys
+    code = ("import os, numpy as np; from PIL import Image; "
+            "from semedit.faces.landmarks import detect_faces; from semedit.faces.segments import person_mask; "
+            "from semedit.faces.quiet import mediapipe_notices_filtered; "
+            f"a = np.asarray(Image.open({str(FACES / 'obama.jpg')!r}).convert('RGB')); "
+            "assert detect_faces(a) and person_mask(a).any()\n"
+            "with mediapipe_notices_filtered(): os.write(2, b'a real problem\\n')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    assert "a real problem" in run.stderr
+    for notice in ("XNNPACK", "absl::InitializeLog", "inference_feedback_manager", "landmark_projection"):
+        assert notice not in run.stderr, run.stderr

@@ -12,6 +12,7 @@ from typing import List
 import numpy as np
 
 from ..errors import SemeditError
+from .quiet import mediapipe_notices_filtered
 
 IRIS_CENTRES = (468, 473)
 MOUTH_CORNERS = (61, 291)
@@ -76,8 +77,8 @@ def detect_faces(image: np.ndarray, max_faces: int = 8) -> List[Face]:
     image = np.ascontiguousarray(image[..., :3])
     h, w = image.shape[:2]
     found: List[Face] = []
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
-                                         min_detection_confidence=0.5) as mesh:
+    with mediapipe_notices_filtered(), mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True, min_detection_confidence=0.5) as mesh:
         for window in [(0, 0, w, h)] + _windows(w, h, WINDOW_FRACTIONS):
             _add_faces(found, mesh, image, window)
         if not found:

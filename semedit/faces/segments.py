@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from .. import segmentation as L
 from .alignment import Alignment
 from .landmarks import CHIN, Face
+from .quiet import mediapipe_notices_filtered
 
 
 def _loops(edges: Iterable[Tuple[int, int]]) -> List[List[int]]:
@@ -57,7 +58,7 @@ def _largest_loop_mask(size, face: Face, edges) -> np.ndarray:
 def person_mask(image: np.ndarray) -> np.ndarray:
     """uint8 RGB [H, W, 3] -> bool [H, W] (mediapipe selfie segmentation, general model)."""
     import mediapipe as mp
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+    with mediapipe_notices_filtered(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         result = seg.process(np.ascontiguousarray(image[..., :3]))
     return result.segmentation_mask > 0.5
 
