@@ -86,3 +86,23 @@ def test_examples_exist_and_are_what_the_script_writes(tmp_path):
     files = example_files(folder)
     assert len(files) == len(index) and all(f.endswith(".png") for f in files)
     assert any(e["accessory"] != "none" for e in index)
+
+
+@pytest.mark.skipif(not (PROJECT_ROOT.parent / "shared" / "testdata" / "faces").is_dir(), reason="needs ../shared")
+def test_auto_alignment_treats_photos_as_photos_with_the_embedded_default(shipped, tmp_path):
+    """With the embedded generator, "auto" centre-crops the domain's own square images but
+    aligns a (non-square) photograph around its face; one with no face is refused, not inverted
+    as a face-like blob of its centre."""
+    from PIL import Image
+    from semedit.faces.landmarks import NoFaceError
+    from semedit.pipeline import load_target
+    model = "embedded-portraits-64"
+    own = load_target(shipped, model, PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png")
+    assert not own.aligned
+    tall = load_target(shipped, model, PROJECT_ROOT.parent / "shared" / "testdata" / "faces" / "obama.jpg")
+    assert tall.aligned and tall.photo.size == (910, 1137)
+    assert not load_target(shipped, model, PROJECT_ROOT.parent / "shared" / "testdata" / "faces" / "obama.jpg",
+                           alignment="centre").aligned
+    Image.new("RGB", (300, 200), (90, 140, 60)).save(tmp_path / "lawn.png")
+    with pytest.raises(NoFaceError, match="no face"):
+        load_target(shipped, model, tmp_path / "lawn.png")

@@ -5,7 +5,7 @@ script, so all three run exactly the same code."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -62,10 +62,16 @@ def identity_for(registry, model: str):
     return registry.get(name) if name else None
 
 
-def aligns_faces(registry, model: str, alignment: str) -> bool:
-    """Whether the target is FFHQ-aligned around a face: alignment "align", or "auto" for face
-    generators (the embedded domain's images are centre-cropped); "centre" never."""
-    return alignment == "align" or (alignment == "auto" and not registry.catalogue.get(model).embedded)
+def aligns_faces(registry, model: str, alignment: str, size: Optional[Tuple[int, int]] = None) -> bool:
+    """Whether the target is FFHQ-aligned around a face: alignment "align"; "auto" for face
+    generators, and for the embedded domain's generators when the image (``size``: width,
+    height) is not square, since the domain's own images are squares and a photo's centred square
+    is rarely its face (a tall photo's is the chest); "centre" never."""
+    if alignment != "auto":
+        return alignment == "align"
+    if not registry.catalogue.get(model).embedded:
+        return True
+    return size is not None and abs(size[0] - size[1]) > 0.02 * max(size)
 
 
 def judge_for(registry, loss: str) -> str:
