@@ -32,6 +32,7 @@ from torch import nn
 
 from . import checkpoints
 from .errors import CatalogueError, ChecksumMismatchError, ModelNotAvailableError, SemeditError, UnknownModelError
+from .acceleration import compile_generator, compiles
 from .settings import Settings, resolve_device
 
 EMBEDDED_DOMAIN = "embedded-portraits"  # catalogue config "domain" of the embedded models
@@ -358,6 +359,8 @@ class Registry:
                 raise SemeditError(f"models of kind {spec.kind!r} cannot be loaded yet ({name})")
             module = loader(self.source(name), spec)
             module = module.to(device=dev, dtype=dtype).eval().requires_grad_(False)
+            if spec.kind == "generator" and compiles(self.settings.compile, dev):
+                compile_generator(module)
             self.loads += 1
             with self._lock:
                 self._models[key] = module

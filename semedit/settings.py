@@ -18,6 +18,8 @@
 ``SEMEDIT_TEMP_DIR``                  the sessions' temporary folders (default: the system's temp dir)
 ``SEMEDIT_MAX_IMAGE_SIDE``            uploads are reduced to this many px on the long side as they load (default 4096)
 ``SEMEDIT_MAX_IMAGE_MEGAPIXELS``      larger uploads are refused before they are decoded (default 50)
+``SEMEDIT_COMPILE``                   ``auto`` (compile generators on CUDA), ``on``, ``off`` (semedit/acceleration.py)
+``SEMEDIT_TF32``                      ``1`` (default): TF32 matmuls and convolutions on CUDA; ``0``: exact float32
 ``HF_HUB_OFFLINE``                    ``1``: never contact the Hub, use its cache only
 ``HF_HOME`` / ``HF_HUB_CACHE``        the Hub cache (read by huggingface_hub itself)
 ``HF_ENDPOINT``                       another Hub endpoint (read by huggingface_hub itself)
@@ -80,6 +82,8 @@ class Settings:
     session_ttl_minutes: float = 60
     temp_dir: Path = Path(tempfile.gettempdir())
     image_limits: ImageLimits = ImageLimits()
+    compile: str = "auto"
+    tf32: bool = True
 
     @property
     def torch_device(self) -> torch.device:
@@ -107,6 +111,8 @@ class Settings:
             long_jobs_per_session=int(env.get("SEMEDIT_LONG_JOBS_PER_SESSION", d.long_jobs_per_session)),
             session_ttl_minutes=float(env.get("SEMEDIT_SESSION_TTL_MINUTES", d.session_ttl_minutes)),
             temp_dir=Path(env.get("SEMEDIT_TEMP_DIR") or d.temp_dir).expanduser(),
+            compile=env.get("SEMEDIT_COMPILE", d.compile).strip().lower(),
+            tf32=_flag(env.get("SEMEDIT_TF32", "1")),
             image_limits=ImageLimits(
                 max_side=int(env.get("SEMEDIT_MAX_IMAGE_SIDE", d.image_limits.max_side)),
                 max_pixels=int(float(env.get("SEMEDIT_MAX_IMAGE_MEGAPIXELS", d.image_limits.max_pixels / 1e6)) * 1e6)),

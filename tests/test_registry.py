@@ -241,3 +241,34 @@ def test_unreachable_hub_fails_fast_with_what_to_do(make_registry):
     assert time.time() - start < 2.0
     from semedit.ui.model_picker import generator_choices
     assert generator_choices(reg) == [("g (not downloaded; the Hub cannot be reached)", "g")]
+
+
+def test_generators_are_compiled_only_where_asked(make_registry, tiny_file):
+    from semedit.acceleration import compiles
+    entry = {"tiny": {"kind": "generator", "format": "safetensors", "file": str(tiny_file)}}
+    assert not compiles("auto", torch.device("cpu")) and compiles("auto", torch.device("cuda"))
+    assert not compiles("off", torch.device("cuda")) and compiles("on", torch.device("cpu"))
+    assert make_registry(entry).get("tiny").synthesis._compiled_call_impl is None  # CPU, auto: eager
+
+
+@pytest.mark.slow
+def test_a_compiled_generator_inverts_like_the_eager_one(make_registry, tiny_file):
+    """SEMEDIT_COMPILE=on (what CUDA gets by default), on the CPU: the same W+ optimisation
+    gives the same codes; PTI's private copy drops the compiled call and still tunes its own
+    weights, not the shared ones."""
+    import copy
+    from semedit.inversion import OptimizationConfig, invert_optimization
+    from semedit.losses import PerceptualModel
+    entry = {"tiny": {"kind": "generator", "format": "safetensors", "file": str(tiny_file)}}
+    eager, compiled = make_registry(entry).get("tiny"), make_registry(entry, compile="on").get("tiny")
+    assert compiled.synthesis._compiled_call_impl is not None
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    class L1(torch.nn.Module):
+        def forward(self, x, y):
+            return (x - y).abs().mean((1, 2, 3))
+    l1 = PerceptualModel(L1(), "L1")
+    cfg = OptimizationConfig(space="w+", steps=5, optimize_noise=False)
+    a = invert_optimization(eager, target, cfg, perceptual=l1, device=torch.device("cpu"))
+    b = invert_optimization(compiled, target, cfg, perceptual=l1, device=torch.device("cpu"))
+    torch.testing.assert_close(b.latent.value, a.latent.value, rtol=1e-4, atol=1e-5)
+    assert copy.deepcopy(compiled).synthesis._compiled_call_impl is None

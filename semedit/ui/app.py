@@ -5,6 +5,7 @@ from typing import Optional
 
 import gradio as gr
 
+from ..acceleration import configure_tf32
 from ..registry import Registry
 from ..settings import Settings
 from . import chunks, hair, inversion, sliders
@@ -20,6 +21,7 @@ ChunkyGAN segment editing and hairstyle transfer. Device: **{device}**."""
 def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings] = None) -> gr.Blocks:
     settings = settings or (registry.settings if registry else Settings.from_env())
     registry = registry or Registry.from_settings(settings)
+    configure_tf32(settings.tf32)
     sessions = Sessions(settings)
     ttl = sessions.ttl_s
     # Gradio's own cache (uploads, served results): files older than the session TTL are removed
