@@ -201,6 +201,13 @@ def test_a_session_runs_one_long_job_at_a_time_and_its_end_cancels_it(client):
     assert not folder.exists() and sessions.running(me) == 0
 
 
+def test_gradio_cache_is_cleaned_on_the_session_clock(client):
+    """Gradio's own file cache (uploads, served results) is cleaned of files older than the
+    session TTL, a quarter of it apart."""
+    ttl = client.demo.sessions.ttl_s
+    assert client.demo.delete_cache == (int(ttl // 4), int(ttl))
+
+
 def test_per_session_limit_refuses_a_second_long_job():
     from types import SimpleNamespace
     import gradio as gr

@@ -139,3 +139,21 @@ def test_samples_panel_draws_samples(page):
     tab.get_by_role("button", name="Sample", exact=True).click()
     block(tab, "Samples").locator("img").first.wait_for(timeout=60_000)
     assert no_error_toasts(page)
+
+
+def test_the_header_names_the_tabs_there_are_and_an_error_shows_once(page):
+    import time
+    from semedit.ui.app import INTRO
+    tabs = [t.inner_text().strip() for t in page.get_by_role("tab").all()]
+    assert tabs == ["Inversion comparison", "Attribute sliders", "ChunkyGAN segment editor", "Hairstyle transfer",
+                    "Samples"]
+    for named in ("inversion comparison", "attribute sliders", "ChunkyGAN segment editing", "hairstyle transfer"):
+        assert named in INTRO and page.get_by_text(named, exact=False).count() > 0
+    tab = panel(page, "Inversion comparison")
+    tab.get_by_role("button", name="Invert").click()  # no image yet
+    message = page.get_by_text("Upload an image or pick an example first.")
+    message.first.wait_for(timeout=30_000)
+    time.sleep(1.5)  # a second copy would have arrived by now
+    assert message.filter(visible=True).count() == 1
+    for method in ("W optimisation", "W+ optimisation", "ChunkyGAN"):  # the loss plot's legend
+        assert tab.get_by_text(f"\u25ac {method}").count() == 1
