@@ -312,8 +312,10 @@ def main(argv=None) -> None:
     p.set_defaults(func=_cmd_faces)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
-    p.add_argument("--format", required=True, choices=["rosinality", "nvlabs", "safetensors", "fg21", "fg21-decoder"],
-                   help="fg21: the hair network of an FG'21 checkpoint; fg21-decoder: its generator")
+    p.add_argument("--format", required=True,
+                   choices=["rosinality", "nvlabs", "safetensors", "fg21", "fg21-decoder", "psp", "psp-decoder"],
+                   help="fg21: the hair network of an FG'21 checkpoint; fg21-decoder: its generator; psp: the encoder "
+                        "of a pSp, e4e or ReStyle checkpoint; psp-decoder: its generator")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("random-generator", help="write a StyleGAN2 with random weights (placeholders, tests)")

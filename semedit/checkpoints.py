@@ -59,12 +59,13 @@ from .errors import CheckpointError, UnsafeCheckpointError
 from .networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
 from .networks.face_descriptor import FaceDescriptorConfig, FaceDescriptorNet
 from .networks.identity import trunk_layout
+from .networks.psp import EncoderModel, EncoderModelConfig, StyleEncoderConfig
 from .networks.regressor import ParameterRegressor, RegressorConfig
 from .networks.segmenter import SegmenterConfig, UNetSegmenter
 from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 StateDict = Dict[str, torch.Tensor]
-FORMATS = ("safetensors", "rosinality", "nvlabs", "fg21-decoder")
+FORMATS = ("safetensors", "rosinality", "nvlabs", "fg21-decoder", "psp-decoder")
 
 
 # ---------------------------------------------------------------------------------------
@@ -322,16 +323,87 @@ def read_fg21_hair(path: Path) -> Tuple[HairTransferConfig, StateDict]:
 def read_fg21_decoder(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
     """The StyleGAN2 (``decoder.*``, rosinality's layout) inside an FG'21 checkpoint; w_avg is
     estimated from the mapping network when the file has no ``latent_avg``."""
-    state = _fg21_state(path)
+    return _decoder_of(path, _fg21_state(path))
+
+
+def _decoder_of(path: Path, state: StateDict, latent_avg: Optional[torch.Tensor] = None
+                ) -> Tuple[StyleGAN2Config, StateDict]:
     g = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
     if not g:
         raise CheckpointError(f"{Path(path).name}: the checkpoint holds no generator ('decoder.*')")
-    latent_avg = state.get("latent_avg")
+    latent_avg = state.get("latent_avg") if latent_avg is None else latent_avg
+    if latent_avg is not None and latent_avg.ndim == 2:  # pSp keeps it per style: [n_styles, 512]
+        latent_avg = latent_avg[0]
     config, ours = rosinality_to_ours(g, latent_avg)
     if latent_avg is None:
         G = build_generator(config, ours)
         ours["w_avg"] = G.estimate_w_avg(10000, generator=torch.Generator().manual_seed(0))
     return config, ours
+
+
+# ---------------------------------------------------------------------------------------
+# pSp-family encoders (pSp, e4e, ReStyle): {"state_dict": encoder.* + decoder.*, "opts", "latent_avg"}
+# ---------------------------------------------------------------------------------------
+PSP_ENCODER_TYPES = {"GradualStyleEncoder": ("gradual", "pSp"), "Encoder4Editing": ("e4e", "e4e"),
+                     "BackboneEncoder": ("backbone", "ReStyle-pSp"),
+                     "ProgressiveBackboneEncoder": ("progressive-backbone", "ReStyle-e4e")}
+
+
+def _psp_checkpoint(path: Path) -> dict:
+    ckpt = _torch_load_weights_only(path)
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not any(k.startswith("encoder.") for k in state):
+        raise CheckpointError(f"{Path(path).name}: not a pSp, e4e or ReStyle checkpoint "
+                              "(no 'state_dict' with 'encoder.*' weights)")
+    return ckpt
+
+
+def read_psp(path: Path) -> Tuple[EncoderModelConfig, StateDict]:
+    """A pSp, e4e or ReStyle checkpoint's encoder -> (config, state with ``encoder.*`` and
+    ``latent_avg``). The kind comes from ``opts['encoder_type']`` (pSp's GradualStyleEncoder,
+    Encoder4Editing, ReStyle's BackboneEncoder and ProgressiveBackboneEncoder), the layout from
+    the keys, ReStyle's iterations from ``opts['n_iters_per_batch']`` (default 5)."""
+    name = Path(path).name
+    ckpt = _psp_checkpoint(path)
+    opts = ckpt.get("opts") if isinstance(ckpt.get("opts"), dict) else {}
+    enc = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    try:
+        input_nc = enc["input_layer.0.weight"].shape[1]
+        units, widths = trunk_layout(enc)
+        n_styles = 1 + max(int(k.split(".")[1]) for k in enc if k.startswith("styles.") and k.endswith("linear.weight"))
+        w_dim = enc["styles.0.linear.weight"].shape[0]
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{name}: the encoder lacks expected weights ({e})") from e
+    default_type = "BackboneEncoder" if input_nc == 6 else "GradualStyleEncoder"
+    encoder_type = opts.get("encoder_type", default_type)
+    if encoder_type not in PSP_ENCODER_TYPES:
+        raise CheckpointError(f"{name}: encoder type {encoder_type!r} is not supported "
+                              f"(supported: {', '.join(PSP_ENCODER_TYPES)})")
+    kind, label = PSP_ENCODER_TYPES[encoder_type]
+    iterative = input_nc == 6
+    latent_avg = ckpt.get("latent_avg")
+    start = bool(opts.get("start_from_latent_avg", latent_avg is not None)) or iterative
+    if latent_avg is None:
+        if start:
+            raise CheckpointError(f"{name}: the codes start from the average latent, but the file has no 'latent_avg'")
+        latent_avg = torch.zeros(w_dim)
+    config = EncoderModelConfig(
+        StyleEncoderConfig(kind=kind, n_styles=n_styles, w_dim=w_dim, input_nc=input_nc, units=units, widths=widths),
+        start_from_latent_avg=start, iterations=int(opts.get("n_iters_per_batch", 5)) if iterative else 1,
+        name=label)
+    wanted = EncoderModel(config).state_dict()
+    state = {f"encoder.{k}": v for k, v in enc.items() if f"encoder.{k}" in wanted}  # ReStyle loads non-strictly
+    missing = [k for k in wanted if k not in state and k != "latent_avg"]
+    if missing:
+        raise CheckpointError(f"{name}: the {label} encoder lacks {len(missing)} weights, e.g. {missing[0]}")
+    state["latent_avg"] = latent_avg.float().reshape(-1, w_dim).expand(n_styles, w_dim).clone()
+    return config, state
+
+
+def read_psp_decoder(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+    """The StyleGAN2 (``decoder.*``) inside a pSp, e4e or ReStyle checkpoint."""
+    ckpt = _psp_checkpoint(path)
+    return _decoder_of(path, ckpt["state_dict"], ckpt.get("latent_avg"))
 
 
 ARCHITECTURES = {
@@ -340,6 +412,7 @@ ARCHITECTURES = {
     "face-descriptor": (FaceDescriptorConfig, FaceDescriptorNet),
     "parameter-regressor": (RegressorConfig, ParameterRegressor),
     "hair-transfer": (HairTransferConfig, HairTransferNet),
+    "style-encoder": (EncoderModelConfig, EncoderModel),
 }
 
 
@@ -400,10 +473,12 @@ READERS: Dict[str, Callable[[Path], Tuple[StyleGAN2Config, StateDict]]] = {
     "rosinality": read_rosinality,
     "nvlabs": read_nvlabs_pickle,
     "fg21-decoder": read_fg21_decoder,
+    "psp-decoder": read_psp_decoder,
 }
 #: readers of files that hold other networks (format -> (config, state)); converted like generators
 OTHER_READERS: Dict[str, Callable[[Path], Tuple[Any, StateDict]]] = {
     "fg21": read_fg21_hair,
+    "psp": read_psp,
 }
 
 

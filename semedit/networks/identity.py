@@ -76,12 +76,12 @@ def trunk_layout(state: dict, prefix: str = "") -> tuple:
     return tuple(units), tuple(widths)
 
 
-def ir_se_trunk(units: tuple, widths: tuple) -> tuple:
+def ir_se_trunk(units: tuple, widths: tuple, in_channels: int = 3) -> tuple:
     """The IR-SE trunk that ArcFace, pSp's encoders and the FG'21 hair encoders share:
-    (``input_layer``: 3x3 conv 3 -> widths[0], BN, PReLU; ``body``: ``units[i]`` bottlenecks of
-    width ``widths[i]``, each stage starting with stride 2). img [N, 3, S, S] -> [N, widths[-1],
-    S / 2^stages, S / 2^stages]."""
-    input_layer = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+    (``input_layer``: 3x3 conv in_channels -> widths[0], BN, PReLU; ``body``: ``units[i]``
+    bottlenecks of width ``widths[i]``, each stage starting with stride 2). img [N, in_channels,
+    S, S] -> [N, widths[-1], S / 2^stages, S / 2^stages]."""
+    input_layer = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                 nn.PReLU(widths[0]))
     blocks, cin = [], widths[0]
     for n, w in zip(units, widths):
