@@ -47,12 +47,19 @@ def _cmd_invert(a: argparse.Namespace) -> None:
     from .inversion.suite import METHODS, Knobs, context_for
     from .pipeline import invert, load_target, save_latents
     from .registry import Registry
-    methods = [m.strip().lower() for m in a.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    from .pipeline import ENCODER_PREFIX
+    methods = [m.strip() if m.strip().lower().startswith(ENCODER_PREFIX) else m.strip().lower()
+               for m in a.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS and not m.lower().startswith(ENCODER_PREFIX)]
     if unknown or not methods:
-        sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)} (any case)")
+        sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)} (any case) or "
+                 f"{ENCODER_PREFIX}NAME for a catalogued encoder")
     registry = Registry.from_settings()
     model = a.model or registry.catalogue.default_generator
+    from .pipeline import method_keys
+    foreign = [m for m in methods if m.startswith(ENCODER_PREFIX) and m not in method_keys(registry, model)]
+    if foreign:
+        sys.exit(f"error: {', '.join(foreign)}: no such encoder for {model} in the catalogue")
     ctx = context_for(registry, model, a.perceptual)
     if a.identity_weight and ctx.identity is None:
         sys.exit("error: --identity-weight needs an identity model, and this generator's domain has none")
@@ -250,7 +257,8 @@ def main(argv=None) -> None:
     p = sub.add_parser("invert", help="invert images (files or folders) with several methods; write images, "
                                       "latents and metrics.csv")
     p.add_argument("inputs", nargs="+")
-    p.add_argument("--methods", default="w,w+,chunky", help="comma-separated: w, w+, s, pti, chunky")
+    p.add_argument("--methods", default="w,w+,chunky",
+                   help="comma-separated: w, w+, s, pti, chunky, encoder:NAME (a catalogued pSp, e4e or ReStyle encoder)")
     p.add_argument("--model", help="generator (default: the catalogue's default)")
     p.add_argument("--perceptual", help="perceptual model (default: the catalogue's default)")
     p.add_argument("--steps", type=int, default=300)

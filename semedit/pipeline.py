@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,9 @@ from .faces.alignment import paste_back, prepare_target
 from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
 from .inversion.common import InversionResult, ProgressFn, with_weight_delta
 from .latents import Latent
-from .inversion.suite import Context, Knobs, aligns_faces, context_for, run_method, score_result
+from .encoders import invert_encoder
+from .inversion.suite import (DISPLAY_NAMES, METHODS, Context, Knobs, aligns_faces, context_for, run_method,
+                              score_result)
 from .metrics import Scores, psnr
 from .segmentation import HAIR
 from .targets import CROP_SIZE, Target
@@ -64,10 +66,11 @@ class Outcome:
 def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: Knobs, *,
            perceptual: Optional[str] = None, ctx: Optional[Context] = None,
            progress_for: Optional[Callable[[str], ProgressFn]] = None) -> Iterator[Outcome]:
-    """Run ``methods`` (keys of ``inversion.suite.METHODS``) one after another on ``target``,
-    yielding each outcome as soon as it is done. ChunkyGAN starts from the target's labels, else
-    an aligned photo's own segments, else the generator's segmenter. ``ctx`` (from
-    ``context_for``, maybe with painted masks) saves building it again."""
+    """Run ``methods`` (keys of ``inversion.suite.METHODS``, or ``encoder:NAME`` for a catalogued
+    encoder) one after another on ``target``, yielding each outcome as soon as it is done.
+    ChunkyGAN starts from the target's labels, else an aligned photo's own segments, else the
+    generator's segmenter. ``ctx`` (from ``context_for``, maybe with painted masks) saves
+    building it again."""
     G = registry.get(model)
     ctx = ctx or context_for(registry, model, perceptual)
     if knobs.identity_weight and ctx.identity is None:
@@ -76,9 +79,32 @@ def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: 
         labels = target.labels if target.labels is not None else photo_segments(target)
         ctx = replace(ctx, labels=labels)
     for key in methods:
-        r = run_method(key, G, target.image, knobs, ctx, progress_for(key) if progress_for else None)
+        progress = progress_for(key) if progress_for else None
+        if key.startswith(ENCODER_PREFIX):
+            encoder = registry.get(key[len(ENCODER_PREFIX):], G.w_avg.device)
+            r = invert_encoder(G, target.image, encoder, progress=progress)
+        else:
+            r = run_method(key, G, target.image, knobs, ctx, progress)
         r = replace(r, key=key, generator=model, target=target)
         yield Outcome(r, score_result(r, target.image, ctx), paste(target, r.image))
+
+
+ENCODER_PREFIX = "encoder:"
+
+
+def method_name(key: str) -> str:
+    """How method ``key`` is shown: the suite's display names; encoders by their catalogue name."""
+    if key.startswith(ENCODER_PREFIX):
+        return f"encoder {key[len(ENCODER_PREFIX):]}"
+    return DISPLAY_NAMES.get(key, key)
+
+
+def method_keys(registry, model: str) -> List[str]:
+    """Every inversion method for generator ``model``: the suite's, then each catalogued encoder
+    made for it (its catalogue config names the generator)."""
+    encoders = [f"{ENCODER_PREFIX}{n}" for n in registry.catalogue.names("encoder")
+                if registry.catalogue.get(n).config.get("generator") == model]
+    return list(METHODS) + encoders
 
 
 def save_latents(results: Iterable[InversionResult], path: Path) -> Path:

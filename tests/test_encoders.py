@@ -4,9 +4,13 @@ running pickled code, and encoder inversion on a small generator."""
 import pytest
 import torch
 
+from semedit import pipeline
 from semedit.checkpoints import CheckpointError, load_generator, read_psp
 from semedit.encoders import EncoderMismatchError, encode, invert_encoder
+from semedit.inversion.suite import Context, Knobs
+from semedit.losses import PerceptualModel
 from semedit.networks.psp import EncoderModel, EncoderModelConfig, StyleEncoder, StyleEncoderConfig
+from semedit.targets import Target
 from tests.conftest import FIXTURES
 
 ROSINALITY = FIXTURES / "reference" / "rosinality_32.pt"  # 32 px, 8 W+ codes of 64
@@ -142,3 +146,24 @@ def test_an_encoder_for_another_generator_is_refused():
     wrong = EncoderModel(EncoderModelConfig(StyleEncoderConfig(kind="gradual", n_styles=18, w_dim=64, **SMALL)))
     with pytest.raises(EncoderMismatchError, match="18 x 64 codes"):
         encode(wrong, G, torch.zeros(1, 3, 32, 32))
+
+
+def test_encoders_are_inversion_methods_of_their_generator(tmp_path, make_registry):
+    """A catalogued encoder is one more method of the suite for the generator it names, scored
+    like the others."""
+    (tmp_path / "weights").mkdir()
+    checkpoint(tmp_path / "weights" / "enc.pt", "Encoder4Editing")
+    reg = make_registry({
+        "e4e-small": {"kind": "encoder", "format": "psp", "file": "enc.pt", "config": {"generator": "small"}},
+        "small": {"kind": "generator", "format": "psp-decoder", "file": "enc.pt"},
+    })
+    assert pipeline.method_keys(reg, "small")[-1] == "encoder:e4e-small"
+    assert pipeline.method_name("encoder:e4e-small") == "encoder e4e-small"
+    class L1(torch.nn.Module):
+        def forward(self, x, y):
+            return (x - y).abs().mean((1, 2, 3))
+    ctx = Context(perceptual=PerceptualModel(L1(), "L1"), device=torch.device("cpu"))
+    target = Target.from_image(torch.rand(1, 3, 32, 32) * 2 - 1)
+    (outcome,) = pipeline.invert(reg, "small", target, ["encoder:e4e-small"], Knobs(steps=1), ctx=ctx)
+    assert outcome.result.method == "e4e" and outcome.result.key == "encoder:e4e-small"
+    assert outcome.scores.lpips > 0 and outcome.result.image.shape == (1, 3, 32, 32)

@@ -115,7 +115,7 @@ def make_run(registry: Registry, sessions: Sessions):
             def tick(step, total, loss):
                 if cancel.event.is_set():
                     raise InversionCancelled("cancelled by the user")
-                progress((step, total), desc=DISPLAY_NAMES[key])
+                progress((step, total), desc=pipeline.method_name(key))
             return tick
 
         outcomes = pipeline.invert(registry, model, target, methods, knobs, ctx=ctx, progress_for=ticker)
@@ -126,14 +126,14 @@ def make_run(registry: Registry, sessions: Sessions):
             except StopIteration:
                 break
             except InversionCancelled:
-                status = f"Cancelled during {DISPLAY_NAMES[key]}; finished methods are kept."
+                status = f"Cancelled during {pipeline.method_name(key)}; finished methods are kept."
                 break
             except (SemeditError, ValueError) as e:
-                raise gr.Error(f"{DISPLAY_NAMES[key]}: {e}") from e
+                raise gr.Error(f"{pipeline.method_name(key)}: {e}") from e
             r, s = o.result, o.scores
             results[key] = r
             rows.append({"method": r.method, **s.as_row()})
-            curves += [{"step": i + 1, "loss": v, "method": DISPLAY_NAMES[key]} for i, v in enumerate(r.losses)]
+            curves += [{"step": i + 1, "loss": v, "method": pipeline.method_name(key)} for i, v in enumerate(r.losses)]
             big = torch.nn.functional.interpolate(r.image, size=(256, 256), mode="nearest")
             gallery.append((tensor_to_uint8(big)[0], r.method))
             if r.chunk_images is not None:
@@ -187,7 +187,10 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
             face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest; numbered on the image)")
-            methods = gr.CheckboxGroup(CHOICES, value=["w", "w+", "chunky"], label="Methods")
+            encoders = [(pipeline.method_name(f"{pipeline.ENCODER_PREFIX}{n}"), f"{pipeline.ENCODER_PREFIX}{n}")
+                        for n in registry.catalogue.names("encoder")]
+            methods = gr.CheckboxGroup(CHOICES + encoders, value=["w", "w+", "chunky"],
+                                       label="Methods (encoders: one forward pass, for the generator they were made for)")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
             with gr.Accordion("ChunkyGAN, perceptual and identity", open=False):
                 n_chunks = gr.Slider(1, 8, value=4, step=1, label="Number of chunks (n)")
