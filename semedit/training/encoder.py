@@ -1,0 +1,158 @@
+"""Train a pSp-family encoder (pSp, e4e, or ReStyle over either) for a generator.
+
+    python -m semedit.training.encoder --kind e4e --work-dir runs/e4e --steps 4000 \\
+        --out weights/embedded-e4e-64.safetensors
+
+Every step draws latents (a pure function of seed and step), the generator's images of them and,
+for a generator paired with the renderer, the renderer's images of the same latents (the inputs
+users give). The loss is the W+ error to the true codes (in units of their spread; known exactly,
+since the images come from the codes) plus the L1 error of the synthesised result to the
+generator's image, on a few images a step (synthesis is the costly part on a CPU). ReStyle
+kinds (``backbone``, ``progressive-backbone``) learn ``--iterations`` refinement steps at once:
+each step reads the input beside the previous reconstruction (the average image first) and its
+correction is scored like a one-shot prediction.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoints import save_safetensors
+from ..latents import Latent, synthesize
+from ..networks.psp import EncoderModel, EncoderModelConfig, StyleEncoderConfig
+from ..networks.stylegan2 import StyleGAN2Generator
+from ..settings import resolve_device
+from ..synth.params import LATENT_DIM, params_from_latent
+from ..synth.render import render
+from . import loop
+from .data import step_generator
+
+NAMES = {"gradual": "pSp", "e4e": "e4e", "backbone": "ReStyle-pSp", "progressive-backbone": "ReStyle-e4e"}
+
+
+@dataclass(frozen=True)
+class EncoderTraining:
+    kind: str = "e4e"
+    steps: int = 4000
+    batch: int = 32
+    lr: float = 1e-3
+    iterations: int = 2            # ReStyle kinds: refinement steps trained (and run) per image
+    render_share: float = 0.5      # inputs that are renders (paired generators only)
+    latent_weight: float = 1.0
+    image_weight: float = 1.0
+    image_batch: int = 8           # images a step whose synthesised result the image loss sees
+    widths: tuple = (32, 64, 96)   # the trunk's first stages; the last stage has w_dim channels
+    seed: int = 0
+
+
+def encoder_for(G: StyleGAN2Generator, cfg: EncoderTraining) -> EncoderModel:
+    """A small encoder of ``cfg.kind`` for G's W+ shape, reading images at G's resolution."""
+    iterative = cfg.kind in ("backbone", "progressive-backbone")
+    enc = StyleEncoderConfig(kind=cfg.kind, n_styles=G.config.num_ws, w_dim=G.config.w_dim,
+                             input_nc=6 if iterative else 3, units=(1,) * (len(cfg.widths) + 1),
+                             widths=tuple(cfg.widths) + (G.config.w_dim,), input_size=max(G.config.resolution, 32))
+    model = EncoderModel(EncoderModelConfig(enc, start_from_latent_avg=True,
+                                            iterations=cfg.iterations if iterative else 1, name=NAMES[cfg.kind]))
+    with torch.no_grad():
+        model.latent_avg.copy_(G.w_avg.expand(G.config.num_ws, -1))
+    return model
+
+
+@torch.no_grad()
+def encoder_batch(G: StyleGAN2Generator, batch: int, g: torch.Generator, render_share: float) -> dict:
+    """``input`` [B, 3, R, R] (the generator's images, or renders of the same latents), the true
+    codes ``ws`` [B, L, C] and the generator's images ``image`` [B, 3, R, R]."""
+    z = torch.randn(batch, G.config.z_dim, generator=g, device=g.device)
+    ws = G.broadcast(G.mapping(z))
+    image = G.synthesis(ws, fused=False).clamp(-1, 1)
+    shown = image.clone()
+    if render_share > 0 and G.config.z_dim == LATENT_DIM:
+        use = torch.rand(batch, generator=g, device=g.device) < render_share
+        if use.any():
+            shown[use] = render(params_from_latent(z[use]), G.config.resolution).image
+    return {"input": shown, "ws": ws, "image": image}
+
+
+class EncoderTrainer(loop.NetTrainerState):
+    def __init__(self, G: StyleGAN2Generator, cfg: EncoderTraining, device: torch.device | str = "cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.G = G.to(self.device).eval().requires_grad_(False)
+        torch.manual_seed(cfg.seed)
+        self.net = encoder_for(G, cfg).to(self.device).train()
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+        with torch.no_grad():
+            w = G.mapping(torch.randn(4000, G.config.z_dim, generator=torch.Generator().manual_seed(1)).to(self.device))
+            self.w_var = float(w.var(0).sum())  # E||w - mean||^2: the codes' spread
+        self.step, self.images_per_step = 0, cfg.batch
+
+    def _sized(self, img: torch.Tensor) -> torch.Tensor:
+        size = self.net.config.encoder.input_size
+        return img if img.shape[-1] == size else F.interpolate(img, size=(size, size), mode="bilinear",
+                                                               align_corners=False)
+
+    def train_step(self) -> dict:
+        cfg, net = self.cfg, self.net
+        b = encoder_batch(self.G, cfg.batch, step_generator(cfg.seed, self.step, self.device), cfg.render_share)
+        x = self._sized(b["input"])
+        if net.iterative:
+            previous = net.latent_avg.expand(cfg.batch, -1, -1)
+            with torch.no_grad():
+                current = synthesize(self.G, Latent("w+", previous[:1])).expand(cfg.batch, -1, -1, -1)
+            predictions = []
+            for _ in range(cfg.iterations):
+                codes = net(torch.cat([x, self._sized(current)], 1), previous=previous)
+                predictions.append(codes)
+                previous = codes.detach()
+                with torch.no_grad():
+                    current = synthesize(self.G, Latent("w+", previous)).clamp(-1, 1)
+        else:
+            predictions = [net(x)]
+        latent = sum((p - b["ws"]).square().sum(-1).mean() for p in predictions) / (self.w_var * len(predictions))
+        k = cfg.image_batch
+        image = (synthesize(self.G, Latent("w+", predictions[-1][:k])) - b["image"][:k]).abs().mean()
+        loss = cfg.latent_weight * latent + cfg.image_weight * image
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        return {"loss": loss.item(), "latent": latent.item(), "image_l1": image.item()}
+
+
+def main(argv=None) -> None:
+    from ..registry import Registry
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="embedded-portraits-64", help="the generator")
+    ap.add_argument("--kind", default="e4e", choices=list(NAMES))
+    ap.add_argument("--steps", type=int, default=EncoderTraining.steps)
+    ap.add_argument("--batch", type=int, default=EncoderTraining.batch)
+    ap.add_argument("--lr", type=float, default=EncoderTraining.lr)
+    ap.add_argument("--iterations", type=int, default=EncoderTraining.iterations)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work-dir", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--minutes", type=float, default=math.inf)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    device = resolve_device(a.device)
+    registry = Registry.from_settings()
+    G = registry.get(a.model, device)
+    cfg = EncoderTraining(kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, iterations=a.iterations, seed=a.seed)
+    trainer = EncoderTrainer(G, cfg, device)
+    loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
+    net = trainer.net.eval().cpu()
+    save_safetensors(a.out, net.config, net.state_dict(),
+                     note=f"python -m semedit.training.encoder, {trainer.step} steps on {a.model}, {cfg}")
+    print(f"wrote {a.out} after {trainer.step} steps; catalogue it as kind 'encoder', format 'safetensors', "
+          f"config {{\"generator\": \"{a.model}\"}}")
+
+
+if __name__ == "__main__":
+    main()
