@@ -58,3 +58,10 @@ def augment(img: torch.Tensor, g: torch.Generator, *, max_blur: float = 1.2, bri
     x = (x + 1) * (1 - brightness + 2 * brightness * torch.rand(n, 1, 1, 1, generator=g, device=dev)) - 1
     x = x + torch.randn(x.shape, generator=g, device=dev) * max_noise * torch.rand(n, 1, 1, 1, generator=g, device=dev)
     return x.clamp(-1, 1)
+
+
+@torch.no_grad()
+def code_spread(G, device: torch.device | str = "cpu", n: int = 4000) -> float:
+    """E||w - mean w||^2 over n fixed samples of G's W: the scale W+ code errors are measured in."""
+    w = G.mapping(torch.randn(n, G.config.z_dim, generator=torch.Generator().manual_seed(1)).to(device))
+    return float(w.var(0).sum())

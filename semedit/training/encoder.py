@@ -30,7 +30,7 @@ from ..settings import resolve_device
 from ..synth.params import LATENT_DIM, params_from_latent
 from ..synth.render import render
 from . import loop
-from .data import step_generator
+from .data import code_spread, step_generator
 
 NAMES = {"gradual": "pSp", "e4e": "e4e", "backbone": "ReStyle-pSp", "progressive-backbone": "ReStyle-e4e"}
 
@@ -86,9 +86,7 @@ class EncoderTrainer(loop.NetTrainerState):
         self.net = encoder_for(G, cfg).to(self.device).train()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
-        with torch.no_grad():
-            w = G.mapping(torch.randn(4000, G.config.z_dim, generator=torch.Generator().manual_seed(1)).to(self.device))
-            self.w_var = float(w.var(0).sum())  # E||w - mean||^2: the codes' spread
+        self.w_var = code_spread(G, self.device)
         self.step, self.images_per_step = 0, cfg.batch
 
     def _sized(self, img: torch.Tensor) -> torch.Tensor:
@@ -117,11 +115,7 @@ class EncoderTrainer(loop.NetTrainerState):
         k = cfg.image_batch
         image = (synthesize(self.G, Latent("w+", predictions[-1][:k])) - b["image"][:k]).abs().mean()
         loss = cfg.latent_weight * latent + cfg.image_weight * image
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        self.step += 1
+        self.update(loss)
         return {"loss": loss.item(), "latent": latent.item(), "image_l1": image.item()}
 
 

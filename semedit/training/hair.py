@@ -31,7 +31,7 @@ from ..settings import resolve_device
 from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
 from ..synth.render import render
 from . import loop
-from .data import step_generator
+from .data import code_spread, step_generator
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,7 @@ class HairTrainer(loop.NetTrainerState):
         self.net = hair_network(G, cfg).to(self.device).train()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
-        with torch.no_grad():
-            w = G.mapping(torch.randn(4000, G.config.z_dim, generator=torch.Generator().manual_seed(1)).to(self.device))
-            self.w_var = float(w.var(0).sum())  # E||w - mean||^2: the codes' spread
+        self.w_var = code_spread(G, self.device)
         self.step, self.images_per_step = 0, cfg.batch
 
     def train_step(self) -> dict:
@@ -108,11 +106,7 @@ class HairTrainer(loop.NetTrainerState):
         latent = (ws - b["target_ws"]).square().sum(-1).mean() / self.w_var
         image = (synthesize(self.G, Latent("w+", ws[:cfg.image_batch])) - b["target"]).abs().mean()
         loss = cfg.latent_weight * latent + cfg.image_weight * image
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        self.step += 1
+        self.update(loss)
         return {"loss": loss.item(), "latent": latent.item(), "image_l1": image.item()}
 
 

@@ -50,6 +50,14 @@ class NetTrainerState:
         return {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict()}
 
+    def update(self, loss) -> None:
+        """One optimiser and schedule step on ``loss``; counts the step."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
