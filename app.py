@@ -4,4 +4,8 @@ from semedit.ui import build_demo
 
 if __name__ == "__main__":
     settings = Settings.from_env()
-    build_demo(settings=settings).launch(server_name=settings.host, server_port=settings.port)
+    demo = build_demo(settings=settings)
+    try:
+        demo.launch(server_name=settings.host, server_port=settings.port)
+    finally:
+        demo.sessions.close()  # the sessions' folders go with the server

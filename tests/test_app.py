@@ -241,8 +241,10 @@ def test_old_session_folders_are_swept(tmp_path):
     old = sessions.folder(SimpleNamespace(session_hash="old"), "x-").parent
     hour_ago = time.time() - 3600
     os.utime(old, (hour_ago, hour_ago))
+    crashed = tmp_path / "semedit-sessions-999999999" / "abc"  # a server that is gone
+    crashed.mkdir(parents=True)
     new = sessions.folder(SimpleNamespace(session_hash="new"), "x-")  # making a folder sweeps
-    assert not old.exists() and new.is_dir()
+    assert not old.exists() and new.is_dir() and not crashed.parent.exists()
     sessions.close()
     assert not sessions.root.exists()
 

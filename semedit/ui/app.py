@@ -44,5 +44,5 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
             create_sampling_panel(registry, picker, settings.max_samples, sessions)
         demo.unload(sessions.end)  # the browser left: cancel its long jobs, remove its files
     demo.queue(max_size=settings.queue_size)
-    demo.sessions = sessions  # for tests and the load benchmark
+    demo.sessions = sessions  # app.py removes their folders at shut-down; tests look inside
     return demo

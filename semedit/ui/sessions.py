@@ -60,6 +60,16 @@ class CancelFlag:
         self.event.clear()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def session_key(request: Optional[gr.Request]) -> str:
     key = getattr(request, "session_hash", None) if request is not None else None
     return "".join(c for c in str(key) if c.isalnum() or c in "-_")[:64] if key else LOCAL_SESSION
@@ -135,7 +145,12 @@ class Sessions:
         shutil.rmtree(self.root / key, ignore_errors=True)
 
     def sweep(self) -> None:
-        """Remove the folders of sessions without a running job, unused for the time-to-live."""
+        """Remove the folders of sessions without a running job, unused for the time-to-live, and
+        those of servers that are gone (a crash leaves its sessions' folders behind)."""
+        for other in self.root.parent.glob("semedit-sessions-*"):
+            pid = other.name.rsplit("-", 1)[-1]
+            if other != self.root and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(other, ignore_errors=True)
         if not self.root.is_dir():
             return
         now = time.time()
