@@ -391,7 +391,8 @@ def read_psp(path: Path) -> Tuple[EncoderModelConfig, StateDict]:
         StyleEncoderConfig(kind=kind, n_styles=n_styles, w_dim=w_dim, input_nc=input_nc, units=units, widths=widths),
         start_from_latent_avg=start, iterations=int(opts.get("n_iters_per_batch", 5)) if iterative else 1,
         name=label)
-    wanted = EncoderModel(config).state_dict()
+    with torch.device("meta"):  # key names only: no weights allocated
+        wanted = EncoderModel(config).state_dict().keys()
     state = {f"encoder.{k}": v for k, v in enc.items() if f"encoder.{k}" in wanted}  # ReStyle loads non-strictly
     missing = [k for k in wanted if k not in state and k != "latent_avg"]
     if missing:
