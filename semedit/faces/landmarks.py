@@ -149,7 +149,7 @@ def draw_faces(photo, faces: List[Face]):
     from PIL import ImageDraw
     shown = photo.convert("RGB")
     draw = ImageDraw.Draw(shown)
-    width = max(2, round(max(shown.size) / 300))
+    width = max(2, round(max(shown.size) / 150))  # still visible when the preview shrinks a wide photo
     for i, face in enumerate(faces):
         left, top, right, bottom = face.box
         draw.rectangle((left, top, right, bottom), outline=(255, 64, 32), width=width)

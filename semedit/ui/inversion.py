@@ -23,7 +23,8 @@ from ..synth.examples import example_files
 from .sessions import CancelFlag, Sessions
 from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, segmenter_segments
 
-ALIGN_CHOICES = [("auto: align photos for face generators, centre crop for the embedded domain", "auto"),
+ALIGN_CHOICES = [("auto: align photos (any for face generators, non-square ones for the embedded domain), "
+                  "centre-crop the embedded domain's square images", "auto"),
                  ("align the face (FFHQ crop)", "align"), ("centre crop", "centre")]
 CHOICES = [(label, key) for key, label in DISPLAY_NAMES.items()]
 #: a fixed colour per method for the loss curves (the plot's own legend stays empty in Gradio 6.31)
