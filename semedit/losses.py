@@ -131,11 +131,13 @@ def latent_regulariser(codes: torch.Tensor, w_avg: torch.Tensor, w_std: float) -
 
 
 def noise_regulariser(noise: List[torch.Tensor]) -> torch.Tensor:
-    """Penalise spatial autocorrelation of noise maps at every scale (NVlabs projector)."""
+    """Penalise spatial autocorrelation of noise maps [N, 1, H, W] at every scale (NVlabs
+    projector), summed over the N images."""
     reg = torch.zeros(())
     for n in noise:
         while True:
-            reg = reg + (n * n.roll(1, dims=3)).mean().square() + (n * n.roll(1, dims=2)).mean().square()
+            reg = reg + (n * n.roll(1, dims=3)).mean((1, 2, 3)).square().sum() \
+                + (n * n.roll(1, dims=2)).mean((1, 2, 3)).square().sum()
             if n.shape[2] <= 8:
                 break
             n = F.avg_pool2d(n, 2)
@@ -143,7 +145,7 @@ def noise_regulariser(noise: List[torch.Tensor]) -> torch.Tensor:
 
 
 def normalise_noise_(noise: List[torch.Tensor]) -> None:
-    """In place: zero mean and unit variance per map (after every optimiser step)."""
+    """In place: zero mean and unit variance per map and image (after every optimiser step)."""
     with torch.no_grad():
         for n in noise:
-            n.sub_(n.mean()).div_(n.square().mean().sqrt().clamp(min=1e-8))
+            n.sub_(n.mean((1, 2, 3), keepdim=True)).div_(n.square().mean((1, 2, 3), keepdim=True).sqrt().clamp(min=1e-8))

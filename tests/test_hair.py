@@ -221,9 +221,9 @@ def test_retrieval_ranks_and_protocol():
         out[:, :, 3:] = hair[:, :, 3:]
         return out
 
-    good = hair_retrieval(people, lambda idx: keep_person(people(idx), hair_of(idx)), embed, n_gallery=50,
-                          n_queries=20)
-    bad = hair_retrieval(people, hair_of, embed, n_gallery=50, n_queries=20)
+    found = hair_retrieval(people, {"good": lambda idx: keep_person(people(idx), hair_of(idx)), "bad": hair_of},
+                           embed, n_gallery=50, n_queries=20)
+    good, bad = found["good"], found["bad"]
     assert good["top1"] == 1.0 and good["mean_rank"] == 1.0
     assert bad["top1"] < 0.1 and bad["mean_rank"] > 10
 

@@ -47,6 +47,20 @@ def test_optimisation_lowers_the_loss(space, perceptual, target):
     assert r.seconds > 0 and "optimisation" in r.method
 
 
+def test_a_batch_of_targets_fits_one_code_each(perceptual, target):
+    """Two targets at once (the hair transfer inverts both images so): each code, with its own
+    noise maps, ends nearer its own target than the other's."""
+    G = tiny_generator()
+    other = torch.flip(target, dims=[-1]) * 0.5
+    r = invert_optimization(G, torch.cat([target, other]), OptimizationConfig(space="w+", steps=60),
+                            perceptual=perceptual, device=CPU)
+    assert r.latent.value.shape == (2, G.num_ws, TINY.w_dim) and r.image.shape == (2, 3, 16, 16)
+    assert [n.shape[0] for n in r.noise] == [2] * len(G.synthesis.layers)
+    err = ((r.image[:, None] - torch.cat([target, other])[None]) ** 2).mean((2, 3, 4))  # [result, target]
+    assert err[0, 0] < err[0, 1] and err[1, 1] < err[1, 0]
+    assert min(r.losses[-5:]) < 0.7 * r.losses[0]
+
+
 def test_pti_tunes_a_copy_and_never_the_shared_generator(make_registry, tiny_file, perceptual, target):
     reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
     G = reg.get("tiny")

@@ -7,15 +7,23 @@
   queries are transfers onto some of them (another person's hair, another pose); each query is
   ranked against the whole gallery by identity distance, and the rank of its own person counts
   (top-1 share, mean rank; the paper: 98.3 % and 1.143 with ArcFace over 100k images).
+- ``RetrievalSet``: that protocol's people and transfers on the embedded domain (the benchmark
+  and ``python -m semedit eval --preset hair``, which shards it, draw the same ones).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Dict
 
 import torch
 
 from .. import segmentation as L
+from ..latents import Latent, synthesize
 from ..metrics import psnr
+from ..synth.params import LATENT_DIM, MAX_YAW, latent_with
+
+#: images [B, 3, R, R] in [-1, 1] for gallery people (or queries) by index [B]
+Draw = Callable[[torch.Tensor], torch.Tensor]
 
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
     """The hair image's hair pixels (labels [B, R, R]) over the face image: [B, 3, R, R]."""
@@ -52,17 +60,83 @@ def retrieval_ranks(gallery: torch.Tensor, queries: torch.Tensor, truth: torch.T
 
 
 @torch.no_grad()
-def hair_retrieval(people: Callable[[torch.Tensor], torch.Tensor], queries: Callable[[torch.Tensor], torch.Tensor],
-                   embed: Callable[[torch.Tensor], torch.Tensor], *, n_gallery: int, n_queries: int,
-                   batch: int = 250) -> Dict[str, object]:
-    """The FG'21 retrieval protocol. ``people(indices [B]) -> images`` draws gallery person i
-    (deterministic per index); ``queries(indices) -> images`` those people with another
-    person's hair (a transfer); ``embed(images) -> [B, D]`` identity features. Queries are the
-    first ``n_queries`` people. Returns top1, mean_rank and ranks [n_queries]."""
+def hair_retrieval(people: Draw, queries: Dict[str, Draw], embed: Callable[[torch.Tensor], torch.Tensor], *,
+                   n_gallery: int, n_queries: int, batch: int = 250) -> Dict[str, dict]:
+    """The FG'21 retrieval protocol in one process. ``people(indices [B]) -> images`` draws gallery
+    person i (deterministic per index); each of ``queries`` {name: draw} gives those people with
+    another person's hair (a transfer); ``embed(images) -> [B, D]`` identity features. Queries are
+    the first ``n_queries`` people. Returns {name: {top1, mean_rank, ranks [n_queries]}}."""
     if not 0 < n_queries <= n_gallery:
         raise ValueError("need 0 < n_queries <= n_gallery")
     gallery = torch.cat([embed(people(idx)).cpu() for idx in torch.arange(n_gallery).split(batch)])
-    found = torch.cat([embed(queries(idx)).cpu() for idx in torch.arange(n_queries).split(batch)])
-    ranks = retrieval_ranks(gallery, found, torch.arange(n_queries))
-    return {"top1": float((ranks == 1).float().mean()), "mean_rank": float(ranks.float().mean()), "ranks": ranks,
-            "n_gallery": n_gallery, "n_queries": n_queries}
+    found = {name: torch.cat([embed(draw(idx)).cpu() for idx in torch.arange(n_queries).split(batch)])
+             for name, draw in queries.items()}
+    return retrieval_summary(gallery, found)
+
+
+@dataclass(frozen=True)
+class RetrievalSet:
+    """The protocol's people on the embedded domain, a pure function of (n_gallery, n_queries,
+    seed): gallery person i is the generator's image of ``z_people[i]``; query i is person i with
+    the hair of another person (``z_other[i]``) whose head is turned to a random yaw
+    (``z_hair[i]``); ``z_truth[i]`` is the true result's latent (for a generator paired with the
+    renderer). Latents are renderer latents [N, 64]."""
+
+    z_people: torch.Tensor
+    z_hair: torch.Tensor
+    z_truth: torch.Tensor
+
+    @classmethod
+    def draw(cls, n_gallery: int, n_queries: int, seed: int) -> "RetrievalSet":
+        g = torch.Generator().manual_seed(seed)
+        z_people = torch.randn(n_gallery, LATENT_DIM, generator=g)
+        z_other = torch.randn(n_queries, LATENT_DIM, generator=g)
+        yaw = (torch.rand(n_queries, generator=g) * 2 - 1) * MAX_YAW * 0.9
+        return cls(z_people, latent_with(z_other, yaw=yaw), latent_with(z_people[:n_queries], hair_of=z_other))
+
+    def people(self, G) -> Draw:
+        return _drawer(G, self.z_people)
+
+    def transfers(self, G, *, net=None, segment=None, paired: bool = False) -> Dict[str, Draw]:
+        """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given),
+        the naive paste (with a ``segment`` function), and for a generator ``paired`` with the
+        renderer the ceiling, G's own image of the true latent."""
+        people, hair_of = self.people(G), _drawer(G, self.z_hair)
+        out: Dict[str, Draw] = {}
+        if paired:
+            out["ceiling: G of the true latent"] = _drawer(G, self.z_truth)
+        if net is not None:
+            def by_network(idx: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    dev = G.w_avg.device
+                    codes = net.to(dev)(people(idx).to(dev), hair_of(idx).to(dev))
+                    return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
+            out["FG'21 network"] = by_network
+        if segment is not None:
+            def by_naive(idx: torch.Tensor) -> torch.Tensor:
+                hair = hair_of(idx)
+                return naive_transfer(people(idx), hair, segment(hair))
+            out["naive paste"] = by_naive
+        return out
+
+
+def _drawer(G, z: torch.Tensor) -> Draw:
+    @torch.no_grad()
+    def draw(idx: torch.Tensor) -> torch.Tensor:
+        return G(z[idx].to(G.w_avg.device), fused=False).clamp(-1, 1).cpu()
+    return draw
+
+
+#: the paper's figures (FFHQ, ArcFace, a 100k gallery and 1k queries)
+PAPER_RETRIEVAL = {"top1": 0.983, "mean_rank": 1.143}
+
+
+def retrieval_summary(gallery: torch.Tensor, queries: Dict[str, torch.Tensor]) -> Dict[str, dict]:
+    """{transfer: {top1, mean_rank, ranks}} of query embeddings [Q, D] (query i is gallery person
+    i) against gallery embeddings [N, D]."""
+    out = {}
+    for name, q in queries.items():
+        ranks = retrieval_ranks(gallery, q, torch.arange(len(q)))
+        out[name] = {"top1": float((ranks == 1).float().mean()), "mean_rank": float(ranks.float().mean()),
+                     "ranks": ranks}
+    return out

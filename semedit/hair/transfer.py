@@ -5,7 +5,7 @@ Two methods, each a pure function of a generator and two images [1, 3, H, W] in 
 - ``transfer_with_model``: the FG'21 network (``networks.encoders.HairTransferNet``): one
   forward pass gives the W+ code of the result (Šubrtová, Čech, Franc, FG 2021).
 - ``transfer_by_optimisation``: for generators with no trained transfer model: invert both
-  images (W+), turn the hair image's code to the face's pose (``turn``, e.g. along a yaw
+  images (W+, in one batch), turn the hair image's code to the face's pose (``turn``, e.g. along a yaw
   direction), then optimise one W+ code, starting from the face's, against the face image
   outside every hair region and against the turned hair image inside its hair region, with an
   identity term against the face image.
@@ -110,16 +110,16 @@ def transfer_by_optimisation(G: StyleGAN2Generator, face: torch.Tensor, hair: to
     when given, else the hair labels are kept."""
     clock = Stopwatch()
     res = G.config.resolution
-    total = 2 * cfg.invert_steps + cfg.steps
+    total = cfg.invert_steps + cfg.steps
     inv = OptimizationConfig(space="w+", steps=cfg.invert_steps, seed=cfg.seed)
 
     def stage(offset):
         return None if progress is None else (lambda s, t, loss: progress(offset + s, total, loss))
     f = prepare_target(face, res, device)
     h = prepare_target(hair, res, device)
-    face_code = invert_optimization(G, f, inv, perceptual=perceptual, device=device, progress=stage(0)).latent
-    hair_code = invert_optimization(G, h, inv, perceptual=perceptual, device=device,
-                                    progress=stage(cfg.invert_steps)).latent
+    both = invert_optimization(G, torch.cat([f, h]), inv, perceptual=perceptual, device=device,
+                               progress=stage(0)).latent  # the two inversions in one batch
+    face_code, hair_code = Latent("w+", both.value[:1]), Latent("w+", both.value[1:])
     hair_region = _resized(hair_mask(hair_labels), res).to(device)
     source = h
     if turn is not None:
@@ -131,18 +131,18 @@ def transfer_by_optimisation(G: StyleGAN2Generator, face: torch.Tensor, hair: to
     old_hair = _resized(hair_mask(face_labels), res).to(device)
     face_region = (1 - old_hair) * (1 - hair_region)
     fm, hm = face_region[None, None], hair_region[None, None]
-    to_face = perceptual.to(device).against(f * fm)
-    to_hair = perceptual.against(source * hm)
+    regions = torch.cat([fm, hm])  # [2, 1, R, R]: one perceptual pass scores both regions
+    to_regions = perceptual.to(device).against(torch.cat([f, source]) * regions)
+    weights = torch.tensor([cfg.face_weight, cfg.hair_weight], device=device)
 
     def objective(x: torch.Tensor) -> torch.Tensor:
-        face_term = to_face(x * fm).mean() + cfg.pixel_weight * l2(x, f, fm).mean()
-        hair_term = to_hair(x * hm).mean() + cfg.pixel_weight * l2(x, source, hm).mean()
-        return cfg.face_weight * face_term + cfg.hair_weight * hair_term
+        d = to_regions(x * regions) + cfg.pixel_weight * l2(x.expand(2, -1, -1, -1), torch.cat([f, source]), regions)
+        return (weights * d).sum()
 
     settings = LoopSettings(steps=cfg.steps, lr=cfg.lr, rampup=0.05, rampdown=0.25,
                             identity_weight=cfg.identity_weight if identity is not None else 0.0, seed=cfg.seed)
     codes, _, _, losses = fit_codes(G, f, Latent("w+", face_code.value.to(device)), settings, perceptual=perceptual,
-                                    stats=space_statistics(G, "w+"), progress=stage(2 * cfg.invert_steps),
+                                    stats=space_statistics(G, "w+"), progress=stage(cfg.invert_steps),
                                     identity=None if identity is None else identity.to(device),
                                     objective=objective)
     with torch.no_grad():

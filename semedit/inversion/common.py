@@ -70,9 +70,9 @@ def with_weight_delta(G: StyleGAN2Generator, delta: Optional[Dict[str, torch.Ten
 
 
 def prepare_target(target: torch.Tensor, resolution: int, device: torch.device) -> torch.Tensor:
-    """[1, 3, H, W] in [-1, 1] -> [1, 3, R, R] on ``device`` (area-resized; square expected)."""
-    if target.ndim != 4 or target.shape[:2] != (1, 3):
-        raise ValueError(f"target must be [1, 3, H, W], got {list(target.shape)}")
+    """[N, 3, H, W] in [-1, 1] -> [N, 3, R, R] on ``device`` (area-resized; square expected)."""
+    if target.ndim != 4 or target.shape[1] != 3:
+        raise ValueError(f"target must be [N, 3, H, W], got {list(target.shape)}")
     target = target.to(device=device, dtype=torch.float32)
     if target.shape[-2:] != (resolution, resolution):
         mode = "area" if target.shape[-1] > resolution else "bilinear"
