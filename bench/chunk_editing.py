@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +34,7 @@ sys.path.insert(0, str(ROOT))
 from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.chunks import ChunkProject, composite, render_chunks, update_chunk  # noqa: E402
-from semedit.editing.library import directions_for  # noqa: E402
-from semedit.evaluation.editing import TABLE2_METHODS, identity_after_edits  # noqa: E402
+from semedit.evaluation.editing import identity_after_edits, table2_directions, table2_markdown  # noqa: E402
 from semedit.inversion.suite import Knobs, context_for, identity_for  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
 from semedit.synth.params import params_from_latent  # noqa: E402
@@ -44,15 +42,6 @@ from semedit.synth.render import render  # noqa: E402
 from semedit.targets import Target  # noqa: E402
 
 DEFAULT = "embedded-portraits-64"
-EDITS = ("smile", "age", "beard", "glasses", "hair length")
-
-
-def w_direction(directions, name):
-    """The W version of a built-in direction (chunk codes have no z)."""
-    for d in directions:
-        if d.name in (name, f"{name} (w)") and d.space == "w":
-            return d
-    raise KeyError(name)
 
 
 def main(argv=None) -> None:
@@ -68,10 +57,8 @@ def main(argv=None) -> None:
     G = registry.get(DEFAULT, "cpu")
     identity = identity_for(registry, DEFAULT)
     ctx = context_for(registry, DEFAULT)
-    available = directions_for(registry, DEFAULT)
-    missing = [name for name in EDITS if not any(d.name in (name, f"{name} (w)") and d.space == "w" for d in available)]
-    edits = [name for name in EDITS if name not in missing]  # e.g. no beard the generator draws visibly
-    dirs = {name: w_direction(available, name) for name in edits}
+    dirs, missing = table2_directions(registry, DEFAULT)  # e.g. no beard the generator draws visibly
+    edits = list(dirs)
     p = params_from_latent(torch.randn(a.n, 64, generator=torch.Generator().manual_seed(777)))
     renders = render(p, G.config.resolution)
     targets = [Target.from_image(renders.image[i:i + 1], labels=renders.labels[i]) for i in range(a.n)]
@@ -100,31 +87,8 @@ def main(argv=None) -> None:
     lines = [f"# ChunkyGAN segment editing on {a.n} held-out renders\n",
              f"`python bench/chunk_editing.py {' '.join(sys.argv[1:] if argv is None else argv)}`; {a.steps} steps "
              f"per method, edits of +{a.units:g} units with the built-in W directions; identity: the parameter "
-             "regressor's (RMS difference of predicted identity parameters).\n",
-             "## Leakage of the hair-length edit\n", "| method | change inside the hair | change outside |",
-             "|---|---|---|"]
-    for label in ("W+", "ChunkyGAN W+ lambda=0", "ChunkyGAN W+ lambda=1"):
-        v = np.array([x[1:] for x in leaks if x[0] == label])
-        if len(v):
-            lines.append(f"| {label} | {v[:, 0].mean():.4f} | {v[:, 1].mean():.4f} |")
-    lines += ["", "## Table 2: identity distance after editing, (a) reconstruction vs edited / (b) input vs edited\n",
-              "| method | " + " | ".join(edits) + " |", "|---|" + "---|" * len(edits)]
-    for label, _, _ in TABLE2_METHODS:
-        cells = []
-        for name in edits:
-            v = np.array(table[(label, name)])
-            cells.append(f"{v[:, 0].mean():.3f} / {v[:, 1].mean():.3f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| paper (FFHQ, ArcFace), ChunkyGAN lambda=0 -> 1 | "
-                 + " | ".join("0.312 -> 0.091" if name == "beard" else "" for name in edits) + " |"
-                 + ("" if "beard" in edits else " (paper: beard 0.312 -> 0.091) |"))
-    if missing:
-        lines.append(f"\nNot measured: {', '.join(missing)} (the generator has no built-in direction for it: the "
-                     "regressor sees no variation of it in the generator's images).")
-    lower = [name for name in edits if np.array(table[("ChunkyGAN W+ lambda=1", name)])[:, 1].mean()
-             < np.array(table[("ChunkyGAN W+ lambda=0", name)])[:, 1].mean()]
-    lines += ["", f"The paper's claim (the regulariser lowers identity change after edits, input vs edited) holds "
-              f"here for {len(lower)} of {len(edits)} edits" + (f": {', '.join(lower)}." if lower else ".")]
+             "regressor's (RMS difference of predicted identity parameters).\n"]
+    lines += table2_markdown(table, leaks, edits, missing)
 
     # speed: recomposite after a chunk edit vs G forward
     project = ChunkProject.from_result(next(iter(pipeline.invert(

@@ -1,4 +1,4 @@
-"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,hair,faces,convert,random-generator} ...``."""
+"""Command line: ``python -m semedit {sample,invert,edit,chunk-edit,hair,eval,faces,convert,random-generator} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -244,6 +244,28 @@ def _cmd_hair(a: argparse.Namespace) -> None:
         print(f"  {k}: {'n/a' if isinstance(v, float) and math.isnan(v) else round(float(v), 4)}")
 
 
+def _cmd_eval(a: argparse.Namespace) -> None:
+    from dataclasses import replace
+    from .evaluation import sharding
+    from .evaluation.harness import evaluate
+    from .evaluation.tables import make_task, preset
+    from .registry import Registry
+    from .settings import Settings
+    methods = tuple(m.strip() for m in a.methods.split(",") if m.strip()) if a.methods else None
+    cfg = preset(a.preset, model=a.model, images=a.images, in_domain=a.in_domain, ood=a.ood, steps=a.steps,
+                 pti_tune_steps=a.pti_tune_steps, methods=methods, units=a.units, gallery=a.gallery,
+                 queries=a.queries, chunk=a.chunk, seed=a.seed)
+    shard = sharding.start(a.device)
+    try:
+        registry = Registry.from_settings(replace(Settings.from_env(), device=str(shard.device)))
+        report = evaluate(make_task(registry, cfg), Path(a.out or f"eval-out/{a.preset}"), shard=shard,
+                          restart=a.restart)
+        if report is not None:
+            print(report.summary.read_text())
+    finally:
+        sharding.finish(shard)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m semedit", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -314,6 +336,26 @@ def main(argv=None) -> None:
     p.add_argument("--hair-index", type=int, default=0, help="which face of the hair photo")
     p.add_argument("--out", default="hair.png")
     p.set_defaults(func=_cmd_hair)
+    p = sub.add_parser("eval", help="the evaluation harness: Table 1, Table 2 or the hair retrieval figures, "
+                                    "resumable, sharded under torchrun")
+    p.add_argument("--preset", default="table1-small",
+                   help="table1, table2, hair (the full runs) or table1-small, table2-small, hair-small (seconds)")
+    p.add_argument("--out", help="output folder (default eval-out/PRESET); a run there resumes")
+    p.add_argument("--restart", action="store_true", help="discard the rows already in --out")
+    p.add_argument("--model", help="generator (default: the catalogue's default)")
+    p.add_argument("--images", help="table1: a folder of photos instead of held-out renders")
+    p.add_argument("--methods", help="table1, table2: comma-separated labels or keys (default: every one)")
+    p.add_argument("--in-domain", type=int, help="table1: in-domain renders; table2: renders")
+    p.add_argument("--ood", type=int, help="table1: renders with an out-of-domain accessory")
+    p.add_argument("--steps", type=int, help="optimisation steps of every method")
+    p.add_argument("--pti-tune-steps", type=int)
+    p.add_argument("--units", type=float, help="table2: edit strength")
+    p.add_argument("--gallery", type=int, help="hair: gallery people")
+    p.add_argument("--queries", type=int, help="hair: transfers ranked against the gallery")
+    p.add_argument("--chunk", type=int, help="hair: people per work item")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", default="auto", help="auto: the local rank's GPU when there is one, else the CPU")
+    p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("faces", help="list the faces of a photo with their boxes (for --face)")
     p.add_argument("image")
     p.add_argument("--out", help="also write the photo with the numbered boxes drawn on it")

@@ -99,6 +99,17 @@ def method_name(key: str) -> str:
     return DISPLAY_NAMES.get(key, key)
 
 
+def method_family(registry, key: str) -> str:
+    """Which of the seed's three families method ``key`` belongs to: "optimisation", "encoder" or
+    "generator modification" (PTI; encoders that predict weight offsets, HyperStyle)."""
+    if key == "pti":
+        return "generator modification"
+    if key.startswith(ENCODER_PREFIX):
+        spec = registry.catalogue.get(key[len(ENCODER_PREFIX):])
+        return spec.config.get("family", "encoder")
+    return "optimisation"
+
+
 def method_keys(registry, model: str) -> List[str]:
     """Every inversion method for generator ``model``: the suite's, then each catalogued encoder
     made for it (its catalogue config names the generator)."""

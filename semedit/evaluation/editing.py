@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from .. import pipeline
@@ -17,6 +18,10 @@ from ..targets import Target
 TABLE2_METHODS = [("W", "w", {}), ("W+", "w+", {}), ("ChunkyGAN W+ lambda=0", "chunky", {"lambda_reg": 0.0}),
                   ("ChunkyGAN W+ lambda=1", "chunky", {"lambda_reg": 1.0}), ("PTI", "pti", {})]
 LOCAL_EDITS = {"hair length": L.HAIR}  # edits a chunk editor applies to one chunk (the rest: every chunk)
+TABLE2_EDITS = ("smile", "age", "beard", "glasses", "hair length")
+#: the paper's Table 2 figure we have (FFHQ, ArcFace): ChunkyGAN's identity change after the beard
+#: edit, input vs edited, without and with the regulariser
+PAPER_TABLE2 = {"beard": (0.312, 0.091)}
 
 
 @torch.no_grad()
@@ -61,3 +66,52 @@ def identity_after_edits(registry, model: str, targets: Sequence[Target], direct
                     leaks.append((label, *leakage(recon, edited, target.labels == cls)))
         log(f"target {i + 1}/{len(targets)}")
     return table, leaks
+
+
+def table2_directions(registry, model: str, edits: Sequence[str] = TABLE2_EDITS) -> Tuple[Dict[str, Direction], list]:
+    """({edit: the W version of the generator's built-in direction}, [edits it has no W direction
+    for]): chunk codes have no z, so Table 2 edits in W."""
+    from ..editing.library import directions_for
+    available = [d for d in directions_for(registry, model) if d.space == "w"]
+    found, missing = {}, []
+    for name in edits:
+        d = next((d for d in available if d.name in (name, f"{name} (w)")), None)
+        if d is None:
+            missing.append(name)
+        else:
+            found[name] = d
+    return found, missing
+
+
+def table2_markdown(table: Dict[Tuple[str, str], List[Tuple[float, float]]], leaks: Sequence[tuple],
+                    edits: Sequence[str], missing: Sequence[str] = (), methods=TABLE2_METHODS) -> List[str]:
+    """The leakage table, Table 2 beside the paper's figure, and whether the paper's claim holds,
+    as markdown lines, from ``identity_after_edits``' outputs (over any number of targets)."""
+    lines = ["## Leakage of the hair-length edit\n", "| method | change inside the hair | change outside |",
+             "|---|---|---|"]
+    for label in ("W+", "ChunkyGAN W+ lambda=0", "ChunkyGAN W+ lambda=1"):
+        v = np.array([x[1:] for x in leaks if x[0] == label])
+        if len(v):
+            lines.append(f"| {label} | {v[:, 0].mean():.4f} | {v[:, 1].mean():.4f} |")
+    lines += ["", "## Table 2: identity distance after editing, (a) reconstruction vs edited / (b) input vs edited\n",
+              "| method | " + " | ".join(edits) + " |", "|---|" + "---|" * len(edits)]
+    labels = [m[0] for m in methods if any((m[0], e) in table for e in edits)]
+    for label in labels:
+        cells = []
+        for name in edits:
+            v = np.array(table.get((label, name), []))
+            cells.append(f"{v[:, 0].mean():.3f} / {v[:, 1].mean():.3f}" if len(v) else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    paper = " | ".join(f"{PAPER_TABLE2[e][0]} -> {PAPER_TABLE2[e][1]}" if e in PAPER_TABLE2 else "" for e in edits)
+    lines.append("| paper (FFHQ, ArcFace), ChunkyGAN lambda=0 -> 1 | " + paper + " |"
+                 + ("" if set(PAPER_TABLE2) & set(edits) else
+                    " (paper: " + ", ".join(f"{e} {a} -> {b}" for e, (a, b) in PAPER_TABLE2.items()) + ") |"))
+    if missing:
+        lines.append(f"\nNot measured: {', '.join(missing)} (the generator has no built-in direction for it: the "
+                     "regressor sees no variation of it in the generator's images).")
+    pair = ("ChunkyGAN W+ lambda=0", "ChunkyGAN W+ lambda=1")
+    both = [e for e in edits if (pair[0], e) in table and (pair[1], e) in table]
+    lower = [e for e in both if np.array(table[(pair[1], e)])[:, 1].mean() < np.array(table[(pair[0], e)])[:, 1].mean()]
+    lines += ["", f"The paper's claim (the regulariser lowers identity change after edits, input vs edited) holds "
+              f"here for {len(lower)} of {len(both)} edits" + (f": {', '.join(lower)}." if lower else ".")]
+    return lines

@@ -1,0 +1,155 @@
+"""The evaluation harness: a task's work items, run on any number of shards, rows kept, tables made.
+
+    python -m semedit eval --preset table1 --out eval-out/table1
+    torchrun --nproc_per_node 2 -m semedit eval --preset table1 --out eval-out/table1
+
+A task (``semedit.evaluation.tables``) lists its work items by key and turns one item into
+rows (dicts of the task's columns); it makes its markdown summary and its plot from all rows.
+The harness deals the items that have no rows yet over the shards, appends each shard's rows
+to ``rows.rank{R}.csv`` in the output folder as soon as an item is done (so an interrupted run
+resumes where it stopped, with any number of shards), then gathers every shard's rows to the
+first one, which writes ``rows.csv`` (every row, in item order), ``summary.md`` and
+``plot.png``. ``config.json`` records the settings; a folder holding rows of other settings is
+refused rather than mixed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Protocol, Sequence
+
+from ..errors import SemeditError
+from . import sharding
+from .sharding import Shard
+
+CONFIG_FILE, ROWS_FILE, SUMMARY_FILE, PLOT_FILE = "config.json", "rows.csv", "summary.md", "plot.png"
+
+
+class Task(Protocol):
+    name: str
+    columns: Sequence[str]  # the first is "item"
+
+    def settings(self) -> dict: ...
+
+    def items(self) -> List[str]: ...
+
+    def run(self, item: str) -> List[Dict[str, object]]: ...
+
+    def summary(self, rows: List[Dict[str, str]]) -> str: ...
+
+    def plot(self, rows: List[Dict[str, str]], path: Path) -> None: ...
+
+
+class SettingsMismatchError(SemeditError):
+    """The output folder holds results made with other settings."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the first shard wrote (None on the others): the folder, rows, summary and plot."""
+
+    folder: Path
+    rows: Path
+    summary: Path
+    plot: Optional[Path]
+    n_rows: int
+
+
+def read_rows(folder: Path) -> Dict[str, List[Dict[str, str]]]:
+    """{item: its rows} from every rows file in ``folder`` this process can see (merged and per
+    shard; an item's rows are taken from one file, never mixed)."""
+    found: Dict[str, List[Dict[str, str]]] = {}
+    for path in [folder / ROWS_FILE] + sorted(folder.glob("rows.rank*.csv")):
+        if not path.is_file():
+            continue
+        per_file: Dict[str, List[Dict[str, str]]] = {}
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("item"):
+                    per_file.setdefault(row["item"], []).append(row)
+        for item, rows in per_file.items():
+            found.setdefault(item, rows)
+    return found
+
+
+def _check_settings(folder: Path, settings: dict, check: bool = True) -> None:
+    """Record ``settings`` in the folder, or (``check``) refuse when it holds results of other settings."""
+    path = folder / CONFIG_FILE
+    if check and path.is_file():
+        before = json.loads(path.read_text())
+        if before != settings:
+            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+            raise SettingsMismatchError(f"{folder} holds results made with other settings ({', '.join(changed)}); "
+                                        "choose another --out, or --restart to discard them")
+    path.write_text(json.dumps(settings, indent=1, sort_keys=True))
+
+
+def evaluate(task: Task, folder: Path, *, shard: Shard = Shard(), restart: bool = False,
+             log: Callable[[str], None] = print) -> Optional[Report]:
+    """Run ``task``'s items that have no rows in ``folder`` yet, this shard's share of them, and
+    on the first shard merge every shard's rows and write the summary and plot."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if restart:  # every shard: on other machines the rows files are their own
+        for old in [folder / ROWS_FILE, *folder.glob("rows.rank*.csv")]:
+            old.unlink(missing_ok=True)
+    problem = None
+    if shard.first:
+        try:
+            _check_settings(folder, task.settings(), check=not restart)
+        except SemeditError as e:
+            problem = str(e)
+    problem = sharding.broadcast_from_first(shard, problem)
+    if problem:
+        raise SettingsMismatchError(problem)
+    items = task.items()
+    done = set()
+    for seen in sharding.all_gather(shard, sorted(read_rows(folder))):
+        done.update(seen)
+    pending = [i for i in items if i not in done]
+    mine = shard.mine(pending)
+    log(f"[{shard.rank + 1}/{shard.world}] {len(items)} items, {len(items) - len(pending)} done before, "
+        f"{len(mine)} of the {len(pending)} left run here")
+    own = folder / f"rows.rank{shard.rank}.csv"
+    new_file = not own.is_file() or own.stat().st_size == 0
+    t0 = time.time()
+    with open(own, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(task.columns), extrasaction="raise")
+        if new_file:
+            writer.writeheader()
+        for n, item in enumerate(mine, 1):
+            for row in task.run(item):
+                writer.writerow({**row, "item": item})
+            f.flush()
+            log(f"[{shard.rank + 1}/{shard.world}] {n}/{len(mine)} {item} ({time.time() - t0:.0f} s)")
+    everything = sharding.gather_to_first(shard, read_rows(folder))
+    if not shard.first:
+        return None
+    merged: Dict[str, List[Dict[str, str]]] = {}
+    for part in everything:
+        for item, rows in part.items():
+            merged.setdefault(item, rows)
+    rows = [row for item in items for row in merged.get(item, [])]
+    missing = [i for i in items if i not in merged]
+    if missing:
+        log(f"{len(missing)} items have no rows (first: {missing[0]}); the tables leave them out")
+    rows_path = folder / ROWS_FILE
+    tmp = rows_path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(task.columns))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(rows_path)
+    summary = folder / SUMMARY_FILE
+    summary.write_text(task.summary(rows))
+    plot: Optional[Path] = folder / PLOT_FILE
+    try:
+        task.plot(rows, plot)
+    except ImportError as e:  # matplotlib is optional: the tables do not need it
+        log(f"no plot ({e})")
+        plot = None
+    log(f"wrote {rows_path} ({len(rows)} rows), {summary}" + (f", {plot}" if plot else ""))
+    return Report(folder, rows_path, summary, plot, len(rows))
