@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import re
 from collections import OrderedDict
@@ -58,14 +59,16 @@ from safetensors.torch import save_file as _st_save_file
 from .errors import CheckpointError, UnsafeCheckpointError
 from .networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
 from .networks.face_descriptor import FaceDescriptorConfig, FaceDescriptorNet
+from .networks.hyperstyle import HyperStyleConfig, HyperStyleModel
 from .networks.identity import trunk_layout
 from .networks.psp import EncoderModel, EncoderModelConfig, StyleEncoderConfig
+from .networks.resnet import resnet_layout
 from .networks.regressor import ParameterRegressor, RegressorConfig
 from .networks.segmenter import SegmenterConfig, UNetSegmenter
 from .networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 StateDict = Dict[str, torch.Tensor]
-FORMATS = ("safetensors", "rosinality", "nvlabs", "fg21-decoder", "psp-decoder")
+FORMATS = ("safetensors", "rosinality", "nvlabs", "fg21-decoder", "psp-decoder", "hyperstyle-decoder")
 
 
 # ---------------------------------------------------------------------------------------
@@ -346,7 +349,10 @@ def _decoder_of(path: Path, state: StateDict, latent_avg: Optional[torch.Tensor]
 # ---------------------------------------------------------------------------------------
 PSP_ENCODER_TYPES = {"GradualStyleEncoder": ("gradual", "pSp"), "Encoder4Editing": ("e4e", "e4e"),
                      "BackboneEncoder": ("backbone", "ReStyle-pSp"),
-                     "ProgressiveBackboneEncoder": ("progressive-backbone", "ReStyle-e4e")}
+                     "ProgressiveBackboneEncoder": ("progressive-backbone", "ReStyle-e4e"),
+                     "ResNetBackboneEncoder": ("backbone", "ReStyle-pSp"),
+                     "ResNetProgressiveBackboneEncoder": ("progressive-backbone", "ReStyle-e4e"),
+                     "WEncoder": ("w", "W encoder")}
 
 
 def _psp_checkpoint(path: Path) -> dict:
@@ -358,28 +364,50 @@ def _psp_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+def _n_styles(opts: dict, latent_avg) -> int:
+    """W+ codes of the generator a checkpoint was made for: from ``opts['output_size']``, else
+    the rows of its ``latent_avg``."""
+    if opts.get("output_size"):
+        return 2 * int(math.log2(int(opts["output_size"]))) - 2
+    if latent_avg is not None and latent_avg.ndim == 2:
+        return latent_avg.shape[0]
+    raise KeyError("opts['output_size'] or a latent_avg with one row per style")
+
+
 def read_psp(path: Path) -> Tuple[EncoderModelConfig, StateDict]:
     """A pSp, e4e or ReStyle checkpoint's encoder -> (config, state with ``encoder.*`` and
-    ``latent_avg``). The kind comes from ``opts['encoder_type']`` (pSp's GradualStyleEncoder,
-    Encoder4Editing, ReStyle's BackboneEncoder and ProgressiveBackboneEncoder), the layout from
-    the keys, ReStyle's iterations from ``opts['n_iters_per_batch']`` (default 5)."""
+    ``latent_avg``). The kind comes from ``opts['encoder_type']`` (pSp's GradualStyleEncoder and
+    WEncoder, Encoder4Editing, ReStyle's BackboneEncoder, ProgressiveBackboneEncoder and their
+    ResNet-34 versions), the layout from the keys, ReStyle's iterations from
+    ``opts['n_iters_per_batch']`` (default 5)."""
     name = Path(path).name
     ckpt = _psp_checkpoint(path)
     opts = ckpt.get("opts") if isinstance(ckpt.get("opts"), dict) else {}
     enc = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    trunk = "resnet" if "conv1.weight" in enc else "ir-se"
     try:
-        input_nc = enc["input_layer.0.weight"].shape[1]
-        units, widths = trunk_layout(enc)
-        n_styles = 1 + max(int(k.split(".")[1]) for k in enc if k.startswith("styles.") and k.endswith("linear.weight"))
-        w_dim = enc["styles.0.linear.weight"].shape[0]
+        if trunk == "resnet":
+            units, widths, input_nc = resnet_layout(enc)
+        else:
+            input_nc = enc["input_layer.0.weight"].shape[1]
+            units, widths = trunk_layout(enc)
+        if "linear.weight" in enc:  # a WEncoder: one code for every style
+            n_styles, w_dim = _n_styles(opts, ckpt.get("latent_avg")), enc["linear.weight"].shape[0]
+        else:
+            n_styles = 1 + max(int(k.split(".")[1]) for k in enc
+                               if k.startswith("styles.") and k.endswith("linear.weight"))
+            w_dim = enc["styles.0.linear.weight"].shape[0]
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{name}: the encoder lacks expected weights ({e})") from e
-    default_type = "BackboneEncoder" if input_nc == 6 else "GradualStyleEncoder"
+    default_type = ("WEncoder" if "linear.weight" in enc else ("ResNet" if trunk == "resnet" else "")
+                    + ("BackboneEncoder" if input_nc == 6 else "GradualStyleEncoder"))
     encoder_type = opts.get("encoder_type", default_type)
     if encoder_type not in PSP_ENCODER_TYPES:
         raise CheckpointError(f"{name}: encoder type {encoder_type!r} is not supported "
                               f"(supported: {', '.join(PSP_ENCODER_TYPES)})")
     kind, label = PSP_ENCODER_TYPES[encoder_type]
+    if (trunk == "resnet") != encoder_type.startswith("ResNet"):
+        raise CheckpointError(f"{name}: encoder type {encoder_type!r} does not match its weights' trunk ({trunk})")
     iterative = input_nc == 6
     latent_avg = ckpt.get("latent_avg")
     start = bool(opts.get("start_from_latent_avg", latent_avg is not None)) or iterative
@@ -388,7 +416,8 @@ def read_psp(path: Path) -> Tuple[EncoderModelConfig, StateDict]:
             raise CheckpointError(f"{name}: the codes start from the average latent, but the file has no 'latent_avg'")
         latent_avg = torch.zeros(w_dim)
     config = EncoderModelConfig(
-        StyleEncoderConfig(kind=kind, n_styles=n_styles, w_dim=w_dim, input_nc=input_nc, units=units, widths=widths),
+        StyleEncoderConfig(kind=kind, n_styles=n_styles, w_dim=w_dim, input_nc=input_nc, units=units, widths=widths,
+                           trunk=trunk),
         start_from_latent_avg=start, iterations=int(opts.get("n_iters_per_batch", 5)) if iterative else 1,
         name=label)
     with torch.device("meta"):  # key names only: no weights allocated
@@ -407,6 +436,87 @@ def read_psp_decoder(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
     return _decoder_of(path, ckpt["state_dict"], ckpt.get("latent_avg"))
 
 
+# ---------------------------------------------------------------------------------------
+# HyperStyle: {"state_dict": hypernet.* + decoder.*, "opts", "latent_avg"}
+# ---------------------------------------------------------------------------------------
+def _hyperstyle_checkpoint(path: Path) -> dict:
+    ckpt = _torch_load_weights_only(path)
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not any(k.startswith("hypernet.") for k in state):
+        raise CheckpointError(f"{Path(path).name}: not a HyperStyle checkpoint (no 'state_dict' with 'hypernet.*')")
+    return ckpt
+
+
+def _rosinality_kernel_shapes(g: StateDict) -> tuple:
+    """(kernel, in, out) of a rosinality generator's modulated convolutions in StyleSpace order:
+    conv1, to_rgb1, then per resolution convs.{2i}, convs.{2i+1}, to_rgbs.{i}."""
+    def shape(key):
+        w = g[key]  # [1, out, in, k, k]
+        return (w.shape[-1], w.shape[2], w.shape[1])
+    out = [shape("conv1.conv.weight"), shape("to_rgb1.conv.weight")]
+    for i in range(len([k for k in g if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])):
+        out += [shape(f"convs.{2 * i}.conv.weight"), shape(f"convs.{2 * i + 1}.conv.weight"),
+                shape(f"to_rgbs.{i}.conv.weight")]
+    return tuple(out)
+
+
+def read_hyperstyle(path: Path) -> Tuple[HyperStyleConfig, StateDict]:
+    """A HyperStyle checkpoint's hypernetwork -> (config, state with ``hypernet.*`` and
+    ``latent_avg``). The tuned and shared layers are read off the keys (the official file's
+    ``opts['layers_to_tune']`` varies between releases), the generator's layer shapes off its
+    ``decoder.*``, the iterations from ``opts['n_iters_per_batch']`` (default 5). Its W encoder
+    (``faces_w_encoder.pt``) is a pSp checkpoint of its own (format ``psp``)."""
+    name = Path(path).name
+    ckpt = _hyperstyle_checkpoint(path)
+    opts = ckpt.get("opts") if isinstance(ckpt.get("opts"), dict) else {}
+    kind = opts.get("encoder_type", "SharedWeightsHyperNetResNet")
+    if kind != "SharedWeightsHyperNetResNet":
+        raise CheckpointError(f"{name}: HyperStyle encoder type {kind!r} is not supported "
+                              "(supported: SharedWeightsHyperNetResNet)")
+    state = ckpt["state_dict"]
+    hyp = {k[len("hypernet."):]: v for k, v in state.items() if k.startswith("hypernet.")}
+    dec = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
+    try:
+        units, widths, input_nc = resnet_layout(hyp)
+        layers = _rosinality_kernel_shapes(dec)
+        tuned = sorted({int(m.group(1)) for k in hyp if (m := re.fullmatch(r"refinement_blocks\.(\d+)\.convs\.0\.weight", k))})
+        shared = [j for j in tuned if f"refinement_blocks.{j}.linear.weight" in hyp]
+        other = [j for j in tuned if j not in shared]
+        code = hyp[f"refinement_blocks.{shared[0]}.linear.weight"].shape[0] if shared else \
+            hyp[f"refinement_blocks.{other[0]}.output.1.weight"].shape[1]
+        n_convs = len([k for k in hyp if shared and re.fullmatch(rf"refinement_blocks\.{shared[0]}\.convs\.\d+\.weight", k)])
+        spatial = 2 ** (n_convs - 1) if shared else 16
+        w_dim = dec["conv1.conv.modulation.weight"].shape[1]
+    except (KeyError, ValueError, IndexError) as e:
+        raise CheckpointError(f"{name}: the hypernetwork lacks expected weights ({e})") from e
+    latent_avg = ckpt.get("latent_avg")
+    if latent_avg is None:
+        raise CheckpointError(f"{name}: the file has no 'latent_avg', which the W encoder's codes start from")
+    num_ws = len([k for k in dec if re.fullmatch(r"convs\.\d+\.conv\.weight", k)]) + 2
+    try:
+        config = HyperStyleConfig(layers=layers, layers_to_tune=tuple(tuned), shared_layers=tuple(shared), units=units,
+                                  widths=widths, input_nc=input_nc, input_size=16 * spatial, code=code,
+                                  shared_inner=hyp[f"refinement_blocks.{shared[0]}.convs.0.weight"].shape[0]
+                                  if shared else 128,
+                                  inner=hyp[f"refinement_blocks.{other[0]}.convs.0.weight"].shape[0] if other else 256,
+                                  num_ws=num_ws, w_dim=w_dim, iterations=int(opts.get("n_iters_per_batch", 5)))
+    except ValueError as e:
+        raise CheckpointError(f"{name}: {e}") from e
+    for k in [k for k in hyp if re.fullmatch(r"refinement_blocks\.\d+\.hypernet\.\w+", k)]:
+        copy = hyp.pop(k)  # the shared hypernetwork, repeated under every block that uses it
+        if not torch.equal(copy, hyp.get("shared_weight_hypernet." + k.rsplit(".", 1)[1], torch.empty(0))):
+            raise CheckpointError(f"{name}: {k} differs from the shared hypernetwork it should repeat")
+    out = {f"hypernet.{k}": v for k, v in hyp.items()}
+    out["latent_avg"] = latent_avg.float().reshape(-1, w_dim).expand(num_ws, w_dim).clone()
+    return config, out
+
+
+def read_hyperstyle_decoder(path: Path) -> Tuple[StyleGAN2Config, StateDict]:
+    """The StyleGAN2 (``decoder.*``) inside a HyperStyle checkpoint."""
+    ckpt = _hyperstyle_checkpoint(path)
+    return _decoder_of(path, ckpt["state_dict"], ckpt.get("latent_avg"))
+
+
 ARCHITECTURES = {
     "stylegan2": (StyleGAN2Config, StyleGAN2Generator),
     "unet-segmenter": (SegmenterConfig, UNetSegmenter),
@@ -414,7 +524,10 @@ ARCHITECTURES = {
     "parameter-regressor": (RegressorConfig, ParameterRegressor),
     "hair-transfer": (HairTransferConfig, HairTransferNet),
     "style-encoder": (EncoderModelConfig, EncoderModel),
+    "hyperstyle": (HyperStyleConfig, HyperStyleModel),
 }
+#: what a catalogue model of kind "encoder" may be (its file says which)
+ENCODER_ARCHITECTURES = ("style-encoder", "hyperstyle")
 
 
 def save_safetensors(path: Path, config: Any, state: StateDict,
@@ -453,8 +566,23 @@ def read_safetensors(path: Path, arch: str = "stylegan2") -> Tuple[Any, StateDic
     return ARCHITECTURES[arch][0].from_dict(json.loads(meta["config"])), state
 
 
-def load_module(path: Path, arch: str) -> torch.nn.Module:
-    """Any architecture saved by ``save_safetensors``, in eval mode without gradients."""
+def architecture_of(path: Path) -> str:
+    """The architecture a ``save_safetensors`` file holds (its metadata's ``arch``)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("arch", "")
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{Path(path).name}: unreadable or truncated safetensors file ({e})") from e
+
+
+def load_module(path: Path, arch) -> torch.nn.Module:
+    """Any architecture saved by ``save_safetensors``, in eval mode without gradients; ``arch``
+    is its name, or a tuple of the names it may be (the file's metadata says which)."""
+    if isinstance(arch, tuple):
+        found = architecture_of(path)
+        if found not in arch:
+            raise CheckpointError(f"{Path(path).name}: holds {found or 'no semedit network'}, not one of {', '.join(arch)}")
+        arch = found
     config, state = read_safetensors(path, arch)
     return build_module(arch, config, state, source=Path(path).name)
 
@@ -475,11 +603,13 @@ READERS: Dict[str, Callable[[Path], Tuple[StyleGAN2Config, StateDict]]] = {
     "nvlabs": read_nvlabs_pickle,
     "fg21-decoder": read_fg21_decoder,
     "psp-decoder": read_psp_decoder,
+    "hyperstyle-decoder": read_hyperstyle_decoder,
 }
 #: readers of files that hold other networks (format -> (config, state)); converted like generators
 OTHER_READERS: Dict[str, Callable[[Path], Tuple[Any, StateDict]]] = {
     "fg21": read_fg21_hair,
     "psp": read_psp,
+    "hyperstyle": read_hyperstyle,
 }
 
 

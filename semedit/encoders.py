@@ -1,9 +1,13 @@
-"""Encoder inversion: one forward pass (pSp, e4e) or a few refinement steps (ReStyle).
+"""Encoder inversion: one forward pass (pSp, e4e), a few refinement steps (ReStyle), or a few
+weight-offset steps on top of an encoder's codes (HyperStyle).
 
 An encoder (``networks.psp.EncoderModel``, catalogue kind ``encoder``) reads the target at its
 input size (256 px, [-1, 1]) and gives W+ codes for the generator it was trained with. ReStyle
 starts from the average latent and its image, and each of its iterations reads the target beside
 the current reconstruction (both at the input size) and adds a correction to the codes.
+HyperStyle (``networks.hyperstyle.HyperStyleModel``) keeps the codes of its W encoder (the raw
+encoder output plus its own ``latent_avg``) and instead predicts offsets of the generator's
+weights; each iteration reads the target beside the current reconstruction and adds to them.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from .errors import SemeditError
 from .inversion.common import InversionResult, ProgressFn, Stopwatch
 from .latents import Latent, synthesize
+from .networks.hyperstyle import HyperStyleModel, add_deltas
 from .networks.psp import EncoderModel
 from .networks.stylegan2 import StyleGAN2Generator
 
@@ -37,9 +42,7 @@ def encode(encoder: EncoderModel, G: StyleGAN2Generator, target: torch.Tensor, i
     """target [1, 3, H, W] in [-1, 1] -> (W+ codes [1, num_ws, w_dim], image [1, 3, R, R], images
     after each iteration). ``iterations`` (ReStyle only) defaults to the encoder's own."""
     cfg = encoder.config.encoder
-    if (cfg.n_styles, cfg.w_dim) != (G.config.num_ws, G.config.w_dim):
-        raise EncoderMismatchError(f"{encoder.config.name} gives {cfg.n_styles} x {cfg.w_dim} codes; this generator "
-                                   f"takes {G.config.num_ws} x {G.config.w_dim}: pick the generator it was trained for")
+    _check_shape(encoder.config.name, (cfg.n_styles, cfg.w_dim), G)
     device = encoder.latent_avg.device
     x = _at(target.to(device), cfg.input_size)
     if not encoder.iterative:
@@ -61,6 +64,12 @@ def encode(encoder: EncoderModel, G: StyleGAN2Generator, target: torch.Tensor, i
     return codes, current, images
 
 
+def _check_shape(name: str, shape: tuple, G: StyleGAN2Generator) -> None:
+    if tuple(shape) != (G.config.num_ws, G.config.w_dim):
+        raise EncoderMismatchError(f"{name} gives {shape[0]} x {shape[1]} codes; this generator takes "
+                                   f"{G.config.num_ws} x {G.config.w_dim}: pick the generator it was trained for")
+
+
 def invert_encoder(G: StyleGAN2Generator, target: torch.Tensor, encoder: EncoderModel, *,
                    iterations: Optional[int] = None, progress: Optional[ProgressFn] = None) -> InversionResult:
     """The encoder's W+ inversion of target [1, 3, H, W] as an InversionResult (no losses: nothing
@@ -71,3 +80,45 @@ def invert_encoder(G: StyleGAN2Generator, target: torch.Tensor, encoder: Encoder
     if encoder.iterative:
         name = f"{name} ({int(iterations or encoder.config.iterations)} iterations)"
     return InversionResult(name, Latent("w+", codes.cpu()), image.clamp(-1, 1).cpu(), (), clock.seconds)
+
+
+@torch.no_grad()
+def hyperstyle(model: HyperStyleModel, initial: EncoderModel, G: StyleGAN2Generator, target: torch.Tensor,
+               iterations: Optional[int] = None, progress: Optional[ProgressFn] = None) -> tuple:
+    """target [N, 3, H, W] in [-1, 1] -> (W+ codes [N, L, C] of the W encoder ``initial``,
+    weight offsets (one per modulated convolution, None where untuned), image [N, 3, R, R],
+    images after each iteration). ``iterations`` defaults to the model's own (5)."""
+    cfg = model.config
+    _check_shape(cfg.name, (cfg.num_ws, cfg.w_dim), G)
+    if tuple(G.synthesis.kernel_shapes) != tuple(tuple(x) for x in cfg.layers):
+        raise EncoderMismatchError(f"{cfg.name} predicts weight offsets for another generator's layers")
+    if initial.iterative:
+        raise EncoderMismatchError("HyperStyle starts from a one-pass encoder (pSp, e4e or a W encoder), not ReStyle")
+    device = model.latent_avg.device
+    x = target.to(device)
+    codes = initial.encoder(_at(x, initial.config.encoder.input_size)) + model.latent_avg
+    current = synthesize(G, Latent("w+", codes))
+    n = int(iterations or cfg.iterations)
+    deltas, images = None, []
+    for i in range(n):
+        deltas = add_deltas(deltas, model(torch.cat([_at(x, cfg.input_size), _at(current, cfg.input_size)], 1)))
+        current = synthesize(G, Latent("w+", codes), weight_deltas=deltas)
+        images.append(current)
+        if progress is not None:
+            progress(i + 1, n, 0.0)
+    return codes, deltas, current, images
+
+
+def invert_hyperstyle(G: StyleGAN2Generator, target: torch.Tensor, model: HyperStyleModel, initial: EncoderModel, *,
+                      iterations: Optional[int] = None, progress: Optional[ProgressFn] = None) -> InversionResult:
+    """HyperStyle's inversion of target [1, 3, H, W] as an InversionResult: the W encoder's
+    codes, and the tuned weights as a difference from G's (``weight_delta``, as PTI keeps them),
+    so the editing tabs edit it like a PTI result."""
+    clock = Stopwatch()
+    codes, deltas, image, _ = hyperstyle(model, initial, G, target, iterations, progress)
+    n = int(iterations or model.config.iterations)
+    weights = G.state_dict()
+    delta = {f"synthesis.{k}": (weights[f"synthesis.{k}"] * d[0]).cpu()  # W (1 + d) - W
+             for k, d in zip(G.synthesis.weight_keys(), deltas) if d is not None}
+    return InversionResult(f"{model.config.name} ({n} iterations)", Latent("w+", codes.cpu()),
+                           image.clamp(-1, 1).cpu(), (), clock.seconds, weight_delta=delta)

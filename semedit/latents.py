@@ -50,8 +50,11 @@ def mean_latent(G: StyleGAN2Generator, space: str, n: int = 1) -> Latent:
 
 
 def synthesize(G: StyleGAN2Generator, latent: Latent, *, noise_mode: NoiseMode = "const",
-               noise: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
-    """latent -> img [N, 3, R, R] in [-1, 1] (differentiable in the latent).
+               noise: Optional[List[torch.Tensor]] = None,
+               weight_deltas: Optional[List[Optional[torch.Tensor]]] = None) -> torch.Tensor:
+    """latent -> img [N, 3, R, R] in [-1, 1] (differentiable in the latent). ``weight_deltas``
+    (HyperStyle's per-sample weight offsets, see ``SynthesisNetwork.from_styles``) take the fused
+    path where they are given.
 
     Always the unfused modulated convolution (styles scale the activations; one shared weight):
     gradients reach the codes through the activations, so the backward pass computes no
@@ -59,9 +62,10 @@ def synthesize(G: StyleGAN2Generator, latent: Latent, *, noise_mode: NoiseMode =
     1.8x faster than fused on the embedded model and 1.3x at 256 px; tuning G (PTI) 1.3x."""
     fused = False
     if latent.space == "s":
-        return G.synthesis.from_styles(split_styles(G, latent.value), noise_mode=noise_mode, noise=noise, fused=fused)
+        return G.synthesis.from_styles(split_styles(G, latent.value), noise_mode=noise_mode, noise=noise, fused=fused,
+                                       weight_deltas=weight_deltas)
     ws = G.broadcast(latent.value) if latent.space == "w" else latent.value
-    return G.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused)
+    return G.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused, weight_deltas=weight_deltas)
 
 
 def w_std(G: StyleGAN2Generator, n: int = 10000, seed: int = 0) -> float:

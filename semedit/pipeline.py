@@ -20,7 +20,7 @@ from .faces.alignment import paste_back, prepare_target
 from .imaging import load_image, pil_to_tensor, resize, tensor_to_pil
 from .inversion.common import InversionResult, ProgressFn, with_weight_delta
 from .latents import Latent
-from .encoders import invert_encoder
+from .encoders import invert_encoder, invert_hyperstyle
 from .inversion.suite import (DISPLAY_NAMES, METHODS, Context, Knobs, aligns_faces, context_for, run_method,
                               score_result)
 from .metrics import Scores, psnr
@@ -81,8 +81,7 @@ def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: 
     for key in methods:
         progress = progress_for(key) if progress_for else None
         if key.startswith(ENCODER_PREFIX):
-            encoder = registry.get(key[len(ENCODER_PREFIX):], G.w_avg.device)
-            r = invert_encoder(G, target.image, encoder, progress=progress)
+            r = _invert_with_encoder(registry, key[len(ENCODER_PREFIX):], G, target, progress)
         else:
             r = run_method(key, G, target.image, knobs, ctx, progress)
         r = replace(r, key=key, generator=model, target=target)
@@ -90,6 +89,20 @@ def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: 
 
 
 ENCODER_PREFIX = "encoder:"
+
+
+def _invert_with_encoder(registry, name: str, G, target: Target, progress) -> InversionResult:
+    """A catalogued encoder's inversion; HyperStyle starts from the W encoder its catalogue
+    entry names (``config.w_encoder``)."""
+    from .networks.hyperstyle import HyperStyleModel
+    encoder = registry.get(name, G.w_avg.device)
+    if isinstance(encoder, HyperStyleModel):
+        initial = registry.catalogue.get(name).config.get("w_encoder")
+        if not initial:
+            raise SemeditError(f"{name}: a HyperStyle model needs the W encoder it starts from "
+                               "(config 'w_encoder' in its catalogue entry)")
+        return invert_hyperstyle(G, target.image, encoder, registry.get(initial, G.w_avg.device), progress=progress)
+    return invert_encoder(G, target.image, encoder, progress=progress)
 
 
 def method_name(key: str) -> str:
@@ -106,7 +119,7 @@ def method_family(registry, key: str) -> str:
         return "generator modification"
     if key.startswith(ENCODER_PREFIX):
         spec = registry.catalogue.get(key[len(ENCODER_PREFIX):])
-        return spec.config.get("family", "encoder")
+        return "generator modification" if spec.config.get("w_encoder") else "encoder"
     return "optimisation"
 
 

@@ -199,7 +199,7 @@ LOADERS: Dict[str, Loader] = {
     "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
     "regressor": lambda path, spec: checkpoints.load_module(path, "parameter-regressor"),
     "hair": lambda path, spec: checkpoints.load_module(path, "hair-transfer"),
-    "encoder": lambda path, spec: checkpoints.load_module(path, "style-encoder"),
+    "encoder": lambda path, spec: checkpoints.load_module(path, checkpoints.ENCODER_ARCHITECTURES),
     "perceptual": lambda path, spec: _load_perceptual(path, spec),
     "identity": lambda path, spec: _load_identity(path, spec),
 }
@@ -225,7 +225,8 @@ def _load_perceptual(path: Path, spec: ModelSpec) -> nn.Module:
 #: formats converted once to safetensors (pickled .pt/.pkl files; the FG'21 hair checkpoint holds a
 #: hair network, format "fg21", and its generator, format "fg21-decoder", for two catalogue entries;
 #: pSp, e4e and ReStyle checkpoints likewise an encoder, "psp", and a generator, "psp-decoder")
-PICKLE_FORMATS = ("rosinality", "nvlabs", "fg21", "fg21-decoder", "psp", "psp-decoder")
+PICKLE_FORMATS = ("rosinality", "nvlabs", "fg21", "fg21-decoder", "psp", "psp-decoder", "hyperstyle",
+                  "hyperstyle-decoder")
 
 
 class Registry:

@@ -16,7 +16,8 @@ from tests.conftest import FIXTURES
 ROSINALITY = FIXTURES / "reference" / "rosinality_32.pt"  # 32 px, 8 W+ codes of 64
 SMALL = dict(units=(1, 1, 2, 1), widths=(16, 32, 48, 64))
 TYPES = {"GradualStyleEncoder": "gradual", "Encoder4Editing": "e4e", "BackboneEncoder": "backbone",
-         "ProgressiveBackboneEncoder": "progressive-backbone"}
+         "ProgressiveBackboneEncoder": "progressive-backbone", "ResNetBackboneEncoder": "backbone",
+         "ResNetProgressiveBackboneEncoder": "progressive-backbone", "WEncoder": "w"}
 
 
 def official_shapes(kind: str, input_nc: int = 3) -> dict:
@@ -43,6 +44,22 @@ def test_psp_and_e4e_layout(kind):
     assert "styles.18.linear.weight" not in s
 
 
+def test_restyle_resnet34_and_w_encoder_layouts():
+    """ReStyle's ResNet-34 encoders (other domains, and HyperStyle's trunk) and pSp's WEncoder."""
+    with torch.device("meta"):
+        s = {k: tuple(v.shape) for k, v in StyleEncoder(StyleEncoderConfig(
+            kind="backbone", input_nc=6, trunk="resnet", units=(3, 4, 6, 3))).state_dict().items()}
+        w = {k: tuple(v.shape) for k, v in StyleEncoder(StyleEncoderConfig(kind="w")).state_dict().items()}
+    assert s["conv1.weight"] == (64, 6, 7, 7) and s["relu.weight"] == (64,) and "bn1.running_var" in s
+    assert len({k.split(".")[1] for k in s if k.startswith("body.")}) == 16
+    assert {k.split(".")[1] for k in s if ".downsample.0." in k} == {"3", "7", "13"}
+    assert s["body.3.conv1.weight"] == (128, 64, 3, 3) and s["body.15.conv2.weight"] == (512, 512, 3, 3)
+    assert s["styles.17.convs.6.weight"] == (512, 512, 3, 3) and "styles.17.convs.8.weight" not in s
+    assert not any(k.startswith("input_layer") for k in s)
+    assert w["linear.weight"] == (512, 512) and w["input_layer.0.weight"] == (64, 3, 3, 3)
+    assert len({k.split(".")[1] for k in w if k.startswith("body.")}) == 24 and not any("styles" in k for k in w)
+
+
 def test_restyle_backbone_layout():
     s = official_shapes("backbone", input_nc=6)
     assert s["input_layer.0.weight"] == (64, 6, 3, 3)
@@ -59,7 +76,9 @@ def checkpoint(path, encoder_type: str, seed: int = 0, opts=None, with_latent_av
     torch.manual_seed(seed)
     G = load_generator(ROSINALITY, "rosinality")
     net = StyleEncoder(StyleEncoderConfig(kind=kind, n_styles=G.config.num_ws, w_dim=G.config.w_dim,
-                                          input_nc=6 if "Backbone" in encoder_type else 3, **SMALL)).eval()
+                                          input_nc=6 if "Backbone" in encoder_type else 3,
+                                          trunk="resnet" if encoder_type.startswith("ResNet") else "ir-se",
+                                          **SMALL)).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.mul_(0.5)
@@ -109,9 +128,13 @@ def test_official_checkpoints_load_through_the_registry_and_invert(tmp_path, mak
     else:
         torch.testing.assert_close(codes, expected_first, rtol=1e-4, atol=1e-4)
     result = invert_encoder(G, target, encoder)
-    assert result.method.startswith({"GradualStyleEncoder": "pSp", "Encoder4Editing": "e4e",
+    assert result.method.startswith({"GradualStyleEncoder": "pSp", "Encoder4Editing": "e4e", "WEncoder": "W encoder",
                                      "BackboneEncoder": "ReStyle-pSp (3 iterations)",
-                                     "ProgressiveBackboneEncoder": "ReStyle-e4e (3 iterations)"}[encoder_type])
+                                     "ProgressiveBackboneEncoder": "ReStyle-e4e (3 iterations)",
+                                     "ResNetBackboneEncoder": "ReStyle-pSp (3 iterations)",
+                                     "ResNetProgressiveBackboneEncoder": "ReStyle-e4e (3 iterations)"}[encoder_type])
+    if encoder_type == "WEncoder":  # one code for every style
+        assert torch.equal(codes - encoder.latent_avg, (codes - encoder.latent_avg)[:, :1].expand_as(codes))
     assert result.latent.space == "w+" and result.losses == ()
 
 
@@ -132,9 +155,12 @@ def test_bad_encoder_files_are_refused(tmp_path):
     torch.save({"state_dict": {"decoder.x": torch.zeros(1)}}, tmp_path / "no_encoder.pt")
     with pytest.raises(CheckpointError, match="not a pSp, e4e or ReStyle checkpoint"):
         read_psp(tmp_path / "no_encoder.pt")
-    checkpoint(tmp_path / "resnet.pt", "ResNetBackboneEncoder")
+    checkpoint(tmp_path / "fpn.pt", "GradualStyleEncoder", opts={"encoder_type": "ResNetGradualStyleEncoder"})
     with pytest.raises(CheckpointError, match="not supported"):
-        read_psp(tmp_path / "resnet.pt")
+        read_psp(tmp_path / "fpn.pt")
+    checkpoint(tmp_path / "mislabelled.pt", "BackboneEncoder", opts={"encoder_type": "ResNetBackboneEncoder"})
+    with pytest.raises(CheckpointError, match="does not match its weights' trunk"):
+        read_psp(tmp_path / "mislabelled.pt")
     checkpoint(tmp_path / "no_avg.pt", "GradualStyleEncoder", with_latent_avg=False)
     with pytest.raises(CheckpointError, match="no 'latent_avg'"):
         read_psp(tmp_path / "no_avg.pt")
@@ -196,3 +222,123 @@ def test_encoder_training_learns_and_its_file_loads_as_an_encoder(tmp_path, kind
         image = G(torch.randn(1, 64), fused=False)
     codes, _, images = encode(loaded, G, image)
     assert codes.shape == (1, G.config.num_ws, 32) and len(images) == (2 if kind == "backbone" else 1)
+
+
+def test_hyperstyle_layout_of_the_official_ffhq_model():
+    """The 1024 px FFHQ hypernetwork: ResNet-34 trunk on 6 channels, shared blocks for the
+    512 x 512 layers with the shared tensors repeated under each, per-pair blocks for the rest."""
+    from semedit.networks.hyperstyle import HyperNetwork, HyperStyleConfig
+    layers = [(3, 512, 512), (1, 512, 3)]
+    ch = [512, 512, 512, 512, 512, 256, 128, 64, 32]
+    for i in range(1, 9):
+        layers += [(3, ch[i - 1], ch[i]), (3, ch[i], ch[i]), (1, ch[i], 3)]
+    tuned = (0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24)
+    with torch.device("meta"):
+        s = {k: tuple(v.shape) for k, v in HyperNetwork(HyperStyleConfig(
+            tuple(layers), tuned, shared_layers=(0, 2, 3, 5, 6, 8, 9, 11, 12))).state_dict().items()}
+    assert s["conv1.weight"] == (64, 6, 7, 7) and s["relu.weight"] == (64,) and s["body.13.downsample.0.weight"] == (512, 256, 1, 1)
+    assert s["shared_weight_hypernet.w1"] == (512, 4608) and s["shared_weight_hypernet.w2"] == (512, 262144)
+    assert s["shared_weight_hypernet.b2"] == (262144,)
+    assert not any(".hypernet." in k for k in s)  # kept once (the official file repeats them under each block)
+    assert [s[f"refinement_blocks.0.convs.{i}.weight"] for i in (0, 2, 8)] == [(128, 512, 3, 3), (128, 128, 3, 3),
+                                                                           (512, 128, 3, 3)]
+    assert s["refinement_blocks.0.linear.weight"] == (512, 512) and "refinement_blocks.0.convs.10.weight" not in s
+    assert s["refinement_blocks.14.convs.4.weight"] == (512, 256, 3, 3) and "refinement_blocks.14.convs.6.weight" not in s
+    assert s["refinement_blocks.14.output.1.weight"] == (131072, 512, 1, 1) and s["refinement_blocks.24.output.1.bias"] == (1024,)
+    assert not any(k.startswith(f"refinement_blocks.{j}.") for j in (1, 4, 13, 16, 25) for k in s)  # toRGB untouched
+
+
+def hyperstyle_checkpoint(path, seed=0, opts=None):
+    """A reduced HyperStyle checkpoint in the official layout for the 32 px fixture generator:
+    hypernet.* (coarse layers shared, fine ones per pair) + decoder.*, opts, latent_avg."""
+    from semedit.networks.hyperstyle import HyperNetwork, HyperStyleConfig
+    G = load_generator(ROSINALITY, "rosinality")
+    cfg = HyperStyleConfig(G.synthesis.kernel_shapes, (0, 2, 3, 5, 6, 8, 9), shared_layers=(0, 2, 3, 5, 6),
+                           units=(1, 1, 1, 1), widths=(8, 16, 16, 32), input_size=64, code=16, shared_inner=8, inner=8,
+                           num_ws=G.config.num_ws, w_dim=G.config.w_dim, iterations=3)
+    torch.manual_seed(seed)
+    net = HyperNetwork(cfg).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+        for j in (8, 9):  # moderate offsets
+            net.refinement_blocks[j].output[1].weight.mul_(0.05)
+    state = {f"hypernet.{k}": v for k, v in net.state_dict().items()}
+    for j in cfg.shared_layers:  # as the official file has them: the shared tensors under every shared block
+        state.update({f"hypernet.refinement_blocks.{j}.hypernet.{p}": v
+                      for p, v in net.shared_weight_hypernet.state_dict().items()})
+    state.update({f"decoder.{k}": v for k, v in torch.load(ROSINALITY, weights_only=True)["g_ema"].items()})
+    torch.save({"state_dict": state, "latent_avg": G.w_avg.repeat(G.config.num_ws, 1),
+                "opts": {"encoder_type": "SharedWeightsHyperNetResNet", "output_size": 32, "n_iters_per_batch": 3,
+                         "layers_to_tune": "0,2,3,5,6,8,9", **(opts or {})}}, path)
+    return cfg, net
+
+
+def test_hyperstyle_checkpoint_loads_through_the_registry_and_tunes_the_generator(tmp_path, make_registry):
+    from semedit.encoders import hyperstyle
+    from semedit.inversion.common import with_weight_delta
+    from semedit.latents import Latent, synthesize
+    from semedit.networks.hyperstyle import HyperStyleModel
+    (tmp_path / "weights").mkdir()
+    cfg, net = hyperstyle_checkpoint(tmp_path / "weights" / "hyperstyle.pt")
+    w_net, _ = checkpoint(tmp_path / "weights" / "w_encoder.pt", "WEncoder", seed=1)
+    reg = make_registry({
+        "hs": {"kind": "encoder", "format": "hyperstyle", "file": "hyperstyle.pt",
+               "config": {"generator": "g", "w_encoder": "w-enc"}},
+        "w-enc": {"kind": "encoder", "format": "psp", "file": "w_encoder.pt", "config": {"generator": "g"}},
+        "g": {"kind": "generator", "format": "hyperstyle-decoder", "file": "hyperstyle.pt"},
+    })
+    model, G, initial = reg.get("hs"), reg.get("g"), reg.get("w-enc")
+    assert isinstance(model, HyperStyleModel) and model.config == cfg  # every setting read off the keys
+    for k, v in net.state_dict().items():
+        assert torch.equal(model.hypernet.state_dict()[k], v), k
+    assert "encoder:hs" in pipeline.method_keys(reg, "g")
+    assert pipeline.method_family(reg, "encoder:hs") == "generator modification"
+    assert pipeline.method_family(reg, "encoder:w-enc") == "encoder"
+    target = torch.rand(1, 3, 48, 48) * 2 - 1
+    codes, deltas, image, images = hyperstyle(model, initial, G, target)
+    assert len(images) == 3 and [d is None for d in deltas] == [j not in cfg.layers_to_tune for j in range(11)]
+    with torch.no_grad():  # the first iteration, by hand: W codes, then the target beside their image at 64 px
+        x = torch.nn.functional.interpolate(target, size=(256, 256), mode="bilinear", align_corners=False)
+        expected_codes = w_net(x) + model.latent_avg
+        y0 = synthesize(G, Latent("w+", expected_codes))
+        first = net(torch.cat([torch.nn.functional.interpolate(t, size=(64, 64), mode="bilinear", align_corners=False)
+                               for t in (target, y0)], 1))
+        _, one, _, _ = hyperstyle(model, initial, G, target, iterations=1)
+    torch.testing.assert_close(codes, expected_codes, rtol=1e-4, atol=1e-5)
+    for a, b in zip(one, first):
+        assert (a is None and b is None) or torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(deltas[8], one[8])  # later iterations add to the offsets
+    (outcome,) = pipeline.invert(reg, "g", Target.from_image(target), ["encoder:hs"], Knobs(steps=1),
+                                 ctx=Context(perceptual=PerceptualModel(torch.nn.L1Loss(), "L1"),
+                                             device=torch.device("cpu")))
+    r = outcome.result
+    assert r.method == "HyperStyle (3 iterations)" and set(r.weight_delta) == {
+        f"synthesis.{G.synthesis.weight_keys()[j]}" for j in cfg.layers_to_tune}
+    with torch.no_grad():  # the offsets as a tuned copy of G give the same image (edits then work as for PTI)
+        tuned = synthesize(with_weight_delta(G, r.weight_delta), r.latent)
+    torch.testing.assert_close(tuned.clamp(-1, 1), r.image, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(r.image, image.clamp(-1, 1), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(r.image, synthesize(G, r.latent).clamp(-1, 1), atol=1e-3)  # the weights moved
+
+
+def test_bad_hyperstyle_files_are_refused(tmp_path):
+    from semedit.checkpoints import read_hyperstyle
+    from semedit.encoders import hyperstyle
+    from semedit.networks.hyperstyle import HyperStyleModel
+    hyperstyle_checkpoint(tmp_path / "separable.pt", opts={"encoder_type": "SharedWeightsHyperNetResNetSeparable"})
+    with pytest.raises(CheckpointError, match="not supported"):
+        read_hyperstyle(tmp_path / "separable.pt")
+    torch.save({"state_dict": {"encoder.x": torch.zeros(1)}}, tmp_path / "psp.pt")
+    with pytest.raises(CheckpointError, match="not a HyperStyle checkpoint"):
+        read_hyperstyle(tmp_path / "psp.pt")
+    cfg, _ = hyperstyle_checkpoint(tmp_path / "ok.pt")
+    model = HyperStyleModel(cfg).eval()
+    other = load_generator(ROSINALITY, "rosinality")
+    with torch.no_grad():  # same W+ shape, other layers: refused
+        other.synthesis.layers[6].weight.data = torch.zeros(32, 64, 3, 3)
+    w_enc = EncoderModel(EncoderModelConfig(StyleEncoderConfig(kind="w", n_styles=8, w_dim=64, **SMALL)))
+    with pytest.raises(EncoderMismatchError, match="another generator's layers"):
+        hyperstyle(model, w_enc, other, torch.zeros(1, 3, 32, 32))

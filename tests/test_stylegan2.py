@@ -99,3 +99,28 @@ def test_conv_clamp_limits_activations():
     G = tiny_generator(config=config)
     ws = 5 * torch.randn(2, G.num_ws, TINY.w_dim)
     assert G.synthesis(ws).abs().max() <= 0.05 * 4 + 1e-6  # toRGB outputs clamped, upsampled sums of 3
+
+
+def test_weight_deltas_scale_each_samples_weights():
+    """HyperStyle's offsets: zero offsets change nothing; an offset on one sample's layer moves
+    that sample only, exactly as a copy of G whose weight is W (1 + delta) would."""
+    import copy
+    G = tiny_generator()
+    ws = G.broadcast(G.mapping(torch.randn(2, TINY.z_dim, generator=torch.Generator().manual_seed(0))))
+    zeros = [torch.zeros(2, o, i, k, k) for k, i, o in G.synthesis.kernel_shapes]
+    with torch.no_grad():
+        plain = G.synthesis(ws, fused=False)
+        torch.testing.assert_close(G.synthesis(ws, weight_deltas=zeros), plain, rtol=1e-4, atol=1e-5)
+        deltas = [None] * G.synthesis.num_styles
+        j = 2  # the first upsampling layer (a transposed convolution)
+        k, i, o = G.synthesis.kernel_shapes[j]
+        d = 0.3 * torch.randn(1, o, i, k, k, generator=torch.Generator().manual_seed(1))
+        deltas[j] = torch.cat([d, torch.zeros_like(d)])
+        moved = G.synthesis(ws, weight_deltas=deltas)
+        tuned = copy.deepcopy(G)
+        key = G.synthesis.weight_keys()[j]
+        tuned.synthesis.get_parameter(key).mul_(1 + d[0])
+        torch.testing.assert_close(moved[:1], tuned.synthesis(ws[:1], fused=False), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(moved[1:], plain[1:], rtol=1e-4, atol=1e-5)
+    assert (moved[0] - plain[0]).abs().max() > 1e-3
+    assert G.synthesis.weight_keys()[:3] == ("layers.0.weight", "to_rgbs.0.weight", "layers.1.weight")

@@ -13,6 +13,12 @@ average latent is added; see ``semedit.encoders``). Four kinds over one IR-SE tr
 - ``backbone`` (ReStyle's BackboneEncoder, 6 input channels: the image and the current
   reconstruction): every style reads the trunk's last map.
 - ``progressive-backbone`` (ReStyle over e4e): as ``backbone``, with e4e's w0 + deltas.
+- ``w`` (pSp's WEncoder, HyperStyle's initial inversion): the trunk's last map average-pooled
+  (``output_pool``) to one code through ``linear`` (equalised), the same for every style.
+
+ReStyle's ResNet encoders (ResNetBackboneEncoder, ResNetProgressiveBackboneEncoder) are the two
+backbone kinds over a ResNet-34 trunk (``trunk="resnet"``: ``conv1``, ``bn1``, ``relu``,
+``body.{i}``, see ``resnet.resnet_trunk``) instead of the IR-SE one.
 
 A style block (``styles.{i}``: GradualStyleBlock) halves its input log2(side) times with 3x3
 stride-2 convolutions (``convs.{0, 2, ...}``, LeakyReLU 0.01 between) to 1 x 1, then applies an
@@ -28,17 +34,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .identity import ir_se_trunk
+from .resnet import resnet_features, resnet_trunk
 from .stylegan2 import EqualizedLinear
 
-KINDS = ("gradual", "e4e", "backbone", "progressive-backbone")
+KINDS = ("gradual", "e4e", "backbone", "progressive-backbone", "w")
+TRUNKS = ("ir-se", "resnet")
 COARSE, MIDDLE = 3, 7  # first style of the middle and of the fine group (pSp's coarse_ind, middle_ind)
 
 
 @dataclass(frozen=True)
 class StyleEncoderConfig:
     """kind: one of KINDS; n_styles x w_dim: the generator's W+ shape (18 x 512 at 1024 px);
-    input_nc: 3 (pSp, e4e) or 6 (ReStyle); units/widths: the IR-SE trunk (IR-SE50:
-    (3, 4, 14, 3) x (64, 128, 256, 512)); input_size: images are resized to it first."""
+    input_nc: 3 (pSp, e4e) or 6 (ReStyle); trunk: "ir-se" or "resnet" (ReStyle's ResNet
+    encoders); units/widths: the trunk's stages (IR-SE50: (3, 4, 14, 3) x (64, 128, 256, 512);
+    ResNet-34: (3, 4, 6, 3) x the same widths); input_size: images are resized to it first."""
 
     kind: str = "gradual"
     n_styles: int = 18
@@ -47,10 +56,13 @@ class StyleEncoderConfig:
     units: tuple = (3, 4, 14, 3)
     widths: tuple = (64, 128, 256, 512)
     input_size: int = 256
+    trunk: str = "ir-se"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown encoder kind {self.kind!r} (one of {', '.join(KINDS)})")
+        if self.trunk not in TRUNKS or (self.trunk == "resnet" and self.kind not in ("backbone", "progressive-backbone")):
+            raise ValueError(f"a {self.kind} encoder has no {self.trunk!r} trunk")
         if self.kind in ("gradual", "e4e") and self.widths[-1] != self.w_dim:
             raise ValueError(f"a {self.kind} encoder adds its last stage ({self.widths[-1]} channels) to "
                              f"{self.w_dim}-channel lateral maps: the widths must end with w_dim")
@@ -87,7 +99,10 @@ class StyleEncoder(nn.Module):
     def __init__(self, config: StyleEncoderConfig):
         super().__init__()
         self.config = config
-        self.input_layer, self.body = ir_se_trunk(config.units, config.widths, config.input_nc)
+        if config.trunk == "resnet":
+            self.conv1, self.bn1, self.relu, self.body = resnet_trunk(config.units, config.widths, config.input_nc)
+        else:
+            self.input_layer, self.body = ir_se_trunk(config.units, config.widths, config.input_nc)
         w, c = config.w_dim, config.widths
         stages = len(config.units)
         side = config.input_size // 2 ** stages  # the last map's side (16 for 256 px, IR-SE50)
@@ -99,24 +114,36 @@ class StyleEncoder(nn.Module):
             self.styles = nn.ModuleList(GradualStyleBlock(c[-1], w, s) for s in sides)
             self.latlayer1 = nn.Conv2d(c[-2], w, 1)
             self.latlayer2 = nn.Conv2d(c[-3], w, 1)
+        elif config.kind == "w":
+            self.output_pool = nn.AdaptiveAvgPool2d(1)
+            self.linear = EqualizedLinear(c[-1], w)
         else:
             self.styles = nn.ModuleList(GradualStyleBlock(c[-1], w, side) for _ in range(config.n_styles))
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = self.input_layer(img)
-        if self.config.kind in ("backbone", "progressive-backbone"):
-            last = self.body(x)
-            features = [last] * self.config.n_styles
-        else:
-            taps = {}
-            for i, unit in enumerate(self.body):
-                x = unit(x)
-                if i in self._taps:
-                    taps[i] = x
-            c1, c2, c3 = (taps[i] for i in self._taps)
-            p2 = _upsample_add(c3, self.latlayer1(c2))
-            p1 = _upsample_add(p2, self.latlayer2(c1))
-            features = [c3 if i < COARSE else p2 if i < MIDDLE else p1 for i in range(self.config.n_styles)]
+        n = self.config.n_styles
+        if self.config.kind in ("gradual", "e4e"):
+            return self._combine(self._pyramid(self.input_layer(img)))
+        last = resnet_features(self, img) if self.config.trunk == "resnet" else self.body(self.input_layer(img))
+        if self.config.kind == "w":
+            return self.linear(self.output_pool(last).flatten(1))[:, None].expand(-1, n, -1)
+        return self._combine([last] * n)
+
+    def _pyramid(self, x: torch.Tensor) -> list:
+        """The trunk's taps c1, c2, c3 and the feature pyramid: one map per style."""
+        taps = {}
+        for i, unit in enumerate(self.body):
+            x = unit(x)
+            if i in self._taps:
+                taps[i] = x
+        c1, c2, c3 = (taps[i] for i in self._taps)
+        p2 = _upsample_add(c3, self.latlayer1(c2))
+        p1 = _upsample_add(p2, self.latlayer2(c1))
+        return [c3 if i < COARSE else p2 if i < MIDDLE else p1 for i in range(self.config.n_styles)]
+
+    def _combine(self, features: list) -> torch.Tensor:
+        """One feature map per style -> codes [N, n_styles, w_dim]: each style's block (pSp,
+        ReStyle-pSp), or e4e's w0 plus each later style's block (e4e, ReStyle-e4e)."""
         if self.config.kind in ("gradual", "backbone"):
             return torch.stack([style(f) for style, f in zip(self.styles, features)], dim=1)
         w0 = self.styles[0](features[0])

@@ -165,17 +165,21 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                      demodulate: bool, upsample: bool, fused: bool) -> torch.Tensor:
     """StyleGAN2 modulated convolution.
 
-    x [N, I, H, W], weight [O, I, k, k] (gain already applied), styles [N, I]
-    -> [N, O, H', W'] with H' = 2H when ``upsample`` (transposed conv + FIR blur), else H.
+    x [N, I, H, W], weight [O, I, k, k] (gain already applied) or one per sample [N, O, I, k, k]
+    (always the fused path), styles [N, I] -> [N, O, H', W'] with H' = 2H when ``upsample``
+    (transposed conv + FIR blur), else H.
     """
     n, in_ch, h, w_ = x.shape
-    out_ch, _, k, _ = weight.shape
+    out_ch, _, k, _ = weight.shape[-4:]
+    per_sample = weight.ndim == 5
     dcoefs = None
-    if demodulate:  # 1 / ||w * s|| per output channel, without building per-sample weights
+    if demodulate and per_sample:
+        dcoefs = ((weight.square().sum(dim=[3, 4]) * styles.square()[:, None, :]).sum(2) + 1e-8).rsqrt()  # [N, O]
+    elif demodulate:  # 1 / ||w * s|| per output channel, without building per-sample weights
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
 
-    if fused:
-        wmod = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+    if fused or per_sample:
+        wmod = (weight if per_sample else weight[None]) * styles[:, None, :, None, None]  # [N, O, I, k, k]
         if dcoefs is not None:
             wmod = wmod * dcoefs[:, :, None, None, None]
         x = x.reshape(1, n * in_ch, h, w_)
@@ -200,6 +204,11 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     return x
 
 
+def _with_delta(weight: torch.Tensor, delta: Optional[torch.Tensor]) -> torch.Tensor:
+    """weight [O, I, k, k], or per sample weight * (1 + delta [N, O, I, k, k])."""
+    return weight if delta is None else weight[None] * (1 + delta)
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution (optionally 2x upsampling), noise, bias, leaky ReLU."""
 
@@ -218,9 +227,10 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, *, noise_mode: NoiseMode = "const",
                 fused: bool = True, generator: Optional[torch.Generator] = None,
-                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``noise`` [N or 1, 1, R, R], when given, replaces the noise that ``noise_mode`` picks."""
-        x = modulated_conv2d(x, self.weight * self.weight_gain, style, demodulate=True,
+                noise: Optional[torch.Tensor] = None, weight_delta: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``noise`` [N or 1, 1, R, R], when given, replaces the noise that ``noise_mode`` picks;
+        ``weight_delta`` [N, O, I, 3, 3] scales the weight per sample by (1 + delta) (HyperStyle)."""
+        x = modulated_conv2d(x, _with_delta(self.weight * self.weight_gain, weight_delta), style, demodulate=True,
                              upsample=self.upsample, fused=fused)
         if noise is not None:
             x = x + noise * self.noise_strength
@@ -249,8 +259,10 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_channels)
         self.conv_clamp = conv_clamp
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, *, fused: bool = True) -> torch.Tensor:
-        x = modulated_conv2d(x, self.weight * self.weight_gain, style, demodulate=False, upsample=False, fused=fused)
+    def forward(self, x: torch.Tensor, style: torch.Tensor, *, fused: bool = True,
+                weight_delta: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = modulated_conv2d(x, _with_delta(self.weight * self.weight_gain, weight_delta), style, demodulate=False,
+                             upsample=False, fused=fused)
         x = x + self.bias[None, :, None, None]
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
@@ -300,26 +312,47 @@ class SynthesisNetwork(nn.Module):
         self._check_ws(ws)
         return [m.affine(ws[:, i]) for m, i in self._modulated()]
 
+    @property
+    def kernel_shapes(self) -> tuple:
+        """(kernel size, in channels, out channels) of every modulated convolution, in
+        StyleSpace order (HyperStyle's layer indices)."""
+        return tuple((m.weight.shape[-1], m.weight.shape[1], m.weight.shape[0]) for m, _ in self._modulated())
+
+    def weight_keys(self) -> tuple:
+        """The state-dict key (below ``synthesis.``) of every modulated convolution's weight, in
+        StyleSpace order."""
+        names = {id(m): n for n, m in self.named_modules()}
+        return tuple(f"{names[id(m)]}.weight" for m, _ in self._modulated())
+
     def from_styles(self, styles: Sequence[torch.Tensor], *, noise_mode: NoiseMode = "const",
                     fused: bool = True, generator: Optional[torch.Generator] = None,
-                    noise: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+                    noise: Optional[Sequence[torch.Tensor]] = None,
+                    weight_deltas: Optional[Sequence[Optional[torch.Tensor]]] = None) -> torch.Tensor:
         """StyleSpace vectors (see ``styles``) -> img [N, C, R, R]. ``noise``: optional explicit
-        maps, one [N or 1, 1, R_j, R_j] per synthesis layer (see ``noise_shapes``)."""
+        maps, one [N or 1, 1, R_j, R_j] per synthesis layer (see ``noise_shapes``).
+        ``weight_deltas``: one per modulated convolution in StyleSpace order, None or [N, O, I, k, k]
+        (each weight times 1 + delta for its sample; HyperStyle)."""
         if len(styles) != self.num_styles:
             raise ValueError(f"expected {self.num_styles} style vectors, got {len(styles)}")
         if noise is not None and len(noise) != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} noise maps, got {len(noise)}")
+        if weight_deltas is not None and len(weight_deltas) != self.num_styles:
+            raise ValueError(f"expected {self.num_styles} weight deltas (None where untouched), got {len(weight_deltas)}")
         s = iter(styles)
+        d = iter(weight_deltas if weight_deltas is not None else [None] * self.num_styles)
         kw = dict(noise_mode=noise_mode, fused=fused, generator=generator)
 
         def layer(j, x):
-            return self.layers[j](x, next(s), noise=None if noise is None else noise[j], **kw)
+            return self.layers[j](x, next(s), noise=None if noise is None else noise[j], weight_delta=next(d), **kw)
+
+        def to_rgb(b, x):
+            return self.to_rgbs[b](x, next(s), fused=fused, weight_delta=next(d))
 
         x = layer(0, self.const[None].expand(styles[0].shape[0], -1, -1, -1))
-        img = self.to_rgbs[0](x, next(s), fused=fused)
+        img = to_rgb(0, x)
         for b in range(1, len(self.to_rgbs)):
             x = layer(2 * b, layer(2 * b - 1, x))
-            img = upsample2x(img) + self.to_rgbs[b](x, next(s), fused=fused)
+            img = upsample2x(img) + to_rgb(b, x)
         return img
 
     def noise_shapes(self) -> list:
@@ -327,10 +360,10 @@ class SynthesisNetwork(nn.Module):
         return [(1, 1, m.resolution, m.resolution) for m in self.layers]
 
     def forward(self, ws: torch.Tensor, *, noise_mode: NoiseMode = "const", fused: bool = True,
-                generator: Optional[torch.Generator] = None,
-                noise: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+                generator: Optional[torch.Generator] = None, noise: Optional[Sequence[torch.Tensor]] = None,
+                weight_deltas: Optional[Sequence[Optional[torch.Tensor]]] = None) -> torch.Tensor:
         return self.from_styles(self.styles(ws), noise_mode=noise_mode, fused=fused, generator=generator,
-                                noise=noise)
+                                noise=noise, weight_deltas=weight_deltas)
 
     def _check_ws(self, ws: torch.Tensor) -> None:
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
