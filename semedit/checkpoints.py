@@ -531,17 +531,19 @@ ENCODER_ARCHITECTURES = ("style-encoder", "hyperstyle")
 
 
 def save_safetensors(path: Path, config: Any, state: StateDict,
-                     quantization: Optional[Dict[str, Tuple[float, float]]] = None, **extra_meta: str) -> None:
+                     quantization: Optional[Dict[str, Tuple[float, float]]] = None,
+                     storage: torch.dtype = torch.float32, **extra_meta: str) -> None:
     """Write a state dict with ``{"arch": name, "config": json}`` metadata (arch from the config type).
     Tensors named in ``quantization`` are integer codes ``q`` that mean ``q * scale + min``
-    (kept as they are, e.g. uint8 as TensorFlow.js ships them); all others are stored as float32."""
+    (kept as they are, e.g. uint8 as TensorFlow.js ships them); other floating-point tensors are
+    stored as ``storage`` (float16 halves a shipped file; they load as float32), integers as they are."""
     quantization = quantization or {}
     arch = next(name for name, (cfg, _) in ARCHITECTURES.items() if isinstance(config, cfg))
     meta = {"arch": arch, "config": json.dumps(config.to_dict()), **extra_meta}
     if quantization:
         meta["quantization"] = json.dumps({k: list(v) for k, v in quantization.items()})
-    tensors = {k: (v.detach().to("cpu") if k in quantization else v.detach().to("cpu", torch.float32)).contiguous()
-               for k, v in state.items()}
+    tensors = {k: (v.detach().to("cpu") if k in quantization or not v.is_floating_point()
+                   else v.detach().to("cpu", storage)).contiguous() for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -563,6 +565,7 @@ def read_safetensors(path: Path, arch: str = "stylegan2") -> Tuple[Any, StateDic
     for key, (scale, minimum) in quantization.items():
         if key in state:
             state[key] = (state[key].double() * scale + minimum).float()
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # float16 storage loads as float32
     return ARCHITECTURES[arch][0].from_dict(json.loads(meta["config"])), state
 
 

@@ -142,7 +142,7 @@ def main(argv=None) -> None:
     trainer = EncoderTrainer(G, cfg, device)
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu()
-    save_safetensors(a.out, net.config, net.state_dict(),
+    save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16,
                      note=f"python -m semedit.training.encoder, {trainer.step} steps on {a.model}, {cfg}")
     print(f"wrote {a.out} after {trainer.step} steps; catalogue it as kind 'encoder', format 'safetensors', "
           f"config {{\"generator\": \"{a.model}\"}}")
