@@ -15,7 +15,6 @@ correction is scored like a one-shot prediction.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +127,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=EncoderTraining.batch)
     ap.add_argument("--lr", type=float, default=EncoderTraining.lr)
     ap.add_argument("--iterations", type=int, default=EncoderTraining.iterations)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work-dir", type=Path, required=True)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--minutes", type=float, default=math.inf)
-    ap.add_argument("--device", default="auto")
+    loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     device = resolve_device(a.device)

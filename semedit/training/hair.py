@@ -17,7 +17,6 @@ CPU), the L1 error of the synthesised result to the true image.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +116,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=HairTraining.steps)
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work-dir", type=Path, required=True)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--minutes", type=float, default=math.inf)
-    ap.add_argument("--device", default="auto")
+    loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("weights/embedded-hair-64.safetensors"))
     a = ap.parse_args(argv)
     device = resolve_device(a.device)

@@ -13,7 +13,6 @@ pixel MSE plus ``lpips_weight`` x the perceptual distance to the input.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ class HyperStyleTraining:
     steps: int = 1500
     batch: int = 8
     lr: float = 3e-4
-    iterations: int = 3            # refinement steps trained per image (the model runs 5 by default)
+    iterations: int = 3            # refinement steps trained per image, and run by the saved model
     render_share: float = 0.5      # inputs that are renders (paired generators only)
     lpips_weight: float = 0.8      # HyperStyle's: l2 1, lpips 0.8
     widths: tuple = (32, 64, 96, 128)
@@ -56,7 +55,8 @@ def hyperstyle_for(G: StyleGAN2Generator, cfg: HyperStyleTraining) -> HyperStyle
     shared = tuple(j for j in tuned if shapes[j][1:] == (widest, widest))
     config = HyperStyleConfig(shapes, tuned, shared, units=tuple(cfg.units), widths=tuple(cfg.widths),
                               input_size=max(64, G.config.resolution), code=cfg.code, shared_inner=cfg.inner,
-                              inner=cfg.inner, num_ws=G.config.num_ws, w_dim=G.config.w_dim)
+                              inner=cfg.inner, num_ws=G.config.num_ws, w_dim=G.config.w_dim,
+                              iterations=cfg.iterations)
     model = HyperStyleModel(config)
     with torch.no_grad():
         model.latent_avg.copy_(G.w_avg.expand(G.config.num_ws, -1))
@@ -118,11 +118,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=HyperStyleTraining.batch)
     ap.add_argument("--lr", type=float, default=HyperStyleTraining.lr)
     ap.add_argument("--iterations", type=int, default=HyperStyleTraining.iterations)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work-dir", type=Path, required=True)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--minutes", type=float, default=math.inf)
-    ap.add_argument("--device", default="auto")
+    loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     device = resolve_device(a.device)

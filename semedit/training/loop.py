@@ -65,6 +65,16 @@ class NetTrainerState:
         self.step = int(state["step"])
 
 
+def add_run_arguments(ap) -> None:
+    """The options every trainer's command line has: ``--seed``, ``--work-dir`` (state and
+    curve), ``--resume``, ``--minutes`` (this invocation's budget) and ``--device``."""
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work-dir", type=Path, required=True, help="state and curve.csv")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
+    ap.add_argument("--minutes", type=float, default=math.inf, help="wall-clock budget of this invocation")
+    ap.add_argument("--device", default="auto")
+
+
 def save_state(folder: Path, state: dict, shard_mb: float = 15.0) -> Path:
     """Write ``state`` into ``folder/state/`` in shards of at most ``shard_mb`` MiB."""
     buf = io.BytesIO()

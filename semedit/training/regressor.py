@@ -13,7 +13,6 @@ hair against different people; it is stored in the checkpoint's config.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -217,11 +216,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=RegressorTraining.steps)
     ap.add_argument("--batch", type=int, default=RegressorTraining.batch)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work-dir", type=Path, required=True)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--minutes", type=float, default=math.inf)
-    ap.add_argument("--device", default="auto")
+    loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("weights/embedded-regressor-64.safetensors"))
     ap.add_argument("--report", type=Path, default=Path("bench/results/embedded_regressor.md"))
     ap.add_argument("--init", type=Path, help="continue from this regressor (safetensors) with a fresh optimiser")

@@ -15,7 +15,6 @@ labelled with the renderer's map:
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -92,16 +91,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=SegmenterTraining.steps)
     ap.add_argument("--batch", type=int, default=SegmenterTraining.batch)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=SegmenterTraining.lr)
     ap.add_argument("--max-blur", type=float, default=SegmenterTraining.max_blur)
     ap.add_argument("--init", type=Path, help="continue from this segmenter (safetensors)")
     ap.add_argument("--generator", type=Path, help="a paired (distilled) generator whose samples join the batches")
     ap.add_argument("--generator-share", type=float, default=0.5)
-    ap.add_argument("--work-dir", type=Path, required=True)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--minutes", type=float, default=math.inf)
-    ap.add_argument("--device", default="auto")
+    loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("weights/embedded-segmenter-64.safetensors"))
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
