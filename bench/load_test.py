@@ -1,6 +1,7 @@
 """Load test: simulated users on every tab of a local server, through gradio_client.
 
-    python bench/load_test.py [--users 16] [--minutes 10] [--ttl-minutes 2] [--out bench/results/load_test.md]
+    python bench/load_test.py [--users 16] [--minutes 10] [--ttl-minutes 2] [--cache-minutes 5]
+        [--out bench/results/load_test.md]
 
 The app runs as its own process (``python app.py`` on a free port, offline, the embedded
 default); each user is a gradio_client session looping over a visit of every tab (samples and
@@ -8,8 +9,9 @@ labels; load, segment and invert an example with W; a slider source, two slider 
 export; ChunkyGAN on an example, a chunk edit and an export; a hair transfer with the network,
 the hair-amount slider and a download) until the time is up. Reported: calls, errors and
 latency p50 / p95 per endpoint, the server's resident memory over time, and the disk used by
-the sessions' folders and Gradio's cache (files live for the session TTL, set short here so
-that a flat line can be seen within the run). Aim (issue 14): 16 users for 10 minutes, 0
+the sessions' folders and Gradio's cache (files live for the session TTL and Gradio's cached
+files at least ``--cache-minutes``, both set short here so that a flat line can be seen within
+the run; the cache's must exceed the longest wait in the queue, or uploads are lost). Aim (issue 14): 16 users for 10 minutes, 0
 errors, resident memory <= 2 GB, disk flat.
 """
 from __future__ import annotations
@@ -93,6 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--ttl-minutes", type=float, default=2, help="the server's session time-to-live")
+    ap.add_argument("--cache-minutes", type=float, default=5, help="the least age of Gradio's cached files")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/load_test.md")
     a = ap.parse_args(argv)
     from gradio_client import Client
@@ -104,7 +107,8 @@ def main(argv=None) -> None:
     port = free_port()
     env = {**os.environ, "SEMEDIT_PORT": str(port), "SEMEDIT_TEMP_DIR": str(sessions_dir),
            "GRADIO_TEMP_DIR": str(gradio_dir), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "SEMEDIT_SESSION_TTL_MINUTES": str(a.ttl_minutes), "SEMEDIT_QUEUE_SIZE": str(max(16, 2 * a.users))}
+           "SEMEDIT_SESSION_TTL_MINUTES": str(a.ttl_minutes), "SEMEDIT_QUEUE_SIZE": str(max(16, 2 * a.users)),
+           "SEMEDIT_CACHE_MIN_AGE_MINUTES": str(a.cache_minutes)}
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
                               stdout=open(work / "server.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -179,7 +183,8 @@ def main(argv=None) -> None:
         timeline.append(f"| {minute} | {rss[at] / mb:.0f} | {disk[at] / mb:.1f} |")
     aims = [f"errors: {total_errors} (aim 0)", f"peak resident memory: {rss.max() / mb:.0f} MB (aim <= 2048)",
             f"disk in the second half: {disk[half].min() / mb:.1f} to {disk[half].max() / mb:.1f} MB, at the end "
-            f"{disk[-1] / mb:.1f} MB (files live for the {a.ttl_minutes:g}-minute session TTL)"]
+            f"{disk[-1] / mb:.1f} MB (session files live for the {a.ttl_minutes:g}-minute session TTL, Gradio's "
+            f"cached files {a.cache_minutes:g} minutes)"]
     examples = [f"- `{name}`: {msgs[0]}" for name, msgs in errors.items() if msgs]
     text = "\n".join([
         f"# Load test: {a.users} users for {a.minutes:g} minutes\n",

@@ -16,6 +16,8 @@
 ``SEMEDIT_SESSION_TTL_MINUTES``       a session's results and files are freed this long after its last
                                       use, or when its browser leaves (default 60)
 ``SEMEDIT_TEMP_DIR``                  the sessions' temporary folders (default: the system's temp dir)
+``SEMEDIT_CACHE_MIN_AGE_MINUTES``     Gradio's cached uploads and results live at least this long (default
+                                      60: an upload must outlive its request's wait in the queue)
 ``SEMEDIT_MAX_IMAGE_SIDE``            uploads are reduced to this many px on the long side as they load (default 4096)
 ``SEMEDIT_MAX_IMAGE_MEGAPIXELS``      larger uploads are refused before they are decoded (default 50)
 ``SEMEDIT_COMPILE``                   ``auto`` (compile generators on CUDA), ``on``, ``off`` (semedit/acceleration.py)
@@ -80,6 +82,7 @@ class Settings:
     short_jobs: int = 1
     long_jobs_per_session: int = 1
     session_ttl_minutes: float = 60
+    cache_min_age_minutes: float = 60
     temp_dir: Path = Path(tempfile.gettempdir())
     image_limits: ImageLimits = ImageLimits()
     compile: str = "auto"
@@ -110,6 +113,7 @@ class Settings:
             short_jobs=int(env.get("SEMEDIT_SHORT_JOBS", d.short_jobs)),
             long_jobs_per_session=int(env.get("SEMEDIT_LONG_JOBS_PER_SESSION", d.long_jobs_per_session)),
             session_ttl_minutes=float(env.get("SEMEDIT_SESSION_TTL_MINUTES", d.session_ttl_minutes)),
+            cache_min_age_minutes=float(env.get("SEMEDIT_CACHE_MIN_AGE_MINUTES", d.cache_min_age_minutes)),
             temp_dir=Path(env.get("SEMEDIT_TEMP_DIR") or d.temp_dir).expanduser(),
             compile=env.get("SEMEDIT_COMPILE", d.compile).strip().lower(),
             tf32=_flag(env.get("SEMEDIT_TF32", "1")),

@@ -203,11 +203,15 @@ def test_a_session_runs_one_long_job_at_a_time_and_its_end_cancels_it(client):
 
 def test_gradio_cache_is_cleaned_on_the_session_clock(client):
     """Gradio's own file cache (uploads, served results) is cleaned of files older than the
-    session TTL (and at least an hour old: uploads outlive their wait in the queue), a quarter of
-    the TTL apart."""
-    from semedit.ui.app import CACHE_MIN_AGE_S
+    session TTL (and at least SEMEDIT_CACHE_MIN_AGE_MINUTES old, an hour by default: uploads
+    outlive their wait in the queue), a quarter of the TTL apart."""
+    from semedit.ui import build_demo
     ttl = client.demo.sessions.ttl_s
-    assert client.demo.delete_cache == (int(ttl // 4), max(CACHE_MIN_AGE_S, int(ttl)))
+    assert client.demo.delete_cache == (int(ttl // 4), max(3600, int(ttl)))
+    settings = Settings.from_env({"SEMEDIT_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "SEMEDIT_SESSION_TTL_MINUTES": "2",
+                                  "SEMEDIT_CACHE_MIN_AGE_MINUTES": "5"})
+    demo = build_demo(settings=settings)
+    assert demo.delete_cache == (60, 300)  # checked every minute at the least
 
 
 def test_per_session_limit_refuses_a_second_long_job():

@@ -18,9 +18,6 @@ GAN-based semantic face editing on one shared StyleGAN2: inversion comparison, a
 ChunkyGAN segment editing and hairstyle transfer. Device: **{device}**."""
 
 
-CACHE_MIN_AGE_S = 3600
-
-
 def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings] = None) -> gr.Blocks:
     settings = settings or (registry.settings if registry else Settings.from_env())
     registry = registry or Registry.from_settings(settings)
@@ -28,9 +25,10 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
     sessions = Sessions(settings)
     ttl = sessions.ttl_s
     # Gradio's own cache (uploads, served results): files older than the session TTL, and at least
-    # an hour old, are removed (an upload must outlive its request's wait in the queue: a load test
-    # with a 2-minute TTL lost uploads that had waited longer than that)
-    with gr.Blocks(title="semedit", delete_cache=(max(60, int(ttl // 4)), max(CACHE_MIN_AGE_S, int(ttl)))) as demo:
+    # SEMEDIT_CACHE_MIN_AGE_MINUTES old, are removed (an upload must outlive its request's wait in
+    # the queue: a load test with a 2-minute age lost uploads that had waited longer than that)
+    age = max(int(settings.cache_min_age_minutes * 60), int(ttl))
+    with gr.Blocks(title="semedit", delete_cache=(max(60, int(min(ttl, age) // 4)), age)) as demo:
         gr.Markdown(INTRO.format(device=settings.torch_device))
         picker = create_model_picker(registry)
         # this session's inversion results and fitted directions, for the editing tabs; freed when
