@@ -268,6 +268,10 @@ class Registry:
     def is_local(self, name: str) -> bool:
         return self.local_path(name) is not None
 
+    def obtainable(self, name: str) -> bool:
+        """On this machine, or on the Hub (it may still fail to download when offline)."""
+        return self.catalogue.get(name).hub is not None or self.is_local(name)
+
     def first_local(self, kind: str, preferred: Optional[str] = None) -> Optional[str]:
         """``preferred`` when it is on this machine, else the first model of ``kind`` in the
         catalogue that is (None when none is): for models the app can do without."""

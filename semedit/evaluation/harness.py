@@ -87,8 +87,12 @@ def _check_settings(folder: Path, settings: dict, check: bool = True) -> None:
     path.write_text(json.dumps(settings, indent=1, sort_keys=True))
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 def evaluate(task: Task, folder: Path, *, shard: Shard = Shard(), restart: bool = False,
-             log: Callable[[str], None] = print) -> Optional[Report]:
+             log: Callable[[str], None] = _print) -> Optional[Report]:
     """Run ``task``'s items that have no rows in ``folder`` yet, this shard's share of them, and
     on the first shard merge every shard's rows and write the summary and plot."""
     folder = Path(folder)

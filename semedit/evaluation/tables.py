@@ -324,8 +324,12 @@ class Table2:
     def __init__(self, registry, model: str, cfg: EvalConfig):
         from .editing import TABLE2_METHODS, table2_directions
         self.registry, self.model, self.cfg = registry, model, cfg
+        wanted = {m.lower() for m in cfg.methods}
         self.methods = {label: (label, key, over) for label, key, over in TABLE2_METHODS
-                        if not cfg.methods or label in cfg.methods or key in cfg.methods}
+                        if not wanted or label.lower() in wanted or key in wanted}
+        if not self.methods:
+            raise SemeditError(f"none of {', '.join(cfg.methods)} is a Table 2 method "
+                               f"({', '.join(m[0] for m in TABLE2_METHODS)})")
         self.directions, self.missing = table2_directions(registry, model)
         if not self.directions:
             raise SemeditError(f"{model} has no built-in W directions to edit with")

@@ -188,10 +188,12 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
             face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest; numbered on the image)")
-            encoders = [(pipeline.method_name(f"{pipeline.ENCODER_PREFIX}{n}"), f"{pipeline.ENCODER_PREFIX}{n}")
-                        for n in registry.catalogue.names("encoder")]
+            encoders = [(f"{registry.catalogue.get(n).config.get('method', 'encoder')} ({n})",
+                         f"{pipeline.ENCODER_PREFIX}{n}") for n in registry.catalogue.names("encoder")
+                        if registry.obtainable(n)]
             methods = gr.CheckboxGroup(CHOICES + encoders, value=["w", "w+", "chunky"],
-                                       label="Methods (encoders: one forward pass, for the generator they were made for)")
+                                       label="Methods (encoders: a forward pass or a few, for the generator they were "
+                                             "made for)")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
             with gr.Accordion("ChunkyGAN, perceptual and identity", open=False):
                 n_chunks = gr.Slider(1, 8, value=4, step=1, label="Number of chunks (n)")
