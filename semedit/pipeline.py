@@ -125,9 +125,9 @@ def method_family(registry, key: str) -> str:
 
 def method_keys(registry, model: str) -> List[str]:
     """Every inversion method for generator ``model``: the suite's, then each catalogued encoder
-    made for it (its catalogue config names the generator)."""
+    made for it (its catalogue config names the generator) that is on this machine or on the Hub."""
     encoders = [f"{ENCODER_PREFIX}{n}" for n in registry.catalogue.names("encoder")
-                if registry.catalogue.get(n).config.get("generator") == model]
+                if registry.catalogue.get(n).config.get("generator") == model and registry.obtainable(n)]
     return list(METHODS) + encoders
 
 
