@@ -476,16 +476,22 @@ def read_hyperstyle(path: Path) -> Tuple[HyperStyleConfig, StateDict]:
     state = ckpt["state_dict"]
     hyp = {k[len("hypernet."):]: v for k, v in state.items() if k.startswith("hypernet.")}
     dec = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
+    def block(j: int, key: str) -> torch.Tensor:
+        return hyp[f"refinement_blocks.{j}.{key}"]
     try:
         units, widths, input_nc = resnet_layout(hyp)
         layers = _rosinality_kernel_shapes(dec)
-        tuned = sorted({int(m.group(1)) for k in hyp if (m := re.fullmatch(r"refinement_blocks\.(\d+)\.convs\.0\.weight", k))})
-        shared = [j for j in tuned if f"refinement_blocks.{j}.linear.weight" in hyp]
+        tuned = sorted({int(m.group(1)) for k in hyp
+                        if (m := re.fullmatch(r"refinement_blocks\.(\d+)\.convs\.0\.weight", k))})
+        shared = [j for j in tuned if f"refinement_blocks.{j}.linear.weight" in hyp]  # HyperRefinementBlocks
         other = [j for j in tuned if j not in shared]
-        code = hyp[f"refinement_blocks.{shared[0]}.linear.weight"].shape[0] if shared else \
-            hyp[f"refinement_blocks.{other[0]}.output.1.weight"].shape[1]
-        n_convs = len([k for k in hyp if shared and re.fullmatch(rf"refinement_blocks\.{shared[0]}\.convs\.\d+\.weight", k)])
-        spatial = 2 ** (n_convs - 1) if shared else 16
+        code = block(shared[0], "linear.weight").shape[0] if shared else block(other[0], "output.1.weight").shape[1]
+        # a shared block's stride-1 conv and its stride-2 convs down to 1 x 1: log2(side) + 1 convs
+        pattern = rf"refinement_blocks\.{shared[0] if shared else -1}\.convs\.\d+\.weight"
+        n_convs = len([k for k in hyp if re.fullmatch(pattern, k)])
+        side = 2 ** (n_convs - 1) if shared else 16
+        shared_inner = block(shared[0], "convs.0.weight").shape[0] if shared else 128
+        inner = block(other[0], "convs.0.weight").shape[0] if other else 256
         w_dim = dec["conv1.conv.modulation.weight"].shape[1]
     except (KeyError, ValueError, IndexError) as e:
         raise CheckpointError(f"{name}: the hypernetwork lacks expected weights ({e})") from e
@@ -495,11 +501,9 @@ def read_hyperstyle(path: Path) -> Tuple[HyperStyleConfig, StateDict]:
     num_ws = len([k for k in dec if re.fullmatch(r"convs\.\d+\.conv\.weight", k)]) + 2
     try:
         config = HyperStyleConfig(layers=layers, layers_to_tune=tuple(tuned), shared_layers=tuple(shared), units=units,
-                                  widths=widths, input_nc=input_nc, input_size=16 * spatial, code=code,
-                                  shared_inner=hyp[f"refinement_blocks.{shared[0]}.convs.0.weight"].shape[0]
-                                  if shared else 128,
-                                  inner=hyp[f"refinement_blocks.{other[0]}.convs.0.weight"].shape[0] if other else 256,
-                                  num_ws=num_ws, w_dim=w_dim, iterations=int(opts.get("n_iters_per_batch", 5)))
+                                  widths=widths, input_nc=input_nc, input_size=16 * side, code=code,
+                                  shared_inner=shared_inner, inner=inner, num_ws=num_ws, w_dim=w_dim,
+                                  iterations=int(opts.get("n_iters_per_batch", 5)))
     except ValueError as e:
         raise CheckpointError(f"{name}: {e}") from e
     for k in [k for k in hyp if re.fullmatch(r"refinement_blocks\.\d+\.hypernet\.\w+", k)]:
@@ -584,7 +588,8 @@ def load_module(path: Path, arch) -> torch.nn.Module:
     if isinstance(arch, tuple):
         found = architecture_of(path)
         if found not in arch:
-            raise CheckpointError(f"{Path(path).name}: holds {found or 'no semedit network'}, not one of {', '.join(arch)}")
+            raise CheckpointError(f"{Path(path).name}: holds {found or 'no semedit network'}, "
+                                  f"not one of {', '.join(arch)}")
         arch = found
     config, state = read_safetensors(path, arch)
     return build_module(arch, config, state, source=Path(path).name)

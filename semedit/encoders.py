@@ -87,7 +87,7 @@ def hyperstyle(model: HyperStyleModel, initial: EncoderModel, G: StyleGAN2Genera
                iterations: Optional[int] = None, progress: Optional[ProgressFn] = None) -> tuple:
     """target [N, 3, H, W] in [-1, 1] -> (W+ codes [N, L, C] of the W encoder ``initial``,
     weight offsets (one per modulated convolution, None where untuned), image [N, 3, R, R],
-    images after each iteration). ``iterations`` defaults to the model's own (5)."""
+    images after each iteration). ``iterations`` defaults to the model's own (5 in the official one)."""
     cfg = model.config
     _check_shape(cfg.name, (cfg.num_ws, cfg.w_dim), G)
     if tuple(G.synthesis.kernel_shapes) != tuple(tuple(x) for x in cfg.layers):

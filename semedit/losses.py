@@ -148,4 +148,5 @@ def normalise_noise_(noise: List[torch.Tensor]) -> None:
     """In place: zero mean and unit variance per map and image (after every optimiser step)."""
     with torch.no_grad():
         for n in noise:
-            n.sub_(n.mean((1, 2, 3), keepdim=True)).div_(n.square().mean((1, 2, 3), keepdim=True).sqrt().clamp(min=1e-8))
+            n.sub_(n.mean((1, 2, 3), keepdim=True))
+            n.div_(n.square().mean((1, 2, 3), keepdim=True).sqrt().clamp(min=1e-8))

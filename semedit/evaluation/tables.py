@@ -292,8 +292,8 @@ def table1_orderings(by: Dict[Tuple[str, str], List[Dict[str, str]]], sets: Sequ
     if {"in-domain", "out-of-domain"} <= set(sets) and all(lp(s, m) is not None for s in ("in-domain", "out-of-domain")
                                                           for m in ("W+", "ChunkyGAN W+")):
         gap = {s: lp(s, "W+") - lp(s, "ChunkyGAN W+") for s in ("in-domain", "out-of-domain")}
-        check("ChunkyGAN's lead over W+ is larger out of the domain", {"both sets": gap["out-of-domain"] > gap["in-domain"]},
-              f"lead {gap['in-domain']:.4f} in-domain, {gap['out-of-domain']:.4f} out-of-domain")
+        check("ChunkyGAN's lead over W+ is larger out of the domain",
+              {"both sets": gap["out-of-domain"] > gap["in-domain"]}, f"lead {gap['in-domain']:.4f} in-domain, {gap['out-of-domain']:.4f} out-of-domain")
     p = pairs("pSp", "e4e")
     check("pSp reconstructs better than e4e (e4e trades fidelity for editability)",
           {s: x < y for s, (x, y) in p.items()}, "; ".join(f"{s}: {x:.4f} vs {y:.4f}" for s, (x, y) in p.items()))
@@ -346,7 +346,8 @@ class Table2:
             from ..synth.render import render
             from ..targets import Target
             n = self.cfg.in_domain
-            p = params_from_latent(torch.randn(n, 64, generator=torch.Generator().manual_seed(TABLE2_SEED + self.cfg.seed)))
+            g = torch.Generator().manual_seed(TABLE2_SEED + self.cfg.seed)
+            p = params_from_latent(torch.randn(n, 64, generator=g))
             r = render(p, self.registry.get(self.model).config.resolution)
             self._targets = {f"render {i:03d}": Target.from_image(r.image[i:i + 1], labels=r.labels[i],
                                                                   name=f"render {i:03d}") for i in range(n)}
@@ -369,7 +370,8 @@ class Table2:
         for (method, edit), [(recon, source)] in table.items():
             inside, outside = leak.get(method, ("", "")) if edit == "hair length" else ("", "")
             rows.append({"target": name, "method": method, "edit": edit,
-                         "identity reconstruction vs edited": f"{recon:.6g}", "identity input vs edited": f"{source:.6g}",
+                         "identity reconstruction vs edited": f"{recon:.6g}",
+                         "identity input vs edited": f"{source:.6g}",
                          "change inside": inside if inside == "" else f"{inside:.6g}",
                          "change outside": outside if outside == "" else f"{outside:.6g}"})
         return rows
@@ -399,7 +401,8 @@ class Table2:
     def plot(self, rows: List[Dict[str, str]], path: Path) -> None:
         plt = _pyplot()
         table, _ = self._tables(rows)
-        edits, methods = list(self.directions), [m for m in self.methods if any((m, e) in table for e in self.directions)]
+        edits = list(self.directions)
+        methods = [m for m in self.methods if any((m, e) in table for e in edits)]
         fig, ax = plt.subplots(figsize=(9, 3.6))
         width = 0.8 / max(1, len(methods))
         for j, m in enumerate(methods):
@@ -425,7 +428,8 @@ class HairRetrieval:
         self.registry, self.model, self.cfg = registry, model, cfg
         spec = registry.catalogue.get(model)
         if not (spec.embedded and spec.config.get("regressor")) or registry.get(model).config.z_dim != LATENT_DIM:
-            raise SemeditError(f"the hair retrieval protocol runs on the embedded domain's generator; {model} is not it")
+            raise SemeditError(f"the hair retrieval protocol runs on the embedded domain's generator; "
+                               f"{model} is not it")
         if not 0 < cfg.queries <= cfg.gallery:
             raise SemeditError("need 0 < queries <= gallery")
         self.set = RetrievalSet.draw(cfg.gallery, cfg.queries, HAIR_SEED + cfg.seed)

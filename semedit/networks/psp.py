@@ -61,7 +61,8 @@ class StyleEncoderConfig:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown encoder kind {self.kind!r} (one of {', '.join(KINDS)})")
-        if self.trunk not in TRUNKS or (self.trunk == "resnet" and self.kind not in ("backbone", "progressive-backbone")):
+        backbone = self.kind in ("backbone", "progressive-backbone")
+        if self.trunk not in TRUNKS or (self.trunk == "resnet" and not backbone):
             raise ValueError(f"a {self.kind} encoder has no {self.trunk!r} trunk")
         if self.kind in ("gradual", "e4e") and self.widths[-1] != self.w_dim:
             raise ValueError(f"a {self.kind} encoder adds its last stage ({self.widths[-1]} channels) to "

@@ -337,7 +337,8 @@ class SynthesisNetwork(nn.Module):
         if noise is not None and len(noise) != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} noise maps, got {len(noise)}")
         if weight_deltas is not None and len(weight_deltas) != self.num_styles:
-            raise ValueError(f"expected {self.num_styles} weight deltas (None where untouched), got {len(weight_deltas)}")
+            raise ValueError(f"expected {self.num_styles} weight deltas (None where untouched), "
+                             f"got {len(weight_deltas)}")
         s = iter(styles)
         d = iter(weight_deltas if weight_deltas is not None else [None] * self.num_styles)
         kw = dict(noise_mode=noise_mode, fused=fused, generator=generator)

@@ -90,7 +90,8 @@ class HyperStyleTrainer(loop.NetTrainerState):
 
     def train_step(self) -> dict:
         cfg, net = self.cfg, self.net
-        x = encoder_batch(self.G, cfg.batch, step_generator(cfg.seed, self.step, self.device), cfg.render_share)["input"]
+        g = step_generator(cfg.seed, self.step, self.device)
+        x = encoder_batch(self.G, cfg.batch, g, cfg.render_share)["input"]
         size = net.config.input_size
         with torch.no_grad():
             codes = Latent("w+", self.initial.encoder(_sized(x, self.initial.config.encoder.input_size))
@@ -130,7 +131,8 @@ def main(argv=None) -> None:
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume, log_every=25)
     net = trainer.net.eval().cpu()
     save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16,
-                     note=f"python -m semedit.training.hyperstyle, {trainer.step} steps on {a.model} over {a.w_encoder}, {cfg}")
+                     note=f"python -m semedit.training.hyperstyle, {trainer.step} steps on {a.model} "
+                          f"over {a.w_encoder}, {cfg}")
     print(f"wrote {a.out} after {trainer.step} steps; catalogue it as kind 'encoder', format 'safetensors', "
           f"config {{\"generator\": \"{a.model}\", \"w_encoder\": \"{a.w_encoder}\", \"method\": \"HyperStyle\"}}")
 
