@@ -11,8 +11,8 @@ the hair-amount slider and a download) until the time is up. Reported: calls, er
 latency p50 / p95 per endpoint, the server's resident memory over time, and the disk used by
 the sessions' folders and Gradio's cache (files live for the session TTL and Gradio's cached
 files at least ``--cache-minutes``, both set short here so that a flat line can be seen within
-the run; the cache's must exceed the longest wait in the queue, or uploads are lost). Aim (issue 14): 16 users for 10 minutes, 0
-errors, resident memory <= 2 GB, disk flat.
+the run; the cache's must exceed the longest wait in the queue, or uploads are lost).
+Aim (issue 14): 16 users for 10 minutes, 0 errors, resident memory <= 2 GB, disk flat.
 """
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ from .targets import CROP_SIZE, Target
 def load_target(registry, model: str, source, *, alignment: str = "auto", face_index: int = 0) -> Target:
     """A Target for generator ``model`` from an image file (path or bytes-like source): FFHQ-aligned
     around its ``face_index``-th largest face (``alignment`` "align", or "auto" for face
-    generators and for photos that are not square, see ``aligns_faces``) or its centred square. Raises ImageInputError or NoFaceError (SemeditErrors)."""
+    generators and for photos that are not square, see ``aligns_faces``) or its centred square.
+    Raises ImageInputError or NoFaceError (SemeditErrors)."""
     photo = load_image(source, registry.settings.image_limits)
     aligned = aligns_faces(registry, model, alignment, photo.size)
     crop, where = prepare_target(photo, CROP_SIZE, align_face=aligned, face_index=int(face_index))

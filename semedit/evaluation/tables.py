@@ -293,7 +293,8 @@ def table1_orderings(by: Dict[Tuple[str, str], List[Dict[str, str]]], sets: Sequ
                                                           for m in ("W+", "ChunkyGAN W+")):
         gap = {s: lp(s, "W+") - lp(s, "ChunkyGAN W+") for s in ("in-domain", "out-of-domain")}
         check("ChunkyGAN's lead over W+ is larger out of the domain",
-              {"both sets": gap["out-of-domain"] > gap["in-domain"]}, f"lead {gap['in-domain']:.4f} in-domain, {gap['out-of-domain']:.4f} out-of-domain")
+              {"both sets": gap["out-of-domain"] > gap["in-domain"]},
+              f"lead {gap['in-domain']:.4f} in-domain, {gap['out-of-domain']:.4f} out-of-domain")
     p = pairs("pSp", "e4e")
     check("pSp reconstructs better than e4e (e4e trades fidelity for editability)",
           {s: x < y for s, (x, y) in p.items()}, "; ".join(f"{s}: {x:.4f} vs {y:.4f}" for s, (x, y) in p.items()))

@@ -136,8 +136,9 @@ def run(trainer: Trainer, *, work_dir: Path, total_steps: int, minutes: float = 
     """Train until ``total_steps`` or ``minutes`` of wall time, whichever comes first.
 
     Every ``log_every`` steps a row (step, thousands of images, seconds, images per second, the
-    mean of each metric over the steps since the last row that reported it) goes to ``work_dir/curve.csv``; every ``save_minutes`` and at the end the state is saved
-    (and ``snapshot(work_dir)`` called). ``resume`` continues from ``work_dir``'s state."""
+    mean of each metric over the steps since the last row that reported it) goes to
+    ``work_dir/curve.csv``; every ``save_minutes`` and at the end the state is saved (and
+    ``snapshot(work_dir)`` called). ``resume`` continues from ``work_dir``'s state."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     elapsed_before = 0.0
