@@ -2,7 +2,8 @@
 and a Chromium, e.g. Debian's `apt-get install chromium`).
 
     python app.py &   # then:
-    python tools/screenshot.py --url http://127.0.0.1:7860 --out docs/screenshot.png --steps 60
+    python tools/screenshot.py --url http://127.0.0.1:7860 --out docs/screenshot.png --steps 60 \
+        --segments --tick "e4e (embedded-e4e-64)" --tick "HyperStyle (embedded-hyperstyle-64)"
     python tools/screenshot.py --tab Samples --out docs/samples.png
     python tools/screenshot.py --tab "Attribute sliders" --out docs/sliders.png --seed 3
 
@@ -29,6 +30,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--timeout", type=int, default=600, help="seconds to wait for the run")
     ap.add_argument("--segments", action="store_true", help="open Segments and segment the target first")
+    ap.add_argument("--tick", action="append", default=[],
+                    help="a method checkbox to tick as well (its label, e.g. 'HyperStyle (embedded-hyperstyle-64)')")
     a = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=ARGS)
@@ -60,6 +63,8 @@ def main() -> None:
             steps = page.get_by_label("Steps per method", exact=False).first
             steps.fill(str(a.steps))
             steps.press("Enter")
+            for label in a.tick:
+                page.get_by_label(label, exact=True).check()
             if a.segments:
                 page.get_by_text("Segments: ChunkyGAN", exact=False).first.click()
                 page.get_by_role("button", name="Segment the target", exact=True).click()
