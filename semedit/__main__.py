@@ -64,7 +64,8 @@ def _cmd_invert(a: argparse.Namespace) -> None:
     if a.identity_weight and ctx.identity is None:
         sys.exit("error: --identity-weight needs an identity model, and this generator's domain has none")
     knobs = Knobs(steps=a.steps, lambda_reg=a.lambda_reg, n_chunks=a.chunks, chunky_space=a.chunky_space,
-                  pti_tune_steps=a.steps, identity_weight=a.identity_weight, seed=a.seed)
+                  pti_tune_steps=a.steps, identity_weight=a.identity_weight, seed=a.seed,
+                  encoder_iterations=a.encoder_iterations)
     paths = []
     for src in map(Path, a.inputs):
         paths += sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if src.is_dir() else [src]
@@ -254,7 +255,7 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     methods = tuple(m.strip() for m in a.methods.split(",") if m.strip()) if a.methods else None
     cfg = preset(a.preset, model=a.model, images=a.images, in_domain=a.in_domain, ood=a.ood, steps=a.steps,
                  pti_tune_steps=a.pti_tune_steps, methods=methods, units=a.units, gallery=a.gallery,
-                 queries=a.queries, chunk=a.chunk, seed=a.seed)
+                 queries=a.queries, chunk=a.chunk, seed=a.seed, encoder_iterations=a.encoder_iterations)
     shard = sharding.start(a.device)
     try:
         registry = Registry.from_settings(replace(Settings.from_env(), device=str(shard.device)))
@@ -291,6 +292,8 @@ def main(argv=None) -> None:
                    help="FFHQ-align a face (auto: for face generators) or take the centred square")
     p.add_argument("--face", type=int, default=0, help="which face to align: 0 = the largest")
     p.add_argument("--identity-weight", type=float, default=0.0, help="add the identity distance to the loss")
+    p.add_argument("--encoder-iterations", type=int,
+                   help="ReStyle and HyperStyle refinement steps (default: each model's own; the papers use 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="inversion-out")
     p.set_defaults(func=_cmd_invert)
@@ -349,6 +352,8 @@ def main(argv=None) -> None:
     p.add_argument("--ood", type=int, help="table1: renders with an out-of-domain accessory")
     p.add_argument("--steps", type=int, help="optimisation steps of every method")
     p.add_argument("--pti-tune-steps", type=int)
+    p.add_argument("--encoder-iterations", type=int,
+                   help="table1: ReStyle and HyperStyle refinement steps (default: each model's own; the papers use 5)")
     p.add_argument("--units", type=float, help="table2: edit strength")
     p.add_argument("--gallery", type=int, help="hair: gallery people")
     p.add_argument("--queries", type=int, help="hair: transfers ranked against the gallery")

@@ -82,7 +82,8 @@ def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: 
     for key in methods:
         progress = progress_for(key) if progress_for else None
         if key.startswith(ENCODER_PREFIX):
-            r = _invert_with_encoder(registry, key[len(ENCODER_PREFIX):], G, target, progress)
+            r = _invert_with_encoder(registry, key[len(ENCODER_PREFIX):], G, target, knobs.encoder_iterations,
+                                     progress)
         else:
             r = run_method(key, G, target.image, knobs, ctx, progress)
         r = replace(r, key=key, generator=model, target=target)
@@ -92,9 +93,11 @@ def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: 
 ENCODER_PREFIX = "encoder:"
 
 
-def _invert_with_encoder(registry, name: str, G, target: Target, progress) -> InversionResult:
-    """A catalogued encoder's inversion; HyperStyle starts from the W encoder its catalogue
-    entry names (``config.w_encoder``)."""
+def _invert_with_encoder(registry, name: str, G, target: Target, iterations: Optional[int],
+                         progress) -> InversionResult:
+    """A catalogued encoder's inversion (ReStyle and HyperStyle: ``iterations`` refinement steps,
+    None for the model's own); HyperStyle starts from the W encoder its catalogue entry names
+    (``config.w_encoder``)."""
     from .networks.hyperstyle import HyperStyleModel
     encoder = registry.get(name, G.w_avg.device)
     if isinstance(encoder, HyperStyleModel):
@@ -102,8 +105,9 @@ def _invert_with_encoder(registry, name: str, G, target: Target, progress) -> In
         if not initial:
             raise SemeditError(f"{name}: a HyperStyle model needs the W encoder it starts from "
                                "(config 'w_encoder' in its catalogue entry)")
-        return invert_hyperstyle(G, target.image, encoder, registry.get(initial, G.w_avg.device), progress=progress)
-    return invert_encoder(G, target.image, encoder, progress=progress)
+        return invert_hyperstyle(G, target.image, encoder, registry.get(initial, G.w_avg.device),
+                                 iterations=iterations, progress=progress)
+    return invert_encoder(G, target.image, encoder, iterations=iterations, progress=progress)
 
 
 def method_name(key: str) -> str:

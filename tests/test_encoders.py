@@ -324,6 +324,13 @@ def test_hyperstyle_checkpoint_loads_through_the_registry_and_tunes_the_generato
     torch.testing.assert_close(tuned.clamp(-1, 1), r.image, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(r.image, image.clamp(-1, 1), rtol=1e-5, atol=1e-5)
     assert not torch.allclose(r.image, synthesize(G, r.latent).clamp(-1, 1), atol=1e-3)  # the weights moved
+    (short,) = pipeline.invert(reg, "g", Target.from_image(target), ["encoder:hs"], Knobs(encoder_iterations=1),
+                               ctx=Context(perceptual=PerceptualModel(torch.nn.L1Loss(), "L1"),
+                                           device=torch.device("cpu")))
+    assert short.result.method == "HyperStyle (1 iterations)"  # the knob reaches the model
+    *_, one_image, _ = hyperstyle(model, initial, G, target, iterations=1)
+    torch.testing.assert_close(short.result.image, one_image.clamp(-1, 1), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(short.result.image, r.image, atol=1e-4)
 
 
 def test_bad_hyperstyle_files_are_refused(tmp_path):

@@ -1,6 +1,7 @@
 """The evaluation harness: items dealt over shards, rows kept and resumed, settings guarded, the
 presets' tables from the command line, and a 2-process torchrun run giving the 1-process table."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,16 @@ def _eval(out: Path, *args: str, processes: int = 1) -> subprocess.CompletedProc
 def _rows(folder: Path):
     with open(folder / "rows.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def test_encoder_iterations_are_recorded_only_when_set():
+    """Folders written before the knob existed resume (it is absent at its default), and a run
+    with another iteration count is refused rather than mixed."""
+    from semedit.evaluation.tables import preset
+    assert "encoder_iterations" not in preset("table1").settings("m")
+    assert preset("table1", encoder_iterations=5).settings("m")["encoder_iterations"] == 5
+    committed = Path(__file__).resolve().parents[1] / "bench" / "results" / "table1" / "config.json"
+    assert json.loads(committed.read_text()) == preset("table1").settings("embedded-portraits-64")
 
 
 @pytest.mark.slow

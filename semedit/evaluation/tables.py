@@ -33,8 +33,9 @@ ItemRows = List[Dict[str, object]]
 @dataclass(frozen=True)
 class EvalConfig:
     """What a run evaluates. table1: ``in_domain`` + ``ood`` held-out renders (or every image in
-    ``images``), ``steps`` per optimisation method (PTI: + ``pti_tune_steps``), ``methods``
-    (labels or keys; empty: all); table2: ``in_domain`` renders, edits of ``units``; hair:
+    ``images``), ``steps`` per optimisation method (PTI: + ``pti_tune_steps``), ReStyle's and
+    HyperStyle's ``encoder_iterations`` (None: each model's own), ``methods`` (labels or keys;
+    empty: all); table2: ``in_domain`` renders, edits of ``units``; hair:
     ``gallery`` people, ``queries`` transfers, embedded in chunks of ``chunk``."""
 
     task: str = "table1"
@@ -50,10 +51,15 @@ class EvalConfig:
     queries: int = 1_000
     chunk: int = 250
     seed: int = 0
+    encoder_iterations: Optional[int] = None
 
     def settings(self, model: str) -> dict:
+        """The settings a results folder records; optional fields left at None are not written, so
+        folders made before they existed still resume."""
         d = asdict(self)
         d["model"], d["methods"] = model, list(self.methods)
+        if d["encoder_iterations"] is None:
+            del d["encoder_iterations"]
         return d
 
 
@@ -195,7 +201,7 @@ class Table1:
         if self._ctx is None:
             self._ctx = context_for(self.registry, self.model)
         knobs = Knobs(steps=self.cfg.steps, n_chunks=4, pti_tune_steps=self.cfg.pti_tune_steps, seed=self.cfg.seed,
-                      **m.knobs)
+                      encoder_iterations=self.cfg.encoder_iterations, **m.knobs)
         (o,) = pipeline.invert(self.registry, self.model, target, [m.key], knobs, ctx=self._ctx)
         s = o.scores
         return [{"set": subset, "target": name, "method": label, "family": m.family, "LPIPS": f"{s.lpips:.6g}",
@@ -217,7 +223,8 @@ class Table1:
         lines = [f"# Table 1 on `{self.model}`: inversion methods compared\n",
                  f"Targets: {counts}; "
                  f"{self.cfg.steps} steps for every optimisation method (PTI: {self.cfg.steps} pivot + "
-                 f"{self.cfg.pti_tune_steps} tuning steps; ChunkyGAN n = 4, lambda_reg = 1); loss "
+                 f"{self.cfg.pti_tune_steps} tuning steps; ChunkyGAN n = 4, lambda_reg = 1; ReStyle and HyperStyle: "
+                 f"{self.cfg.encoder_iterations or 'their own'} iterations); loss "
                  f"{ctx.perceptual.name}, LPIPS column {ctx.scorer.name}; identity distance: {ident}. Mean ± std "
                  "over targets; seconds: mean wall time on the machine that ran it.\n",
                  "| set | family | method | LPIPS ↓ | identity ↓ | L2 ↓ | PSNR dB ↑ | seconds |",

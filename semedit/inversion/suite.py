@@ -29,6 +29,7 @@ class Knobs:
     pti_tune_steps: int = 300
     identity_weight: float = 0.0  # > 0 adds the identity distance to every method's loss
     seed: int = 0
+    encoder_iterations: Optional[int] = None  # ReStyle / HyperStyle refinement steps (None: the model's own)
 
 
 @dataclass(frozen=True)
