@@ -8,9 +8,10 @@ where z_mu and sigma are the mean and scale of the code's space (W: w_avg and th
 as Chunkmogrify normalises; S: the mean and scale of StyleSpace), so lambda_reg = 1 weighs a
 typical sample's distance like one unit of LPIPS. The pixel term (weight 1, as for W / W+ / S
 optimisation) is ours, not the paper's: without it ST-LPIPS at 64 px is fooled here as it is for
-the other methods (on 4 Table 1 renders, 200 steps: VGG LPIPS 0.146 -> 0.106, MSE 0.076 -> 0.0065). All n codes run through the generator as one
-batch per step. Masks start from a segmentation (classes grouped into n chunks), from masks
-the user paints, or from horizontal bands.
+the other methods (on 4 Table 1 renders, 200 steps: VGG LPIPS 0.146 -> 0.106, MSE 0.076 ->
+0.0065). All n codes run through the generator as one batch per step. Masks start from a
+segmentation (classes grouped into n chunks), from masks the user paints, or from horizontal
+bands.
 """
 from __future__ import annotations
 
