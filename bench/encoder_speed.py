@@ -51,13 +51,12 @@ def main(argv=None) -> None:
             size = enc.config.input_size
             pair = torch.nn.functional.interpolate(torch.cat([target, target], 1), size=(size, size))
             one, whole = (lambda: enc(pair)), (lambda: hyperstyle(enc, initial, G, target))
-            steps = enc.config.iterations
         else:
             cfg = enc.config.encoder
             x = torch.nn.functional.interpolate(torch.cat([target] * (cfg.input_nc // 3), 1),
                                                 size=(cfg.input_size, cfg.input_size))
             one, whole = (lambda: enc(x)), (lambda: encode(enc, G, target))
-            steps = enc.config.iterations
+        steps = enc.config.iterations
         t_one, t_whole, t_g = alternating_medians([one, whole, lambda: synthesize(G, Latent("w", G.mapping(z)))],
                                                   repeats=a.repeats)
         params = sum(p.numel() for p in enc.parameters())

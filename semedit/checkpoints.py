@@ -486,11 +486,11 @@ def read_hyperstyle(path: Path) -> Tuple[HyperStyleConfig, StateDict]:
         shared = [j for j in tuned if f"refinement_blocks.{j}.linear.weight" in hyp]  # HyperRefinementBlocks
         other = [j for j in tuned if j not in shared]
         code = block(shared[0], "linear.weight").shape[0] if shared else block(other[0], "output.1.weight").shape[1]
-        # a shared block's stride-1 conv and its stride-2 convs down to 1 x 1: log2(side) + 1 convs
-        pattern = rf"refinement_blocks\.{shared[0] if shared else -1}\.convs\.\d+\.weight"
-        n_convs = len([k for k in hyp if re.fullmatch(pattern, k)])
-        side = 2 ** (n_convs - 1) if shared else 16
-        shared_inner = block(shared[0], "convs.0.weight").shape[0] if shared else 128
+        side, shared_inner = 16, 128  # the official defaults, when no block is shared
+        if shared:  # a shared block's stride-1 conv and its stride-2 convs down to 1 x 1: log2(side) + 1 convs
+            pattern = rf"refinement_blocks\.{shared[0]}\.convs\.\d+\.weight"
+            side = 2 ** (len([k for k in hyp if re.fullmatch(pattern, k)]) - 1)
+            shared_inner = block(shared[0], "convs.0.weight").shape[0]
         inner = block(other[0], "convs.0.weight").shape[0] if other else 256
         w_dim = dec["conv1.conv.modulation.weight"].shape[1]
     except (KeyError, ValueError, IndexError) as e:
