@@ -120,6 +120,19 @@ def test_ema_half_life():
     assert beta ** (10_000 / 32) == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("steps,warmup", [(20, 0.05), (10, 0.1), (7, 0.05), (3000, 0.05)])
+def test_one_cycle_schedule_runs_for_any_step_count(steps, warmup):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1.0)
+    sched = loop.one_cycle(opt, 1e-3, steps, warmup=warmup)  # PyTorch's own divides by zero at 20 x 0.05
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] < lrs[0]
+
+
 def test_gan_export_loads_as_a_generator(tmp_path):
     from semedit.checkpoints import load_module
     t = GANTrainer(TINY_GAN)

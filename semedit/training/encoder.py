@@ -84,7 +84,7 @@ class EncoderTrainer(loop.NetTrainerState):
         torch.manual_seed(cfg.seed)
         self.net = encoder_for(G, cfg).to(self.device).train()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+        self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps)
         self.w_var = code_spread(G, self.device)
         self.step, self.images_per_step = 0, cfg.batch
 

@@ -85,7 +85,7 @@ class HyperStyleTrainer(loop.NetTrainerState):
         torch.manual_seed(cfg.seed)
         self.net = hyperstyle_for(G, cfg).to(self.device).train()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+        self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps)
         self.step, self.images_per_step = 0, cfg.batch
 
     def train_step(self) -> dict:

@@ -65,6 +65,15 @@ class NetTrainerState:
         self.step = int(state["step"])
 
 
+def one_cycle(opt: torch.optim.Optimizer, lr: float, steps: int, warmup: float = 0.05):
+    """PyTorch's one-cycle schedule (warm-up over a ``warmup`` share of ``steps``, then cosine
+    decay). PyTorch divides by zero when the warm-up is exactly one step (20 steps at 0.05, say),
+    so such a warm-up is halved."""
+    if abs(warmup * steps - 1) < 1e-9:
+        warmup /= 2
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=warmup)
+
+
 def add_run_arguments(ap) -> None:
     """The options every trainer's command line has: ``--seed``, ``--work-dir`` (state and
     curve), ``--resume``, ``--minutes`` (this invocation's budget) and ``--device``."""

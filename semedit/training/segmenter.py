@@ -72,8 +72,7 @@ class SegmenterTrainer(loop.NetTrainerState):
         net = UNetSegmenter(SegmenterConfig(num_classes=NUM_CLASSES)) if init is None else init
         self.net = net.to(self.device).train().requires_grad_(True)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps,
-                                                         pct_start=0.1)
+        self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps, warmup=0.1)
         self.step, self.images_per_step = 0, cfg.batch
 
     def train_step(self) -> dict:
