@@ -39,7 +39,7 @@ def _at(img: torch.Tensor, size: int) -> torch.Tensor:
 @torch.no_grad()
 def encode(encoder: EncoderModel, G: StyleGAN2Generator, target: torch.Tensor, iterations: Optional[int] = None,
            progress: Optional[ProgressFn] = None) -> tuple:
-    """target [1, 3, H, W] in [-1, 1] -> (W+ codes [1, num_ws, w_dim], image [1, 3, R, R], images
+    """target [N, 3, H, W] in [-1, 1] -> (W+ codes [N, num_ws, w_dim], images [N, 3, R, R], images
     after each iteration). ``iterations`` (ReStyle only) defaults to the encoder's own."""
     cfg = encoder.config.encoder
     _check_shape(encoder.config.name, (cfg.n_styles, cfg.w_dim), G)
@@ -52,8 +52,8 @@ def encode(encoder: EncoderModel, G: StyleGAN2Generator, target: torch.Tensor, i
             progress(1, 1, 0.0)
         return codes, images[-1], images
     n = int(iterations or encoder.config.iterations)
-    codes = encoder.latent_avg[None]
-    current = synthesize(G, Latent("w+", codes))  # the average image
+    codes = encoder.latent_avg[None].expand(x.shape[0], -1, -1)
+    current = synthesize(G, Latent("w+", codes))  # the average image, once per target
     images = []
     for i in range(n):
         codes = encoder(torch.cat([x, _at(current, cfg.input_size)], dim=1), previous=codes)

@@ -201,6 +201,56 @@ def test_hair_training_steps_and_exact_resume(tmp_path):
         HairTrainer(tiny_generator(), cfg)  # z is not the renderer's latent
 
 
+def tiny_unpaired_setup():
+    """A generator whose z is not the renderer's, a tiny e4e-like encoder for it and a W yaw direction."""
+    from semedit.editing.directions import Direction
+    from semedit.networks.psp import EncoderModel, EncoderModelConfig, StyleEncoderConfig
+    from semedit.networks.stylegan2 import StyleGAN2Config
+    G = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=16, w_dim=32, mapping_layers=2, channels=(32, 32, 16)))
+    torch.manual_seed(1)
+    encoder = EncoderModel(EncoderModelConfig(StyleEncoderConfig(kind="e4e", n_styles=G.num_ws, w_dim=32,
+                                                                 units=(1, 1, 1, 1), widths=(16, 16, 32, 32), input_size=64),
+                                              name="e4e")).eval()
+    yaw = Direction("yaw", "w", torch.nn.functional.normalize(torch.randn(32), dim=0), unit=0.5, attribute="yaw")
+    return G, encoder, yaw
+
+
+def test_hair_pairs_by_the_papers_recipe_and_from_renders():
+    from semedit.training.hair import recipe_pairs, rendered_pairs
+    from semedit.encoders import encode
+    G, encoder, yaw = tiny_unpaired_setup()
+    a = recipe_pairs(G, yaw, 5, torch.Generator().manual_seed(0), max_units=2.0, images=3)
+    assert a["face"].shape == a["hair"].shape == (5, 3, 16, 16) and a["target"].shape == (3, 3, 16, 16)
+    with torch.no_grad():  # the true code is the face's own: G of it is the face image
+        assert torch.allclose(G.synthesis(a["target_ws"], fused=False).clamp(-1, 1), a["face"], atol=1e-5)
+    moved = (a["face"] - a["hair"]).abs().flatten(1).mean(1)
+    assert (moved > 1e-4).all()  # the hair image is the same code turned: another image
+    b = rendered_pairs(G, encoder, 4, torch.Generator().manual_seed(0), same_person_share=0.0, images=2)
+    assert torch.allclose(b["target_ws"], encode(encoder, G, b["truth"])[0])  # the encoder's reading of the truth
+    assert torch.equal(b["target"], b["truth"][:2])
+    assert not torch.equal(b["face"], b["truth"])  # the truth has the other person's hair
+
+
+def test_hair_training_for_an_unpaired_generator_steps_and_resumes(tmp_path):
+    from semedit.training import loop
+    from semedit.training.hair import HairTrainer, HairTraining, yaw_direction
+    G, encoder, yaw = tiny_unpaired_setup()
+    cfg = HairTraining(steps=6, batch=5, image_batch=3, widths=(16, 32), hidden=16, recipe_share=0.4)
+    a = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw)
+    face, hair, target_ws, rows, target = a.batch(torch.Generator().manual_seed(0))
+    assert face.shape[0] == target_ws.shape[0] == 5 and rows.tolist() == [0, 2, 3] and target.shape[0] == 3
+    first = [a.train_step() for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(list(m.values()))).all() for m in first)
+    loop.save_state(tmp_path, {"trainer": a.state_dict()})
+    b = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw)
+    b.load_state_dict(loop.load_state(tmp_path)["trainer"])
+    assert a.train_step() == b.train_step()
+    with pytest.raises(ValueError, match="encoder"):
+        HairTrainer(G, cfg, paired=False, yaw=yaw)
+    with pytest.raises(ValueError, match="yaw direction"):
+        yaw_direction([])
+
+
 def test_retrieval_ranks_and_protocol():
     from semedit.evaluation.hair import hair_retrieval, retrieval_ranks
     gallery = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])

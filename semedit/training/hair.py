@@ -1,30 +1,43 @@
-"""Train the FG'21 hairstyle-transfer network for a generator paired with the renderer.
+"""Train the FG'21 hairstyle-transfer network for a generator of the embedded domain.
 
     python -m semedit.training.hair --work-dir runs/hair --steps 3000 \\
         --out weights/embedded-hair-64.safetensors
 
-Every step draws pairs from the renderer's latents (a pure function of seed and step): person A,
-person B turned to a random yaw; the true result is A with B's hair at A's pose, whose latent
-``synth.params.latent_with`` gives exactly, and a paired generator's image of that latent is the
-reachable optimum. The paper trains on pairs from the generator with the pose misaligned along
-a yaw direction; here pose is changed exactly and, beyond the paper, the pairs are of different
-people with a known true result. A share of pairs are the same person (turned): the network then
-reproduces the face with its own hair, which the interpolation strip starts from. Inputs are the
-generator's images or renders (as users give either); the loss is the W+ error to the true code
-(in units of the codes' spread) plus, on a few pairs a step (synthesis is the costly part on a
-CPU), the L1 error of the synthesised result to the true image.
+Two kinds of pairs, each a pure function of seed and step:
+
+- **Exact pairs from the renderer** (what only our domain has): person A, person B turned to a
+  random yaw; the true result is A with B's hair at A's pose, which ``synth.params.latent_with``
+  gives exactly and the renderer draws. A share of pairs are the same person (turned): the
+  network then reproduces the face with its own hair, which the interpolation strip starts from.
+- **The paper's recipe** (pairs from the generator, any generator with a yaw direction): one
+  sampled person, the hair image the same code moved along the yaw direction, so the hair is the
+  same and the pose differs; the true code is the unmoved one.
+
+For a generator *paired* with the renderer (its z is the renderer's latent, as the distilled one's
+is) the renderer's pairs come with their exact code, the generator's image of the true latent is the
+reachable optimum, and the inputs are the generator's images or renders (as users give either).
+For a generator that is not (an adversarially trained one), the true code of a rendered pair is
+unknown: its target is what the generator's encoder reads off the true render, the image loss is
+against the true render itself, and a share of every batch follows the paper's recipe, whose code
+is exact. The loss is the W+ error to the target code (in units of the codes' spread) plus, on a
+few pairs a step (synthesis is the costly part on a CPU), the L1 error of the synthesised result to
+the target image.
 """
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from ..checkpoints import save_safetensors
+from ..editing.directions import Direction
+from ..encoders import encode
 from ..latents import Latent, synthesize
 from ..networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
+from ..networks.psp import EncoderModel
 from ..networks.stylegan2 import StyleGAN2Generator
 from ..settings import resolve_device
 from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
@@ -43,6 +56,8 @@ class HairTraining:
     latent_weight: float = 1.0
     image_weight: float = 1.0
     image_batch: int = 8           # pairs per step whose synthesised result the image loss sees
+    recipe_share: float = 0.3      # unpaired generators: pairs by the paper's recipe (the rest rendered)
+    max_yaw_units: float = 2.0     # the paper's recipe: the hair image turned by up to this many yaw units
     widths: tuple = (32, 64, 96, 128)
     hidden: int = 256
     seed: int = 0
@@ -55,64 +70,157 @@ def hair_network(G: StyleGAN2Generator, cfg: HairTraining) -> HairTransferNet:
     return HairTransferNet(HairTransferConfig(enc))
 
 
-@torch.no_grad()
-def hair_pairs(G: StyleGAN2Generator, batch: int, g: torch.Generator, *, same_person_share: float = 0.15,
-               render_share: float = 0.5, images: int = 8) -> dict:
-    """One batch of training pairs on g's device: ``face``, ``hair`` [B, 3, R, R] inputs, the true
-    code ``target_ws`` [B, L, C], for the first ``images`` pairs the generator's image of the
-    true latent ``target`` [images, 3, R, R], and ``truth`` [B, 3, R, R], the true render."""
+def renderer_triplets(batch: int, g: torch.Generator, same_person_share: float) -> tuple:
+    """Renderer latents [B, 64] of a pair and its truth: (face, hair image turned to a random yaw,
+    the true result: the face's person with the hair's hair at the face's pose)."""
     device = g.device
-    res = G.config.resolution
     z_face = torch.randn(batch, LATENT_DIM, generator=g, device=device)
     z_other = torch.randn(batch, LATENT_DIM, generator=g, device=device)
     same = torch.rand(batch, generator=g, device=device) < same_person_share
     z_hair = torch.where(same[:, None], z_face, z_other)
     yaw = (torch.rand(batch, generator=g, device=device) * 2 - 1) * MAX_YAW * 0.9
-    z_hair_turned = latent_with(z_hair, yaw=yaw)
-    z_true = latent_with(z_face, hair_of=z_hair)
+    return z_face, latent_with(z_hair, yaw=yaw), latent_with(z_face, hair_of=z_hair)
+
+
+def _rendered(z: torch.Tensor, res: int) -> torch.Tensor:
+    return render(params_from_latent(z), res).image
+
+
+@torch.no_grad()
+def hair_pairs(G: StyleGAN2Generator, batch: int, g: torch.Generator, *, same_person_share: float = 0.15,
+               render_share: float = 0.5, images: int = 8) -> dict:
+    """Exact pairs for a generator paired with the renderer, on g's device: ``face``, ``hair`` [B, 3,
+    R, R] inputs, the true code ``target_ws`` [B, L, C], for the first ``images`` pairs the
+    generator's image of the true latent ``target`` [images, 3, R, R], and ``truth`` [B, 3, R, R],
+    the true render."""
+    device = g.device
+    res = G.config.resolution
+    z_face, z_hair_turned, z_true = renderer_triplets(batch, g, same_person_share)
     target_ws = G.broadcast(G.mapping(z_true))
     target = G.synthesis(target_ws[:images], fused=False).clamp(-1, 1)
 
     def shown(z):  # the generator's image or the render of the same latent; G runs only where needed
-        out = render(params_from_latent(z), res).image
+        out = _rendered(z, res)
         own = torch.rand(batch, generator=g, device=device) >= render_share
         if own.any():
             out[own] = G(z[own], fused=False).clamp(-1, 1)
         return out
     return {"face": shown(z_face), "hair": shown(z_hair_turned), "target_ws": target_ws, "target": target,
-            "truth": render(params_from_latent(z_true), res).image}
+            "truth": _rendered(z_true, res)}
+
+
+@torch.no_grad()
+def rendered_pairs(G: StyleGAN2Generator, encoder: EncoderModel, batch: int, g: torch.Generator, *,
+                   same_person_share: float = 0.15, images: int = 8) -> dict:
+    """Exact pairs for a generator not paired with the renderer: renders as ``face`` and ``hair``
+    [B, 3, R, R], the true render as ``truth`` and (its first ``images``) ``target``, and as
+    ``target_ws`` [B, L, C] the code G's ``encoder`` reads off the true render."""
+    res = G.config.resolution
+    z_face, z_hair_turned, z_true = renderer_triplets(batch, g, same_person_share)
+    truth = _rendered(z_true, res)
+    target_ws = encode(encoder, G, truth)[0].to(truth.device)
+    return {"face": _rendered(z_face, res), "hair": _rendered(z_hair_turned, res), "target_ws": target_ws,
+            "target": truth[:images], "truth": truth}
+
+
+@torch.no_grad()
+def recipe_pairs(G: StyleGAN2Generator, yaw: Direction, batch: int, g: torch.Generator, *,
+                 max_units: float = 2.0, images: int = 8) -> dict:
+    """The paper's recipe, for any generator with a yaw direction: ``face`` = G(w) for a sampled
+    w, ``hair`` = G(w moved k units along ``yaw``), k uniform in [-max_units, max_units] (the same
+    hair, another pose); ``target_ws`` [B, L, C] = w, exact; ``target`` = the first ``images`` faces."""
+    device = g.device
+    ws = G.broadcast(G.mapping(torch.randn(batch, G.config.z_dim, generator=g, device=device)))
+    k = (torch.rand(batch, generator=g, device=device) * 2 - 1) * max_units
+    turned = ws + k[:, None, None] * yaw.delta(G, "w+")[None]
+    face = G.synthesis(ws, fused=False).clamp(-1, 1)
+    return {"face": face, "hair": G.synthesis(turned, fused=False).clamp(-1, 1), "target_ws": ws,
+            "target": face[:images]}
+
+
+def yaw_direction(directions) -> Direction:
+    """The first W (or W+) direction among ``directions`` whose attribute is yaw."""
+    for d in directions:
+        if d.attribute == "yaw" and d.space in ("w", "w+"):
+            return d
+    raise ValueError("the paper's recipe needs a yaw direction in W: fit the generator's directions first "
+                     "(python -m semedit.training.directions)")
 
 
 class HairTrainer(loop.NetTrainerState):
-    def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu"):
-        if G.config.z_dim != LATENT_DIM:
-            raise ValueError("hair training needs a generator paired with the renderer (z is the renderer's latent)")
-        self.cfg, self.device = cfg, torch.device(device)
+    """``paired``: G's z is the renderer's latent (exact codes for rendered pairs). Otherwise
+    ``encoder`` (G's encoder, for the rendered pairs' target codes) and ``yaw`` (for the paper's
+    recipe) are needed."""
+
+    def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu", *,
+                 paired: bool = True, encoder: Optional[EncoderModel] = None, yaw: Optional[Direction] = None):
+        if paired and G.config.z_dim != LATENT_DIM:
+            raise ValueError("this generator is not paired with the renderer (its z is not the renderer's "
+                             "latent): train with its encoder and yaw direction instead (paired=False)")
+        if not paired and (encoder is None or yaw is None):
+            raise ValueError("a generator not paired with the renderer needs its encoder (target codes of "
+                             "rendered pairs) and a yaw direction (the paper's recipe)")
+        self.cfg, self.device, self.paired = cfg, torch.device(device), paired
         self.G = G.to(self.device).eval().requires_grad_(False)
+        self.encoder = None if encoder is None else encoder.to(self.device).eval().requires_grad_(False)
+        self.yaw = yaw
         torch.manual_seed(cfg.seed)
         self.net = hair_network(G, cfg).to(self.device).train()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+        self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps)
         self.w_var = code_spread(G, self.device)
         self.step, self.images_per_step = 0, cfg.batch
 
+    def batch(self, g: torch.Generator) -> tuple:
+        """(face, hair, target codes [B, L, C], rows the image loss sees, their target images)."""
+        cfg = self.cfg
+        if self.paired:
+            b = hair_pairs(self.G, cfg.batch, g, same_person_share=cfg.same_person_share,
+                           render_share=cfg.render_share, images=cfg.image_batch)
+            return b["face"], b["hair"], b["target_ws"], torch.arange(cfg.image_batch), b["target"]
+        n = min(cfg.batch - 1, max(1, round(cfg.batch * cfg.recipe_share)))
+        k = min(n, max(1, round(cfg.image_batch * cfg.recipe_share)))
+        a = recipe_pairs(self.G, self.yaw, n, g, max_units=cfg.max_yaw_units, images=k)
+        b = rendered_pairs(self.G, self.encoder, cfg.batch - n, g, same_person_share=cfg.same_person_share,
+                           images=cfg.image_batch - k)
+        rows = torch.cat([torch.arange(k), n + torch.arange(len(b["target"]))])
+        return (torch.cat([a["face"], b["face"]]), torch.cat([a["hair"], b["hair"]]),
+                torch.cat([a["target_ws"], b["target_ws"]]), rows, torch.cat([a["target"], b["target"]]))
+
     def train_step(self) -> dict:
         cfg = self.cfg
-        b = hair_pairs(self.G, cfg.batch, step_generator(cfg.seed, self.step, self.device),
-                       same_person_share=cfg.same_person_share, render_share=cfg.render_share,
-                       images=cfg.image_batch)
-        ws = self.net(b["face"], b["hair"])
-        latent = (ws - b["target_ws"]).square().sum(-1).mean() / self.w_var
-        image = (synthesize(self.G, Latent("w+", ws[:cfg.image_batch])) - b["target"]).abs().mean()
+        face, hair, target_ws, rows, target = self.batch(step_generator(cfg.seed, self.step, self.device))
+        ws = self.net(face, hair)
+        latent = (ws - target_ws).square().sum(-1).mean() / self.w_var
+        image = (synthesize(self.G, Latent("w+", ws[rows.to(ws.device)])) - target).abs().mean()
         loss = cfg.latent_weight * latent + cfg.image_weight * image
         self.update(loss)
         return {"loss": loss.item(), "latent": latent.item(), "image_l1": image.item()}
 
 
+def generator_encoder(registry, model: str, name: Optional[str] = None) -> EncoderModel:
+    """The encoder ``name``, or the first single-pass encoder (e4e, pSp) the catalogue lists for
+    ``model``, else its first encoder of any kind (ReStyle); HyperStyle gives no codes of its own."""
+    if name:
+        return registry.get(name)
+    found = [spec.name for spec in registry.catalogue.models
+             if spec.kind == "encoder" and spec.config.get("generator") == model
+             and spec.config.get("method") != "HyperStyle"]
+    if not found:
+        raise ValueError(f"{model} has no encoder in the catalogue: train one first (python -m "
+                         f"semedit.training.encoder), or name one with --encoder")
+    encoders = [registry.get(name) for name in found]
+    single = [e for e in encoders if not e.iterative]
+    return (single or encoders)[0]
+
+
 def main(argv=None) -> None:
+    from ..editing.library import directions_for
     from ..registry import Registry
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="embedded-portraits-64", help="the generator (paired with the renderer)")
+    ap.add_argument("--model", default="embedded-portraits-64", help="the generator (of the embedded domain)")
+    ap.add_argument("--encoder", help="not paired with the renderer: the generator's encoder for the rendered "
+                                      "pairs' target codes (default: its first e4e or pSp in the catalogue)")
     ap.add_argument("--steps", type=int, default=HairTraining.steps)
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
@@ -121,15 +229,20 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     registry = Registry.from_settings()
-    if not registry.catalogue.get(a.model).paired_with_renderer:
-        raise SystemExit(f"{a.model} is not paired with the renderer; this trainer needs the true latents")
+    paired = registry.catalogue.get(a.model).paired_with_renderer
     G = registry.get(a.model, device)
     cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed)
-    trainer = HairTrainer(G, cfg, device)
+    try:
+        extra = {} if paired else {"encoder": generator_encoder(registry, a.model, a.encoder),
+                                   "yaw": yaw_direction(directions_for(registry, a.model))}
+        trainer = HairTrainer(G, cfg, device, paired=paired, **extra)
+    except ValueError as e:
+        raise SystemExit(str(e))
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu()
+    how = "exact renderer pairs" if paired else "rendered pairs (encoder targets) and the paper's yaw recipe"
     save_safetensors(a.out, net.config, net.state_dict(),
-                     note=f"python -m semedit.training.hair, {trainer.step} steps on {a.model}, {cfg}")
+                     note=f"python -m semedit.training.hair, {trainer.step} steps on {a.model} ({how}), {cfg}")
     print(f"wrote {a.out} after {trainer.step} steps")
 
 
