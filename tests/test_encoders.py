@@ -129,6 +129,9 @@ def test_official_checkpoints_load_through_the_registry_and_invert(tmp_path, mak
         assert not torch.allclose(codes, one)  # later iterations correct the first
     else:
         torch.testing.assert_close(codes, expected_first, rtol=1e-4, atol=1e-4)
+    other = torch.rand(1, 3, 80, 80) * 2 - 1
+    batch, _, _ = encode(encoder, G, torch.cat([target, other]))  # a batch: each target as if alone
+    torch.testing.assert_close(batch, torch.cat([codes, encode(encoder, G, other)[0]]), rtol=1e-4, atol=1e-4)
     result = invert_encoder(G, target, encoder)
     assert result.method.startswith({"GradualStyleEncoder": "pSp", "Encoder4Editing": "e4e", "WEncoder": "W encoder",
                                      "BackboneEncoder": "ReStyle-pSp (3 iterations)",
