@@ -133,6 +133,12 @@ def test_one_cycle_schedule_runs_for_any_step_count(steps, warmup):
     assert max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] < lrs[0]
 
 
+def test_gan_auto_settings_follow_the_batch():
+    from semedit.training.gan import auto_settings
+    assert auto_settings(32) == pytest.approx({"r1_gamma": GANConfig.r1_gamma, "ema_kimg": GANConfig.ema_kimg})
+    assert auto_settings(64) == pytest.approx({"r1_gamma": 0.0128, "ema_kimg": 20.0})
+
+
 def test_gan_export_loads_as_a_generator(tmp_path):
     from semedit.checkpoints import load_module
     t = GANTrainer(TINY_GAN)

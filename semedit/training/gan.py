@@ -7,8 +7,8 @@ The StyleGAN2 recipe as NVIDIA's stylegan2-ada-pytorch configures it for 64 px (
 non-saturating logistic loss, R1 on real images every 16 discriminator steps (gamma
 0.0002 * res^2 / batch = 0.0256 at batch 32), path-length regularisation every 4 generator
 steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.0025, betas 0 and
-0.99, adjusted for lazy regularisation), an EMA of G with a half-life of 10 kimg ramped up over
-the first 5 % of images, a 2-layer mapping network with lr multiplier 0.01, no augmentation
+0.99, adjusted for lazy regularisation), an EMA of G with a half-life of batch x 10 / 32 kimg
+(10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr multiplier 0.01, no augmentation
 (the renderer gives unlimited images). The renderer draws the real images on the training
 device. Every batch is a function of (seed, step), so a resumed run is bit-for-bit the run it
 continues (on the same device).
@@ -70,6 +70,12 @@ class GANConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "generator": self.generator.to_dict(), "discriminator": self.discriminator.to_dict()}
+
+
+def auto_settings(batch: int, resolution: int = 64) -> dict:
+    """The batch-dependent settings of NVIDIA's "auto" configuration: R1 gamma 0.0002 res^2 /
+    batch and an EMA half-life of batch x 10 / 32 kimg (0.0256 and 10 kimg at batch 32, 64 px)."""
+    return {"r1_gamma": 0.0002 * resolution ** 2 / batch, "ema_kimg": batch * 10 / 32}
 
 
 # ---- the losses (pure functions of the networks and their inputs) ---------------------------
@@ -243,7 +249,8 @@ def main(argv=None) -> None:
     ap.add_argument("--export-dir", type=Path, help="at every save: G_ema (safetensors), curve.csv, samples.png")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch", type=int, default=GANConfig.batch)
-    ap.add_argument("--gamma", type=float, default=GANConfig.r1_gamma, help="R1 weight")
+    ap.add_argument("--gamma", type=float, help="R1 weight (default: NVIDIA's auto value for the batch, "
+                                                "0.0002 res^2 / batch; the EMA half-life follows the batch too)")
     ap.add_argument("--pl-weight", type=float, default=GANConfig.pl_weight)
     ap.add_argument("--lr", type=float, default=GANConfig.lr_g, help="learning rate of G and D")
     ap.add_argument("--seed", type=int, default=0)
@@ -255,7 +262,9 @@ def main(argv=None) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    cfg = GANConfig(batch=a.batch, r1_gamma=a.gamma, pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+    auto = auto_settings(a.batch, GANConfig.generator.resolution)
+    cfg = GANConfig(batch=a.batch, r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"],
+                    pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
     if a.init:
         from ..checkpoints import load_module
         init = load_module(a.init, "stylegan2")
