@@ -124,3 +124,17 @@ def test_weight_deltas_scale_each_samples_weights():
     torch.testing.assert_close(moved[1:], plain[1:], rtol=1e-4, atol=1e-5)
     assert (moved[0] - plain[0]).abs().max() > 1e-3
     assert G.synthesis.weight_keys()[:3] == ("layers.0.weight", "to_rgbs.0.weight", "layers.1.weight")
+
+
+@pytest.mark.parametrize("pad,gain", [((2, 1), 4.0), ((1, 1), 1.0), ((0, 0), 2.0)])
+def test_blur_as_one_depthwise_convolution_equals_the_shifted_adds(pad, gain):
+    from semedit.networks.stylegan2 import blur
+    x = torch.randn(3, 5, 9, 9, requires_grad=True)
+    adds, conv = blur(x, pad, gain, depthwise=False), blur(x, pad, gain, depthwise=True)  # CPU / CUDA default
+    torch.testing.assert_close(conv, adds, rtol=1e-5, atol=1e-5)
+    (ga,) = torch.autograd.grad(adds.square().sum(), x)
+    (gc,) = torch.autograd.grad(conv.square().sum(), x)
+    torch.testing.assert_close(gc, ga, rtol=1e-5, atol=1e-5)
+    with torch.inference_mode():  # a filter first made in inference mode still trains afterwards
+        blur(torch.randn(1, 6, 8, 8), pad, gain, depthwise=True)
+    blur(torch.randn(1, 6, 8, 8, requires_grad=True), pad, gain, depthwise=True).sum().backward()
