@@ -115,6 +115,21 @@ def test_state_is_split_into_shards_and_checked(tmp_path):
         loop.load_state(tmp_path / "nowhere")
 
 
+def test_gan_renders_depend_only_on_seed_and_step():
+    a, b = GANTrainer(replace(TINY_GAN, render_block=4)), GANTrainer(replace(TINY_GAN, render_block=4))
+    b.renders(2)  # b has another block cached when it is asked for step 9
+    assert torch.equal(a.renders(9), b.renders(9)) and a.renders(9).shape == (TINY_GAN.batch, 3, 16, 16)
+    assert not torch.equal(a.renders(8), a.renders(9))  # steps of one block get different images
+    assert not torch.equal(a.renders(8), GANTrainer(replace(TINY_GAN, seed=1, render_block=4)).renders(8))
+
+
+def test_ema_update_is_a_lerp_of_every_parameter():
+    ema, model = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    want = [0.9 * e.detach() + 0.1 * m.detach() for e, m in zip(ema.parameters(), model.parameters())]
+    loop.update_ema(ema, model, 0.9)
+    assert all(torch.allclose(e, w) for e, w in zip(ema.parameters(), want))
+
+
 def test_ema_half_life():
     beta = loop.ema_beta(batch=32, half_life_images=10_000)
     assert beta ** (10_000 / 32) == pytest.approx(0.5)

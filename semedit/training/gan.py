@@ -10,7 +10,7 @@ steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.00
 0.99, adjusted for lazy regularisation), an EMA of G with a half-life of batch x 10 / 32 kimg
 (10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr multiplier 0.01, no augmentation
 (the renderer gives unlimited images). The renderer draws the real images on the training
-device. Every batch is a function of (seed, step), so a resumed run is bit-for-bit the run it
+device, a block of steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is bit-for-bit the run it
 continues (on the same device).
 
 The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
@@ -63,6 +63,7 @@ class GANConfig:
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     style_mixing: float = 0.9
+    render_block: int = 8  # renders are drawn for this many steps at once (the renderer's op count is per call)
     ema_kimg: float = 10.0
     ema_rampup: Optional[float] = 0.05
     seed: int = 0
@@ -142,6 +143,7 @@ class GANTrainer:
         self.pl_mean = torch.zeros([], device=self.device)
         self.step = 0
         self.images_per_step = cfg.batch
+        self._renders: Optional[tuple] = None  # (block, its renders): see ``renders``
 
     def _adam(self, module: torch.nn.Module, lr: float, interval: Optional[int]) -> torch.optim.Adam:
         """Adam with lr and betas adjusted for lazy regularisation every ``interval`` steps."""
@@ -152,10 +154,23 @@ class GANTrainer:
     def _z(self, g: torch.Generator, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.generator.z_dim, generator=g, device=self.device)
 
+    def renders(self, step: int) -> torch.Tensor:
+        """The real images of ``step`` [batch, 3, R, R]: a slice of the renders of its block of
+        ``render_block`` steps, drawn at once from (seed, block), so still a function of (seed, step)."""
+        cfg = self.cfg
+        block = step // cfg.render_block
+        if self._renders is None or self._renders[0] != block:
+            g = step_generator(cfg.seed, block, self.device, 1)
+            self._renders = (block, rendered_batch(cfg.batch * cfg.render_block, cfg.generator.resolution, g).image)
+        i = step % cfg.render_block
+        return self._renders[1][i * cfg.batch:(i + 1) * cfg.batch]
+
     def train_step(self) -> dict:
+        """One G step, one D step and their lazy regularisers; metrics as 0-dim tensors on the
+        device (reading them here would make the CPU wait for the GPU every step)."""
         cfg, G, D, step = self.cfg, self.G, self.D, self.step
         g = step_generator(cfg.seed, step, self.device)
-        real = rendered_batch(cfg.batch, cfg.generator.resolution, step_generator(cfg.seed, step, self.device, 1)).image
+        real = self.renders(step)
         metrics = {}
 
         # G: non-saturating loss through a frozen D
@@ -166,7 +181,7 @@ class GANTrainer:
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
-        metrics["loss_G"] = loss_g.item()
+        metrics["loss_G"] = loss_g.detach()
 
         # G: lazy path-length regularisation
         if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
@@ -178,7 +193,7 @@ class GANTrainer:
             self.opt_G.zero_grad(set_to_none=True)
             loss_pl.backward()
             self.opt_G.step()
-            metrics["path_length"] = lengths.mean().item()
+            metrics["path_length"] = lengths.mean().detach()
         D.requires_grad_(True)
 
         # D: logistic loss on renders and (detached) samples
@@ -189,7 +204,7 @@ class GANTrainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
-        metrics.update(loss_D=loss_d.item(), D_real=real_logits.mean().item(), D_fake=fake_logits.mean().item())
+        metrics.update(loss_D=loss_d.detach(), D_real=real_logits.detach().mean(), D_fake=fake_logits.detach().mean())
 
         # D: lazy R1 on renders
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
@@ -197,7 +212,7 @@ class GANTrainer:
             self.opt_D.zero_grad(set_to_none=True)
             (r1.mean() * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
             self.opt_D.step()
-            metrics["r1"] = r1.mean().item()
+            metrics["r1"] = r1.detach().mean()
 
         # EMA of G, half-life in images, ramped up at the start
         ema_images = cfg.ema_kimg * 1000

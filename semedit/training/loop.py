@@ -1,8 +1,8 @@
 """The loop every trainer shares: steps under a time budget, a curve file, resumable state.
 
 A trainer is any object with ``step`` (int, steps done), ``images_per_step``,
-``train_step() -> dict`` of scalar
-metrics, ``state_dict()`` / ``load_state_dict(d)`` (everything a resumed run needs, plain
+``train_step() -> dict`` of scalar metrics (numbers, or 0-dim tensors, read only when a curve row
+is written), ``state_dict()`` / ``load_state_dict(d)`` (everything a resumed run needs, plain
 tensors and numbers only) and optionally ``snapshot(folder)`` (a sample grid, say). ``run``
 drives it; the trainer decides what one step is.
 
@@ -132,9 +132,9 @@ def ema_beta(batch: int, half_life_images: float) -> float:
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
-    """ema <- beta * ema + (1 - beta) * model for parameters; buffers copied."""
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p.detach(), 1 - beta)
+    """ema <- beta * ema + (1 - beta) * model for parameters (one fused call, not one per tensor:
+    a GPU step is bound by how many kernels it launches); buffers copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - beta)
     for be, b in zip(ema.buffers(), model.buffers()):
         be.copy_(b)
 
@@ -177,11 +177,11 @@ def run(trainer: Trainer, *, work_dir: Path, total_steps: int, minutes: float = 
         writer = csv.writer(f)
         while trainer.step < total_steps and time.time() - t0 < minutes * 60:
             metrics = trainer.train_step()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+            for k, v in metrics.items():  # tensors stay on their device until a row is written
+                sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else float(v))
                 counts[k] = counts.get(k, 0) + 1
             if trainer.step % log_every == 0 or trainer.step == total_steps:
-                means = {k: v / counts[k] for k, v in sums.items()}
+                means = {k: float(v) / counts[k] for k, v in sums.items()}
                 if header is None:
                     header = ["step", "kimg", "elapsed_s", "images_per_s"] + sorted(means)
                     writer.writerow(header)
