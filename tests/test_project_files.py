@@ -45,3 +45,33 @@ def test_settings_from_env():
     assert (s.device, s.hub_offline, s.port, s.memory_budget_mb) == ("cpu", True, 8080, 512.0)
     assert s.hub_cache_dir == Path("/x/hub")
     assert Settings.from_env({}).port == 7860 and not Settings.from_env({}).hub_offline
+
+
+def test_device_tree_script_hides_the_weights_from_device_calls_and_restores_them(tmp_path):
+    """tools/device_tree.sh in a small repository of the same layout: hidden, the weights are
+    neither tracked nor untracked-and-unignored (so a device call does not send them) yet stay on
+    disk; restored, the checkout is exactly as before."""
+    import shutil
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    (tmp_path / "tools").mkdir()
+    shutil.copy(PROJECT_ROOT / "tools" / "device_tree.sh", tmp_path / "tools" / "device_tree.sh")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "big.safetensors").write_bytes(b"w" * 5000)
+    (tmp_path / "code.py").write_text("print(1)\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    script = ["bash", str(tmp_path / "tools" / "device_tree.sh")]
+    before = int(subprocess.run(script + ["size"], check=True, capture_output=True, text=True).stdout)
+    subprocess.run(script + ["hide"], check=True, capture_output=True)
+    sent = git("ls-files") + git("ls-files", "--others", "--exclude-standard")
+    assert "weights/" not in sent and "code.py" in sent
+    assert (tmp_path / "weights" / "big.safetensors").stat().st_size == 5000
+    hidden = int(subprocess.run(script + ["size"], check=True, capture_output=True, text=True).stdout)
+    assert hidden <= before - 5000
+    subprocess.run(script + ["restore"], check=True, capture_output=True)
+    assert git("status", "--porcelain") == "" and "weights/big.safetensors" in git("ls-files")
