@@ -294,3 +294,23 @@ def test_hair_transfer_refuses_a_photo_without_a_face_and_an_unknown_method(make
         pipeline.transfer_hair(reg, "tiny", target, target, "paste")
     with pytest.raises(SemeditError, match="no trained hair network"):
         pipeline.transfer_hair(reg, "tiny", target, target, "model")
+
+
+def test_the_hair_trainer_picks_the_generators_e4e_for_target_codes(tmp_path, make_registry):
+    from semedit.checkpoints import save_safetensors
+    from semedit.training.hair import generator_encoder
+    _, encoder, _ = tiny_unpaired_setup()
+    (tmp_path / "weights").mkdir()
+    save_safetensors(tmp_path / "weights" / "enc.safetensors", encoder.config, encoder.state_dict())
+    entry = {"kind": "encoder", "format": "safetensors", "file": "enc.safetensors"}
+    reg = make_registry({
+        "g-restyle": {**entry, "config": {"generator": "g", "method": "ReStyle-pSp"}},
+        "g-hyper": {**entry, "config": {"generator": "g", "method": "HyperStyle"}},
+        "g-e4e": {**entry, "config": {"generator": "g", "method": "e4e"}},
+        "other-e4e": {**entry, "config": {"generator": "other", "method": "e4e"}},
+    })
+    assert reg.get("g-e4e") is not reg.get("g-restyle")  # one object per catalogue name
+    assert generator_encoder(reg, "g") is reg.get("g-e4e")
+    assert generator_encoder(reg, "g", "g-restyle") is reg.get("g-restyle")
+    with pytest.raises(ValueError, match="no encoder"):
+        generator_encoder(reg, "nobody")

@@ -199,19 +199,18 @@ class HairTrainer(loop.NetTrainerState):
 
 
 def generator_encoder(registry, model: str, name: Optional[str] = None) -> EncoderModel:
-    """The encoder ``name``, or the first single-pass encoder (e4e, pSp) the catalogue lists for
-    ``model``, else its first encoder of any kind (ReStyle); HyperStyle gives no codes of its own."""
+    """The encoder ``name``, or the catalogue's encoder for ``model`` by preference e4e, pSp, then
+    ReStyle (single passes first; HyperStyle changes weights and gives no codes of its own)."""
     if name:
         return registry.get(name)
-    found = [spec.name for spec in registry.catalogue.models
-             if spec.kind == "encoder" and spec.config.get("generator") == model
-             and spec.config.get("method") != "HyperStyle"]
-    if not found:
-        raise ValueError(f"{model} has no encoder in the catalogue: train one first (python -m "
-                         f"semedit.training.encoder), or name one with --encoder")
-    encoders = [registry.get(name) for name in found]
-    single = [e for e in encoders if not e.iterative]
-    return (single or encoders)[0]
+    by_method = {spec.config.get("method"): spec.name for spec in reversed(registry.catalogue.models)
+                 if spec.kind == "encoder" and spec.config.get("generator") == model
+                 and spec.config.get("method") != "HyperStyle"}
+    for method in ("e4e", "pSp", "ReStyle-e4e", "ReStyle-pSp", *by_method):
+        if method in by_method:
+            return registry.get(by_method[method])
+    raise ValueError(f"{model} has no encoder in the catalogue: train one first (python -m "
+                     f"semedit.training.encoder), or name one with --encoder")
 
 
 def main(argv=None) -> None:
