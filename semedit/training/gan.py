@@ -8,10 +8,10 @@ non-saturating logistic loss, R1 on real images every 16 discriminator steps (ga
 0.0002 * res^2 / batch = 0.0256 at batch 32), path-length regularisation every 4 generator
 steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.0025, betas 0 and
 0.99, adjusted for lazy regularisation), an EMA of G with a half-life of batch x 10 / 32 kimg
-(10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr multiplier 0.01, no augmentation
-(the renderer gives unlimited images). The renderer draws the real images on the training
-device, a block of steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is bit-for-bit the run it
-continues (on the same device).
+(10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr
+multiplier 0.01, no augmentation (the renderer gives unlimited images). The renderer draws the
+real images on the training device, several steps' worth at a time. Every batch is a function of
+(seed, step), so a resumed run is bit-for-bit the run it continues (on the same device).
 
 The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
 ``--resume`` continues it (state saved every ``--save-minutes`` in shards of at most 15 MiB).
@@ -63,7 +63,7 @@ class GANConfig:
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     style_mixing: float = 0.9
-    render_block: int = 8  # renders are drawn for this many steps at once (the renderer's op count is per call)
+    render_block: int = 8  # steps whose renders are drawn at once (the renderer's cost is mostly per call)
     ema_kimg: float = 10.0
     ema_rampup: Optional[float] = 0.05
     seed: int = 0
@@ -278,8 +278,8 @@ def main(argv=None) -> None:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     auto = auto_settings(a.batch, GANConfig.generator.resolution)
-    cfg = GANConfig(batch=a.batch, r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"],
-                    pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+    cfg = GANConfig(batch=a.batch, r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma,
+                    ema_kimg=auto["ema_kimg"], pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
     if a.init:
         from ..checkpoints import load_module
         init = load_module(a.init, "stylegan2")
