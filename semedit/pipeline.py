@@ -284,12 +284,11 @@ def yaw_turner(registry, model: str, yaw: float):
     """latent (W+) -> the same code moved along the generator's yaw direction until its image's
     measured yaw is ``yaw`` (the slope measured once, one unit away); None when the generator has
     no yaw direction or no yaw can be measured."""
-    from .editing.library import directions_for
+    from .editing.library import code_direction, directions_for
     from .latents import synthesize
-    candidates = [d for d in directions_for(registry, model) if d.attribute == "yaw" and d.space in ("w", "w+")]
-    if not candidates or not math.isfinite(yaw):
+    d = code_direction(directions_for(registry, model), "yaw")
+    if d is None or not math.isfinite(yaw):
         return None
-    d = candidates[0]
     G = registry.get(model)
 
     def measured(latent: Latent) -> float:

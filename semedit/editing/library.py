@@ -2,7 +2,7 @@
 the generator, read through the registry (file, weights/ folder or Hub, as for any model)."""
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Sequence
 
 from .directions import Direction
 from .formats import read_directions
@@ -24,3 +24,9 @@ def directions_for(registry, model: str) -> List[Direction]:
         out += read_directions(path, spec.format, name=spec.config.get("name"),
                                style_dims=G.synthesis.style_dims, num_ws=G.num_ws)
     return out
+
+
+def code_direction(directions: Sequence[Direction], attribute: str) -> Optional[Direction]:
+    """The first direction for ``attribute`` that moves a code (space W or W+, so inverted
+    images too, not only samples); None when there is none."""
+    return next((d for d in directions if d.attribute == attribute and d.space in ("w", "w+")), None)

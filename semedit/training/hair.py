@@ -34,6 +34,7 @@ import torch
 
 from ..checkpoints import save_safetensors
 from ..editing.directions import Direction
+from ..editing.library import code_direction, directions_for
 from ..encoders import encode
 from ..latents import Latent, synthesize
 from ..networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
@@ -140,9 +141,9 @@ def recipe_pairs(G: StyleGAN2Generator, yaw: Direction, batch: int, g: torch.Gen
 
 def yaw_direction(directions) -> Direction:
     """The first W (or W+) direction among ``directions`` whose attribute is yaw."""
-    for d in directions:
-        if d.attribute == "yaw" and d.space in ("w", "w+"):
-            return d
+    d = code_direction(directions, "yaw")
+    if d is not None:
+        return d
     raise ValueError("the paper's recipe needs a yaw direction in W: fit the generator's directions first "
                      "(python -m semedit.training.directions)")
 
@@ -214,7 +215,6 @@ def generator_encoder(registry, model: str, name: Optional[str] = None) -> Encod
 
 
 def main(argv=None) -> None:
-    from ..editing.library import directions_for
     from ..registry import Registry
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="embedded-portraits-64", help="the generator (of the embedded domain)")
