@@ -82,6 +82,26 @@ def test_gan_steps_give_finite_losses_and_move_every_network():
     assert t.pl_mean.item() > 0
 
 
+def test_path_length_penalty_trains_the_mapping_network_too():
+    from semedit.training.gan import mapped_ws, path_lengths
+    t = GANTrainer(TINY_GAN)
+    g = torch.Generator().manual_seed(0)
+    ws = mapped_ws(t.G, t._z(g, 4), t._z(g, 4), 0.9, g)
+    lengths = path_lengths(t.G, ws, g)
+    assert lengths.shape == (4,) and (lengths > 0).all()
+    lengths.square().mean().backward()
+    mapping = [p.grad for name, p in t.G.named_parameters() if name.startswith("mapping")]
+    assert mapping and all(gr is not None and gr.abs().sum() > 0 for gr in mapping)
+
+
+def test_non_finite_gradients_are_cleaned_before_a_step():
+    layer = torch.nn.Linear(3, 1)
+    layer.weight.grad = torch.tensor([[float("nan"), float("inf"), -float("inf")]])
+    layer.bias.grad = torch.tensor([0.5])
+    loop.clean_gradients_(layer)
+    assert layer.weight.grad.tolist() == [[0.0, 1e5, -1e5]] and layer.bias.grad.tolist() == [0.5]
+
+
 def test_gan_training_resumes_exactly(tmp_path):
     straight = GANTrainer(TINY_GAN)
     loop.run(straight, work_dir=tmp_path / "a", total_steps=5, log_every=1, log=lambda s: None)

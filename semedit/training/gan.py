@@ -119,8 +119,9 @@ def r1_penalty(D: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
 
 
 def path_lengths(G: StyleGAN2Generator, ws: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """||J_w^T y|| per sample [N] for y ~ N(0, I) / sqrt(H W), averaged over the W+ layers."""
-    ws = ws.detach().requires_grad_(True)
+    """||J_w^T y|| per sample [N] for y ~ N(0, I) / sqrt(H W), averaged over the W+ layers.
+    ``ws`` [N, num_ws, w_dim] must require grad; when it comes from the mapping network the
+    penalty trains the mapping too, as NVIDIA's does."""
     img = synthesize(G, ws, g)
     noise = torch.randn(img.shape, generator=g, device=img.device) / math.sqrt(img.shape[2] * img.shape[3])
     (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
@@ -151,6 +152,15 @@ class GANTrainer:
         b1, b2 = self.cfg.betas
         return torch.optim.Adam(module.parameters(), lr=lr * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
 
+    @staticmethod
+    def _descend(opt: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``, its non-finite gradients cleaned first (as NVIDIA's loop
+        does: one bad batch must not poison a long run)."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.clean_gradients_(module)
+        opt.step()
+
     def _z(self, g: torch.Generator, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.generator.z_dim, generator=g, device=self.device)
 
@@ -178,9 +188,7 @@ class GANTrainer:
         ws = mapped_ws(G, self._z(g, cfg.batch), self._z(g, cfg.batch), cfg.style_mixing, g)
         fake_logits = D(synthesize(G, ws, g))
         loss_g = generator_loss(fake_logits)
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
+        self._descend(self.opt_G, G, loss_g)
         metrics["loss_G"] = loss_g.detach()
 
         # G: lazy path-length regularisation
@@ -188,11 +196,9 @@ class GANTrainer:
             n = max(1, cfg.batch // cfg.pl_batch_shrink)
             ws = mapped_ws(G, self._z(g, n), self._z(g, n), cfg.style_mixing, g)
             lengths = path_lengths(G, ws, g)
-            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
-            loss_pl = (lengths - self.pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval
-            self.opt_G.zero_grad(set_to_none=True)
-            loss_pl.backward()
-            self.opt_G.step()
+            pl_mean = self.pl_mean.lerp(lengths.mean(), cfg.pl_decay)
+            self.pl_mean = pl_mean.detach()
+            self._descend(self.opt_G, G, (lengths - pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval)
             metrics["path_length"] = lengths.mean().detach()
         D.requires_grad_(True)
 
@@ -201,17 +207,13 @@ class GANTrainer:
             fake = synthesize(G, mapped_ws(G, self._z(g, cfg.batch), self._z(g, cfg.batch), cfg.style_mixing, g), g)
         real_logits, fake_logits = D(real), D(fake)
         loss_d = discriminator_loss(real_logits, fake_logits)
-        self.opt_D.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_D.step()
+        self._descend(self.opt_D, D, loss_d)
         metrics.update(loss_D=loss_d.detach(), D_real=real_logits.detach().mean(), D_fake=fake_logits.detach().mean())
 
         # D: lazy R1 on renders
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
             r1 = r1_penalty(D, real)
-            self.opt_D.zero_grad(set_to_none=True)
-            (r1.mean() * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
-            self.opt_D.step()
+            self._descend(self.opt_D, D, r1.mean() * (cfg.r1_gamma / 2) * cfg.r1_interval)
             metrics["r1"] = r1.detach().mean()
 
         # EMA of G, half-life in images, ramped up at the start

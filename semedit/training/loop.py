@@ -139,6 +139,14 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
         be.copy_(b)
 
 
+@torch.no_grad()
+def clean_gradients_(module: torch.nn.Module) -> None:
+    """Gradients of ``module`` with NaN set to 0 and +-inf to +-1e5, in place."""
+    for p in module.parameters():
+        if p.grad is not None:
+            p.grad.nan_to_num_(nan=0.0, posinf=1e5, neginf=-1e5)
+
+
 def run(trainer: Trainer, *, work_dir: Path, total_steps: int, minutes: float = math.inf,
         save_minutes: float = 3.0, log_every: int = 50, resume: bool = False, shard_mb: float = 15.0,
         log: Callable[[str], None] = print, snapshot: Optional[Callable[[Path], None]] = None) -> Trainer:
