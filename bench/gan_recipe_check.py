@@ -43,6 +43,7 @@ PROBE_DISCRIMINATOR = DiscriminatorConfig(resolution=RESOLUTION, channels=(24, 4
 
 
 def renders(n: int, seed: int, batch: int = 250):
+    """n renders [B, 3, 32, 32] in batches, from their own random stream."""
     g = torch.Generator().manual_seed(seed)
     for i in range(0, n, batch):
         yield rendered_batch(min(batch, n - i), RESOLUTION, g).image
@@ -50,6 +51,7 @@ def renders(n: int, seed: int, batch: int = 250):
 
 @torch.no_grad()
 def samples(G, n: int, seed: int, batch: int = 250):
+    """n untruncated samples of G [B, 3, 32, 32] in [-1, 1], in batches."""
     g = torch.Generator().manual_seed(seed)
     for i in range(0, n, batch):
         yield G(torch.randn(min(batch, n - i), G.config.z_dim, generator=g), noise_mode="const").clamp(-1, 1)
@@ -81,9 +83,13 @@ def main(argv=None) -> None:
     reference = embed_all(renders(a.n, 123), features)
     floor = frechet_distance(embed_all(renders(a.n, 124), features), reference)
     auto = auto_settings(a.batch, RESOLUTION)
+    gammas = [auto["r1_gamma"] if g == "auto" else float(g) for g in a.gammas]
+
+    def grid_name(gamma: float) -> str:
+        return f"{a.out.stem}_gamma_{gamma:g}.png"
+
     rows = []
-    for gamma_arg in a.gammas:
-        gamma = auto["r1_gamma"] if gamma_arg == "auto" else float(gamma_arg)
+    for gamma_arg, gamma in zip(a.gammas, gammas):
         cfg = GANConfig(generator=PROBE_GENERATOR, discriminator=PROBE_DISCRIMINATOR, batch=a.batch,
                         r1_gamma=gamma, ema_kimg=auto["ema_kimg"])
         trainer = GANTrainer(cfg)
@@ -102,17 +108,15 @@ def main(argv=None) -> None:
             start = time.perf_counter()
             metrics = trainer.train_step()
             trained += time.perf_counter() - start
-        image = a.out.with_suffix("").parent / f"{a.out.stem}_gamma_{gamma:g}.png"
-        image.parent.mkdir(parents=True, exist_ok=True)
-        grid(trainer.G_ema).save(image)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        grid(trainer.G_ema).save(a.out.parent / grid_name(gamma))
     lines = ["# The adversarial recipe on the CPU, reduced: 32 px, a quarter of the widths\n",
              f"`{' '.join(['python bench/gan_recipe_check.py', *(sys.argv[1:] if argv is None else argv)])}`: batch "
              f"{a.batch}, Frechet distance of {a.n} EMA samples to {a.n} renders (ST-LPIPS AlexNet features), "
              f"floor (renders vs renders) {floor:.4f}.\n",
              "| R1 gamma | training minutes | kimg | FD | FD above floor | D(render) | D(sample) |",
              "|---|---|---|---|---|---|---|", *rows, "",
-             "Sample grids (16 samples above 8 renders): " + ", ".join(
-                 f"`{a.out.stem}_gamma_{(auto['r1_gamma'] if g == 'auto' else float(g)):g}.png`" for g in a.gammas)]
+             "Sample grids (16 samples above 8 renders): " + ", ".join(f"`{grid_name(g)}`" for g in gammas)]
     publish("\n".join(lines) + "\n", a.out)
 
 
