@@ -100,6 +100,10 @@ def test_non_finite_gradients_are_cleaned_before_a_step():
     layer.bias.grad = torch.tensor([0.5])
     loop.clean_gradients_(layer)
     assert layer.weight.grad.tolist() == [[0.0, 1e5, -1e5]] and layer.bias.grad.tolist() == [0.5]
+    # a GAN optimiser step on a loss whose gradient is NaN leaves the weights finite
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    GANTrainer._descend(opt, layer, (layer.weight * float("nan")).sum() + layer.bias.sum())
+    assert all(torch.isfinite(p).all() for p in layer.parameters())
 
 
 def test_gan_training_resumes_exactly(tmp_path):
