@@ -26,13 +26,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from semedit.evaluation.embedded import render_batches, sample_batches  # noqa: E402
 from semedit.evaluation.realism import embed_all, frechet_distance  # noqa: E402
 from semedit.evaluation.reports import publish  # noqa: E402
-from semedit.imaging import make_grid, tensor_to_uint8  # noqa: E402
 from semedit.networks.discriminator import DiscriminatorConfig  # noqa: E402
 from semedit.networks.stylegan2 import StyleGAN2Config  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
-from semedit.training.data import rendered_batch, step_generator  # noqa: E402
 from semedit.training.gan import GAN_GENERATOR, GANConfig, GANTrainer, auto_settings  # noqa: E402
 
 RESOLUTION = 32
@@ -40,30 +39,6 @@ RESOLUTION = 32
 PROBE_GENERATOR = StyleGAN2Config(resolution=RESOLUTION, z_dim=64, w_dim=128, mapping_layers=2,
                                   channels=tuple(c // 4 for c in GAN_GENERATOR.channels[:4]), mapping_lr_mul=0.01)
 PROBE_DISCRIMINATOR = DiscriminatorConfig(resolution=RESOLUTION, channels=(24, 48, 64, 64))
-
-
-def renders(n: int, seed: int, batch: int = 250):
-    """n renders [B, 3, 32, 32] in batches, from their own random stream."""
-    g = torch.Generator().manual_seed(seed)
-    for i in range(0, n, batch):
-        yield rendered_batch(min(batch, n - i), RESOLUTION, g).image
-
-
-@torch.no_grad()
-def samples(G, n: int, seed: int, batch: int = 250):
-    """n untruncated samples of G [B, 3, 32, 32] in [-1, 1], in batches."""
-    g = torch.Generator().manual_seed(seed)
-    for i in range(0, n, batch):
-        yield G(torch.randn(min(batch, n - i), G.config.z_dim, generator=g), noise_mode="const").clamp(-1, 1)
-
-
-@torch.no_grad()
-def grid(G) -> Image.Image:
-    """16 EMA samples of fixed latents above 8 renders, 3x nearest-neighbour."""
-    fakes = G(torch.randn(16, G.config.z_dim, generator=torch.Generator().manual_seed(0)), noise_mode="const")
-    real = rendered_batch(8, RESOLUTION, step_generator(0, 0, "cpu", 9)).image
-    img = Image.fromarray(make_grid(list(tensor_to_uint8(torch.cat([fakes.clamp(-1, 1), real]))), ncols=8))
-    return img.resize((img.width * 3, img.height * 3), Image.NEAREST)
 
 
 def main(argv=None) -> None:
@@ -80,8 +55,8 @@ def main(argv=None) -> None:
     def features(x: torch.Tensor) -> torch.Tensor:
         return perceptual.pooled_features(F.interpolate(x, size=64, mode="bilinear", align_corners=False))
 
-    reference = embed_all(renders(a.n, 123), features)
-    floor = frechet_distance(embed_all(renders(a.n, 124), features), reference)
+    reference = embed_all(render_batches(a.n, 123, RESOLUTION), features)
+    floor = frechet_distance(embed_all(render_batches(a.n, 124, RESOLUTION), features), reference)
     auto = auto_settings(a.batch, RESOLUTION)
     gammas = [auto["r1_gamma"] if g == "auto" else float(g) for g in a.gammas]
 
@@ -96,7 +71,7 @@ def main(argv=None) -> None:
         trained, metrics, evals = 0.0, {}, 0  # seconds spent in train_step
         while True:
             if trained >= evals * a.eval_minutes * 60 or trained >= a.minutes * 60:
-                fd = frechet_distance(embed_all(samples(trainer.G_ema, a.n, 7), features), reference)
+                fd = frechet_distance(embed_all(sample_batches(trainer.G_ema, a.n, 7), features), reference)
                 logit = {k: f"{float(metrics[k]):+.2f}" if k in metrics else "" for k in ("D_real", "D_fake")}
                 rows.append(f"| {gamma:g}{' (auto)' if gamma_arg == 'auto' else ''} | {trained / 60:.1f} | "
                             f"{trainer.step * a.batch / 1000:.1f} | {fd:.3f} | {fd - floor:.3f} | "
@@ -109,7 +84,8 @@ def main(argv=None) -> None:
             metrics = trainer.train_step()
             trained += time.perf_counter() - start
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        grid(trainer.G_ema).save(a.out.parent / grid_name(gamma))
+        grid = trainer.sample_grid()
+        grid.resize((grid.width * 3, grid.height * 3), Image.NEAREST).save(a.out.parent / grid_name(gamma))
     lines = ["# The adversarial recipe on the CPU, reduced: 32 px, a quarter of the widths\n",
              f"`{' '.join(['python bench/gan_recipe_check.py', *(sys.argv[1:] if argv is None else argv)])}`: batch "
              f"{a.batch}, Frechet distance of {a.n} EMA samples to {a.n} renders (ST-LPIPS AlexNet features), "

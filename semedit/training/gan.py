@@ -241,12 +241,16 @@ class GANTrainer:
         self.step = int(state["step"])
 
     @torch.no_grad()
-    def snapshot(self, folder: Path, n: int = 16) -> None:
-        """``folder/samples.png``: EMA samples of 16 fixed latents above 8 renders."""
+    def sample_grid(self, n: int = 16) -> Image.Image:
+        """EMA samples of ``n`` fixed latents above 8 fixed renders, 8 to a row."""
         z = torch.randn(n, self.cfg.generator.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
         fakes = self.G_ema(z, noise_mode="const").clamp(-1, 1).cpu()
         real = rendered_batch(8, self.cfg.generator.resolution, step_generator(0, 0, self.device, 9)).image.cpu()
-        Image.fromarray(make_grid(list(tensor_to_uint8(torch.cat([fakes, real]))), ncols=8)).save(folder / "samples.png")
+        return Image.fromarray(make_grid(list(tensor_to_uint8(torch.cat([fakes, real]))), ncols=8))
+
+    def snapshot(self, folder: Path) -> None:
+        """``folder/samples.png``: the sample grid."""
+        self.sample_grid().save(folder / "samples.png")
 
     def export(self, path: Path, note: str) -> None:
         """G_ema as a shipped generator (safetensors), with w_avg estimated from 20k latents."""
