@@ -138,3 +138,26 @@ def test_blur_as_one_depthwise_convolution_equals_the_shifted_adds(pad, gain):
     with torch.inference_mode():  # a filter first made in inference mode still trains afterwards
         blur(torch.randn(1, 6, 8, 8), pad, gain, depthwise=True)
     blur(torch.randn(1, 6, 8, 8, requires_grad=True), pad, gain, depthwise=True).sum().backward()
+
+
+@pytest.mark.parametrize("pad", [(2, 1), (1, 1), (0, 0)])
+def test_blur_backward_and_double_backward_equal_autograds_own(pad):
+    """The CPU blur's hand-written adjoint gives autograd's gradients of the shifted adds, also when
+    differentiated again (as R1 and the path-length penalty do)."""
+    from semedit.networks.stylegan2 import _shifted_adds_1d, blur
+    x = torch.randn(2, 3, 10, 7, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 3, 10 + sum(pad) - 3, 7 + sum(pad) - 3, dtype=torch.float64)
+
+    def plain(t):  # the same filter, differentiated by autograd through its slices
+        t = torch.nn.functional.pad(t, [pad[0], pad[1], pad[0], pad[1]])
+        return _shifted_adds_1d(_shifted_adds_1d(t, 3), 2) * 4.0
+
+    for f in (plain, lambda t: blur(t, pad, 4.0, depthwise=False)):
+        (g,) = torch.autograd.grad((f(x) * y).sin().sum(), x, create_graph=True)
+        (h,) = torch.autograd.grad(g.square().sum(), x)
+        if f is plain:
+            g_ref, h_ref = g, h
+    torch.testing.assert_close(g, g_ref)
+    torch.testing.assert_close(h, h_ref)
+    assert h.abs().sum() > 0
+    torch.autograd.gradcheck(lambda t: blur(t, pad, 1.0, depthwise=False), (x[:1, :1],))
