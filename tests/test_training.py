@@ -193,14 +193,14 @@ def test_gan_export_loads_as_a_generator(tmp_path):
 @pytest.mark.slow
 def test_gan_command_line_saves_exports_and_resumes(tmp_path):
     from semedit.checkpoints import load_module
-    from semedit.training.gan import main
+    from semedit.training.gan import QUARTER_GENERATOR, main
     args = ["--work-dir", str(tmp_path / "run"), "--kimg", "0.008", "--batch", "4", "--device", "cpu",
-            "--export-dir", str(tmp_path / "out"), "--log-every", "1"]
+            "--export-dir", str(tmp_path / "out"), "--log-every", "1", "--size", "quarter"]
     main(args)
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"embedded-portraits-64.safetensors", "curve.csv",
                                                               "samples.png"}
     G = load_module(tmp_path / "out" / "embedded-portraits-64.safetensors", "stylegan2")
-    assert G.config.resolution == 64
+    assert G.config == QUARTER_GENERATOR
     main(args[:3] + ["0.016"] + args[4:] + ["--resume"])
     rows = list(csv.DictReader(open(tmp_path / "run" / loop.CURVE_FILE)))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
