@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,14 +31,13 @@ from semedit.evaluation.embedded import render_batches, sample_batches  # noqa: 
 from semedit.evaluation.realism import embed_all, frechet_distance  # noqa: E402
 from semedit.evaluation.reports import publish  # noqa: E402
 from semedit.networks.discriminator import DiscriminatorConfig  # noqa: E402
-from semedit.networks.stylegan2 import StyleGAN2Config  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
-from semedit.training.gan import GAN_GENERATOR, GANConfig, GANTrainer, auto_settings  # noqa: E402
+from semedit.training.gan import QUARTER_GENERATOR, GANConfig, GANTrainer, auto_settings  # noqa: E402
 
 RESOLUTION = 32
 #: the embedded GAN's generator at 32 px with a quarter of its widths, and a discriminator to match
-PROBE_GENERATOR = StyleGAN2Config(resolution=RESOLUTION, z_dim=64, w_dim=128, mapping_layers=2,
-                                  channels=tuple(c // 4 for c in GAN_GENERATOR.channels[:4]), mapping_lr_mul=0.01)
+PROBE_GENERATOR = replace(QUARTER_GENERATOR, resolution=RESOLUTION, z_dim=64, w_dim=128,
+                          channels=QUARTER_GENERATOR.channels[:4])
 PROBE_DISCRIMINATOR = DiscriminatorConfig(resolution=RESOLUTION, channels=(24, 48, 64, 64))
 
 

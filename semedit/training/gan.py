@@ -294,8 +294,8 @@ def main(argv=None) -> None:
         torch.backends.cudnn.benchmark = True
     auto = auto_settings(a.batch, GANConfig.generator.resolution)
     generator, discriminator = SIZES[a.size]
-    cfg = GANConfig(generator=generator, discriminator=discriminator, batch=a.batch, r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma,
-                    ema_kimg=auto["ema_kimg"], pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+    cfg = GANConfig(generator=generator, discriminator=discriminator, batch=a.batch,
+                    r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"], pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
     if a.init:
         from ..checkpoints import load_module
         init = load_module(a.init, "stylegan2")
