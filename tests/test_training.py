@@ -190,6 +190,18 @@ def test_gan_export_loads_as_a_generator(tmp_path):
     assert torch.allclose(G(z), t.G_ema.cpu()(z), atol=1e-6)
 
 
+def test_gan_settings_differences_name_what_changed():
+    import json
+    from semedit.training.gan import QUARTER_GENERATOR, settings_differences
+    recorded = json.loads(json.dumps(TINY_GAN.to_dict()))
+    assert settings_differences(recorded, replace(TINY_GAN, notes={"any": "thing"})) == []
+    changed = replace(TINY_GAN, r1_gamma=0.4, generator=QUARTER_GENERATOR)
+    differences = settings_differences(recorded, changed)
+    assert f"r1_gamma: {TINY_GAN.r1_gamma} -> 0.4" in differences
+    assert any(d.startswith("generator.channels: ") for d in differences)
+    assert not any(d.startswith(("batch", "discriminator")) for d in differences)
+
+
 @pytest.mark.slow
 def test_gan_command_line_saves_exports_and_resumes(tmp_path):
     from semedit.checkpoints import load_module
@@ -204,3 +216,6 @@ def test_gan_command_line_saves_exports_and_resumes(tmp_path):
     main(args[:3] + ["0.016"] + args[4:] + ["--resume"])
     rows = list(csv.DictReader(open(tmp_path / "run" / loop.CURVE_FILE)))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    with pytest.raises(SystemExit):  # a resume with other settings is refused before it trains
+        main(args + ["--resume", "--gamma", "1"])
+    assert len(list(csv.DictReader(open(tmp_path / "run" / loop.CURVE_FILE)))) == 4

@@ -15,7 +15,8 @@ several steps' worth at a time. Every batch is a function of (seed, step), so a 
 bit-for-bit the run it continues (on the same device).
 
 The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
-``--resume`` continues it (state saved every ``--save-minutes`` in shards of at most 15 MiB).
+``--resume`` continues it (state saved every ``--save-minutes`` in shards of at most 15 MiB; the
+run's settings are recorded in ``settings.json`` and a resume with other settings is refused).
 ``--export-dir`` receives, at every save, what a cut-off run should not lose and is small
 enough to carry off a GPU machine: the EMA generator as a shipped safetensors file (about
 14 MB), the curve and the sample grid (the full state, about 110 MB, stays in ``--work-dir``).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -84,6 +86,27 @@ def auto_settings(batch: int, resolution: int = 64) -> dict:
     """The batch-dependent settings of NVIDIA's "auto" configuration: R1 gamma 0.0002 res^2 /
     batch and an EMA half-life of batch x 10 / 32 kimg (0.0256 and 10 kimg at batch 32, 64 px)."""
     return {"r1_gamma": 0.0002 * resolution ** 2 / batch, "ema_kimg": batch * 10 / 32}
+
+
+#: the run's settings, written into the work dir when a run starts and checked when it resumes
+SETTINGS_FILE = "settings.json"
+
+
+def settings_differences(recorded: dict, cfg: GANConfig) -> list[str]:
+    """"name: recorded -> now" for every setting of ``cfg`` that differs from ``recorded`` (a
+    ``GANConfig.to_dict()`` read back from JSON); ``notes`` do not count."""
+    now = json.loads(json.dumps(cfg.to_dict()))
+    out = []
+    for key in sorted(set(recorded) | set(now)):
+        if key == "notes" or recorded.get(key) == now.get(key):
+            continue
+        old, new = recorded.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [f"{key}.{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new))
+                    if old.get(k) != new.get(k)]
+        else:
+            out.append(f"{key}: {old} -> {new}")
+    return out
 
 
 # ---- the losses (pure functions of the networks and their inputs) ---------------------------
@@ -271,7 +294,7 @@ def main(argv=None) -> None:
     ap.add_argument("--work-dir", type=Path, required=True, help="state, curve.csv and samples.png")
     ap.add_argument("--kimg", type=float, default=5000, help="length of the whole run in thousands of images")
     ap.add_argument("--minutes", type=float, default=math.inf, help="wall-clock budget of this invocation")
-    ap.add_argument("--resume", action="store_true", help="continue the run in --work-dir")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --work-dir (same settings)")
     ap.add_argument("--init", type=Path, help="start G (and its EMA) from this generator (safetensors), D afresh")
     ap.add_argument("--out", type=Path, help="export G_ema here (safetensors) when this invocation ends")
     ap.add_argument("--export-dir", type=Path, help="at every save: G_ema (safetensors), curve.csv, samples.png")
@@ -300,6 +323,14 @@ def main(argv=None) -> None:
         from ..checkpoints import load_module
         init = load_module(a.init, "stylegan2")
         cfg = GANConfig(**{**cfg.__dict__, "generator": init.config})
+    settings_file = a.work_dir / SETTINGS_FILE
+    if a.resume and settings_file.is_file():
+        differences = settings_differences(json.loads(settings_file.read_text()), cfg)
+        if differences:
+            ap.error(f"{a.work_dir} was trained with other settings; resume it with the same flags "
+                     f"(recorded -> given: {'; '.join(differences)})")
+    a.work_dir.mkdir(parents=True, exist_ok=True)
+    settings_file.write_text(json.dumps(cfg.to_dict(), indent=1))
     trainer = GANTrainer(cfg, device)
     if a.init:
         trainer.G.load_state_dict(init.state_dict())
