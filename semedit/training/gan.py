@@ -289,7 +289,8 @@ class GANTrainer:
                          paired_with_renderer="false")
 
 
-def main(argv=None) -> None:
+def command_line() -> argparse.ArgumentParser:
+    """The trainer's command line (``python -m semedit.training.gan --help``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work-dir", type=Path, required=True, help="state, curve.csv and samples.png")
     ap.add_argument("--kimg", type=float, default=5000, help="length of the whole run in thousands of images")
@@ -309,20 +310,32 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-minutes", type=float, default=3.0)
     ap.add_argument("--log-every", type=int, default=100)
+    return ap
+
+
+def config_from_args(a: argparse.Namespace, init_generator: Optional[StyleGAN2Config] = None) -> GANConfig:
+    """The run's settings from parsed command-line arguments (``init_generator``: the config of
+    the ``--init`` generator, which replaces the ``--size`` one)."""
+    auto = auto_settings(a.batch, GANConfig.generator.resolution)
+    generator, discriminator = SIZES[a.size]
+    return GANConfig(generator=init_generator or generator, discriminator=discriminator, batch=a.batch,
+                     r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"],
+                     pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+
+
+def main(argv=None) -> None:
+    ap = command_line()
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     if device.type == "cuda":  # training speed over bit-exact float32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    auto = auto_settings(a.batch, GANConfig.generator.resolution)
-    generator, discriminator = SIZES[a.size]
-    cfg = GANConfig(generator=generator, discriminator=discriminator, batch=a.batch,
-                    r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"], pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+    init = None
     if a.init:
         from ..checkpoints import load_module
         init = load_module(a.init, "stylegan2")
-        cfg = GANConfig(**{**cfg.__dict__, "generator": init.config})
+    cfg = config_from_args(a, init.config if init else None)
     settings_file = a.work_dir / SETTINGS_FILE
     if a.resume and settings_file.is_file():
         differences = settings_differences(json.loads(settings_file.read_text()), cfg)
