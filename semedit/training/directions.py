@@ -80,16 +80,17 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="embedded-portraits-64")
     ap.add_argument("--n", type=int, default=4000, help="samples to fit on (a quarter held out)")
     ap.add_argument("--pcs", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=Path("weights/embedded-portraits-64-directions.safetensors"))
+    ap.add_argument("--out", type=Path, help="default: weights/<model>-directions.safetensors")
     a = ap.parse_args(argv)
+    out = a.out or Path("weights") / f"{a.model}-directions.safetensors"
     registry = Registry.from_settings()
     spec = registry.catalogue.get(a.model)
     G = registry.get(a.model)
     directions = fit_builtin(G, registry.get(spec.config["regressor"]), registry.get(spec.config["segmenter"]),
                              n=a.n, pcs=a.pcs)
-    save_directions(a.out, directions, generator=a.model,
+    save_directions(out, directions, generator=a.model,
                     note=f"python -m semedit.training.directions --model {a.model} --n {a.n}")
-    print(f"wrote {len(directions)} directions to {a.out}")
+    print(f"wrote {len(directions)} directions to {out}")
 
 
 if __name__ == "__main__":
