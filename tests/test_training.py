@@ -219,3 +219,25 @@ def test_gan_command_line_saves_exports_and_resumes(tmp_path):
     with pytest.raises(SystemExit):  # a resume with other settings is refused before it trains
         main(args + ["--resume", "--gamma", "1"])
     assert len(list(csv.DictReader(open(tmp_path / "run" / loop.CURVE_FILE)))) == 4
+
+
+def test_carried_cpu_run_resumes_with_the_readme_command():
+    """carry/gan-quarter is the CPU run that sessions continue and commit: the README's command
+    parses to the settings it recorded (so its resume is not refused) and its state loads into the
+    trainer that command builds."""
+    import json
+    import shlex
+    from pathlib import Path
+    from semedit.training.gan import SETTINGS_FILE, command_line, config_from_args, settings_differences
+    root = Path(__file__).resolve().parents[1]
+    line = next(line for line in (root / "README.md").read_text().splitlines()
+                if "semedit.training.gan --work-dir carry/" in line)
+    a = command_line().parse_args(shlex.split(line[line.index("--work-dir"):]))
+    assert a.resume
+    cfg = config_from_args(a)
+    carried = root / a.work_dir
+    assert settings_differences(json.loads((carried / SETTINGS_FILE).read_text()), cfg) == []
+    trainer = GANTrainer(cfg)
+    trainer.load_state_dict(loop.load_state(carried)["trainer"])
+    rows = list(csv.DictReader(open(carried / loop.CURVE_FILE)))
+    assert trainer.step * cfg.batch > 500_000 and 0 < int(rows[-1]["step"]) <= trainer.step
