@@ -45,8 +45,13 @@ def test_every_shipped_local_model_loads(tmp_path):
     for spec in reg.catalogue.models:
         if spec.file is not None and spec.package is None:
             assert spec.file.is_file(), spec.name
-            if spec.kind == "directions":
-                assert directions_for(reg, spec.config["generator"]), spec.name
+            if spec.kind == "directions":  # each direction fits its generator (the file records no sizes)
+                G = reg.get(spec.config["generator"])
+                directions = directions_for(reg, spec.config["generator"])
+                assert directions, spec.name
+                size = {"z": G.config.z_dim, "w": G.config.w_dim, "w+": G.config.w_dim,
+                        "s": sum(G.synthesis.style_dims)}
+                assert all(d.vector.shape[-1] == size[d.space] for d in directions), spec.name
             else:
                 assert reg.get(spec.name) is not None
 
