@@ -50,7 +50,7 @@ GAN_GENERATOR = StyleGAN2Config(resolution=64, z_dim=128, w_dim=256, mapping_lay
                                 channels=(256, 256, 192, 96, 48), mapping_lr_mul=0.01)
 GAN_DISCRIMINATOR = DiscriminatorConfig(resolution=64, channels=(64, 128, 256, 256, 256))
 #: the same generator with a quarter of the synthesis widths and a discriminator to match: what 2 CPU
-#: cores can train (about 30 images/s at batch 32; G forward at batch 1 about 12 ms)
+#: cores can train (30 to 100 images/s at batch 32, by machine; G forward at batch 1 about 12 ms)
 QUARTER_GENERATOR = replace(GAN_GENERATOR, channels=tuple(c // 4 for c in GAN_GENERATOR.channels))
 QUARTER_DISCRIMINATOR = DiscriminatorConfig(resolution=64, channels=(16, 32, 64, 64, 64))
 #: ``--size``: (generator, discriminator)
