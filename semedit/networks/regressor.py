@@ -5,6 +5,12 @@
 accessories ``[N, A]``. The config names every output, so a checkpoint describes itself and this
 module needs nothing from the domain that trained it.
 
+Small details (a mouth's curve, an iris, a brow's tilt) are a few pixels wide and move with the
+face, and a whole-image network barely learns them. So the config may name *parts*: the network
+predicts each part's centre, crops a window there at full resolution, and a small part network
+reads that part's fields from the window's features and the whole image's (they replace the
+whole-image head's values for those names).
+
 ``RegressorIdentity(x, y) -> [N]``: the root-mean-square difference between the identity fields
 predicted for x and for y (unit parameters), with the threshold below which two images show
 the same person (calibrated when the regressor was trained).
@@ -20,6 +26,18 @@ from torch import nn
 
 
 @dataclass(frozen=True)
+class Part:
+    """A window read at full resolution: centred on the ``label`` segment class (as the training
+    data's label maps place it), ``height`` x ``width`` px at the config's resolution (multiples
+    of 4), giving the named ``fields``."""
+    name: str
+    label: str
+    height: int
+    width: int
+    fields: tuple
+
+
+@dataclass(frozen=True)
 class RegressorConfig:
     field_names: tuple
     identity_fields: tuple            # the names among field_names that make a person
@@ -29,13 +47,16 @@ class RegressorConfig:
     widths: tuple = (24, 48, 96, 192, 256)  # stem at R px, then one stride-2 block per width
     hidden: int = 512
     same_person_below: Optional[float] = None  # identity distance threshold (calibrated)
+    parts: tuple = ()                 # Part windows read at full resolution (none: the whole-image head only)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RegressorConfig":
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+        d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        d["parts"] = tuple(Part(**{**p, "fields": tuple(p["fields"])}) for p in d.get("parts", ()))
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,29 @@ class Prediction:
     fields: torch.Tensor           # [N, F] in [0, 1]
     hair_style_logits: torch.Tensor  # [N, S]
     accessory_logits: torch.Tensor   # [N, A]
+    part_centres: Optional[torch.Tensor] = None  # [N, P, 2] predicted (x, y) of each part, in [0, 1] of the image
+
+
+def crop_window(img: torch.Tensor, centre: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """img [N, C, H, W], centre [N, 2] (x, y) in [0, 1] of the image -> [N, C, height, width]
+    bilinear window at the image's pixel scale (border pixels repeat outside the image)."""
+    n, _, h, w = img.shape
+    theta = img.new_zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = width / w, height / h
+    theta[:, :, 2] = centre * 2 - 1
+    grid = F.affine_grid(theta, [n, img.shape[1], height, width], align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+PART_HIDDEN = 128
+
+
+def _part_net(part: Part) -> nn.Sequential:
+    """window [N, 3, height, width] -> features [N, PART_HIDDEN]."""
+    return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.SiLU(),
+                         nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.SiLU(),
+                         nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.SiLU(), nn.Flatten(),
+                         nn.Linear(64 * (part.height // 4) * (part.width // 4), PART_HIDDEN), nn.SiLU())
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
@@ -64,12 +108,33 @@ class ParameterRegressor(nn.Module):
         self.accessories = nn.Linear(config.hidden, len(config.accessories))
         self.register_buffer("identity_index", torch.tensor([config.field_names.index(f)
                                                              for f in config.identity_fields]), persistent=False)
+        if config.parts:
+            self.part_centres = nn.Linear(config.hidden, 2 * len(config.parts))
+            self.part_nets = nn.ModuleList(_part_net(p) for p in config.parts)
+            # each part's fields from its window's features and the whole image's (age shows in both)
+            self.part_heads = nn.ModuleList(nn.Linear(PART_HIDDEN + config.hidden, len(p.fields)) for p in config.parts)
+            for i, p in enumerate(config.parts):
+                self.register_buffer(f"part_index_{i}", torch.tensor([config.field_names.index(f) for f in p.fields]),
+                                     persistent=False)
 
-    def forward(self, img: torch.Tensor) -> Prediction:
+    def forward(self, img: torch.Tensor, crop_centres: Optional[torch.Tensor] = None) -> Prediction:
+        """``crop_centres`` [N, P, 2] (training): where to crop each part instead of the
+        predicted centre (NaN rows: the predicted one)."""
         if img.shape[-2:] != (self.config.resolution, self.config.resolution):
             img = F.interpolate(img, size=(self.config.resolution,) * 2, mode="area")
         h = self.fc(self.blocks(self.stem(img)))
-        return Prediction(torch.sigmoid(self.fields(h)), self.styles(h), self.accessories(h))
+        fields = torch.sigmoid(self.fields(h))
+        centres = None
+        if self.config.parts:
+            centres = torch.sigmoid(self.part_centres(h)).view(len(img), len(self.config.parts), 2)
+            at = centres.detach()
+            if crop_centres is not None:
+                at = torch.where(torch.isnan(crop_centres), at, crop_centres.to(at))
+            fields = fields.clone()
+            for i, (part, net, head) in enumerate(zip(self.config.parts, self.part_nets, self.part_heads)):
+                window = crop_window(img, at[:, i], part.height, part.width)
+                fields[:, getattr(self, f"part_index_{i}")] = torch.sigmoid(head(torch.cat([net(window), h], 1)))
+        return Prediction(fields, self.styles(h), self.accessories(h), centres)
 
     def identity(self, img: torch.Tensor) -> torch.Tensor:
         """img [N, 3, H, W] -> predicted identity fields [N, len(identity_fields)] in [0, 1]."""

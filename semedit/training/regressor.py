@@ -6,7 +6,9 @@
 Images are renderer portraits (one in ten with an out-of-domain accessory) augmented with blur,
 noise and brightness so that a generator's softer images read too. The loss is L1 on every
 parameter the image shows (``synth.params.observable_targets``) plus cross-entropy on the hair
-style and the accessory. After training, held-out accuracy per parameter goes into the report,
+style and the accessory. The parts (PART_LAYOUT: mouth and eyes) are cropped at the label map's
+centroid of their class, jittered by up to 1.5 px, while the network learns to predict that centre
+(L1) for images without labels. After training, held-out accuracy per parameter goes into the report,
 and the identity threshold is calibrated on the same person turned and with another person's
 hair against different people; it is stored in the checkpoint's config.
 """
@@ -22,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoints import load_module, save_safetensors
-from ..networks.regressor import ParameterRegressor, RegressorConfig, RegressorIdentity
+from ..networks.regressor import ParameterRegressor, Part, RegressorConfig, RegressorIdentity
+from ..segmentation import CLASS_NAMES
 from ..settings import resolve_device
 from ..synth.params import (ACCESSORIES, FIELDS, HAIR_STYLES, IDENTITY_FIELDS, MAX_YAW, latent_with,
                             observable_targets, params_from_latent)
@@ -33,10 +36,55 @@ from .data import augment, rendered_batch, step_generator
 HELD_OUT_SEED = 987_654_321  # far from every training stream
 
 
-def regressor_config(resolution: int = 64, **kw) -> RegressorConfig:
-    """The embedded domain's regressor: every renderer parameter, its styles and accessories."""
+#: the windows read at full resolution: (name, segment class it centres on, height and width as
+#: shares of the image side, fields). The mouth window holds the nostrils; the eyes window the brows
+#: and the forehead's wrinkles (measured: where each field changes pixels, relative to the centroid)
+PART_LAYOUT = (
+    ("mouth", "mouth", 0.3125, 0.375, ("smile", "mouth_width", "lip_thickness", "nose_width")),
+    ("eyes", "eyes", 0.4375, 0.5, ("eye_size", "eye_aspect", "eye_spacing", "iris_hue", "brow_thickness",
+                                  "brow_tilt", "age")),
+)
+
+
+def domain_parts(resolution: int) -> tuple:
+    """PART_LAYOUT at ``resolution`` px (window sides rounded to multiples of 4, at least 4)."""
+    side = lambda share: max(4, 4 * round(share * resolution / 4))  # noqa: E731
+    return tuple(Part(name, label, side(h), side(w), fields) for name, label, h, w, fields in PART_LAYOUT)
+
+
+def regressor_config(resolution: int = 64, parts: bool = True, **kw) -> RegressorConfig:
+    """The embedded domain's regressor: every renderer parameter, its styles and accessories, and
+    (``parts``) the windows of PART_LAYOUT."""
     return RegressorConfig(field_names=FIELDS, identity_fields=IDENTITY_FIELDS, hair_styles=HAIR_STYLES,
-                           accessories=ACCESSORIES, resolution=resolution, **kw)
+                           accessories=ACCESSORIES, resolution=resolution,
+                           parts=domain_parts(resolution) if parts else (), **kw)
+
+
+def with_parts(net: ParameterRegressor) -> ParameterRegressor:
+    """A regressor with the domain's parts whose whole-image layers are ``net``'s (its part
+    layers start fresh): for continuing a regressor trained without parts."""
+    if net.config.parts:
+        return net
+    out = ParameterRegressor(replace(net.config, parts=domain_parts(net.config.resolution)))
+    missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("part_") for k in missing):
+        raise ValueError(f"not the same whole-image network: {unexpected or missing}")
+    return out
+
+
+def part_centres(labels: torch.Tensor, parts: tuple) -> torch.Tensor:
+    """labels [N, H, W] (segment classes) -> [N, P, 2] centroid (x, y) in [0, 1] of each part's
+    class, NaN where the class is absent."""
+    n, h, w = labels.shape
+    ys = (torch.arange(h, device=labels.device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=labels.device, dtype=torch.float32) + 0.5) / w
+    out = []
+    for part in parts:
+        m = (labels == CLASS_NAMES.index(part.label)).float()
+        count = m.sum((1, 2))
+        c = torch.stack([(m.sum(1) * xs).sum(1), (m.sum(2) * ys).sum(1)], 1) / count.clamp(min=1)[:, None]
+        out.append(torch.where(count[:, None] > 0, c, torch.full_like(c, float("nan"))))
+    return torch.stack(out, 1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +97,8 @@ class RegressorTraining:
     max_blur: float = 1.5
     class_weight: float = 0.1
     binary_weight: float = 0.5
+    centre_weight: float = 5.0   # L1 on the parts' centres (units of the image side)
+    centre_jitter: float = 1.5   # px: training crops sit this far (at most) off the true centre
     generator_share: float = 0.0  # share of each batch drawn by a generator paired with the renderer
     seed: int = 0
 
@@ -104,13 +154,20 @@ class RegressorTrainer(loop.NetTrainerState):
             accessory = portraits.accessory.clone()
             accessory[:k] = 0
             portraits = replace(portraits, accessory=accessory)
-        loss = regressor_loss(self.net(img), portraits, cfg.class_weight, cfg.binary_weight)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        self.step += 1
-        return {"loss": loss.item()}
+        parts = self.net.config.parts
+        if not parts:
+            loss = regressor_loss(self.net(img), portraits, cfg.class_weight, cfg.binary_weight)
+            self.update(loss)
+            return {"loss": loss.item()}
+        true = part_centres(b.labels, parts)
+        g = step_generator(cfg.seed, self.step, self.device, 2)
+        jitter = (torch.rand(true.shape, generator=g, device=self.device) * 2 - 1) * cfg.centre_jitter / cfg.size
+        pred = self.net(img, crop_centres=true + jitter)
+        known = ~torch.isnan(true)
+        centre = (pred.part_centres - true.nan_to_num()).abs()[known].mean() if known.any() else img.new_zeros(())
+        loss = regressor_loss(pred, portraits, cfg.class_weight, cfg.binary_weight) + cfg.centre_weight * centre
+        self.update(loss)
+        return {"loss": loss.item(), "centre_px": centre.item() * cfg.size}
 
 
 # ---- held-out evaluation -----------------------------------------------------------------------
@@ -123,7 +180,7 @@ def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0,
     accuracy of hair style, beard, glasses and accessory."""
     net = net.eval()
     g = torch.Generator().manual_seed(HELD_OUT_SEED + int(blur * 1000))
-    preds, targets, visible, styles, accs, true_styles, true_accs = [], [], [], [], [], [], []
+    preds, targets, visible, styles, accs, true_styles, true_accs, centre_err = [], [], [], [], [], [], [], []
     for i in range(0, n, batch):
         b = rendered_batch(min(batch, n - i), net.config.resolution, g, accessory_share=0.0 if generator else 0.1)
         img = augment(b.image, g, max_blur=blur, brightness=0.0, max_noise=0.0) if blur else b.image
@@ -134,6 +191,8 @@ def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0,
         preds.append(p.fields), targets.append(t), visible.append(v)
         styles.append(p.hair_style_logits.argmax(1)), accs.append(p.accessory_logits.argmax(1))
         true_styles.append(b.portraits.hair_style), true_accs.append(b.portraits.accessory)
+        if net.config.parts:
+            centre_err.append((p.part_centres - part_centres(b.labels, net.config.parts)).abs().mean(2))
     pred, tgt, vis = torch.cat(preds), torch.cat(targets), torch.cat(visible).bool()
     out = {"fields": {}}
     for j, name in enumerate(FIELDS):
@@ -146,6 +205,10 @@ def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0,
                                "r2": float(1 - (e - t).square().sum() / (t - t.mean()).square().sum().clamp(min=1e-12))}
     out["hair style"] = float((torch.cat(styles) == torch.cat(true_styles)).float().mean())
     out["accessory"] = float((torch.cat(accs) == torch.cat(true_accs)).float().mean())
+    if centre_err:  # mean |predicted - true| centre of each part, px, where the part shows
+        err = torch.cat(centre_err) * net.config.resolution
+        out["part centre px"] = {part.name: float(e[~torch.isnan(e)].mean())
+                                 for part, e in zip(net.config.parts, err.T)}
     return out
 
 
@@ -181,10 +244,23 @@ def calibrate_threshold(same: torch.Tensor, different: torch.Tensor) -> tuple:
     return thr, float(correct[k]) / len(d)
 
 
+def parts_line(acc_clean: dict, acc_generator: Optional[dict], parts: tuple) -> str:
+    """The ``parts`` and their centre errors as a report paragraph (empty without parts)."""
+    if "part centre px" not in acc_clean:
+        return ""
+    def errors(acc):
+        return ", ".join(f"{k} {v:.2f} px" for k, v in acc["part centre px"].items())
+    return ("\n\n**Parts** read at full resolution around a predicted centre: "
+            + "; ".join(f"{p.name} ({p.height}x{p.width} px: {', '.join(p.fields)})" for p in parts)
+            + f". Mean centre error against the label map's centroid: renders {errors(acc_clean)}"
+            + (f"; generator images (the renders' centroids) {errors(acc_generator)}" if acc_generator else "") + ".")
+
+
 def report(acc_clean: dict, acc_blur: dict, pairs: dict, threshold: float, accuracy: float, command: str,
-           steps: int, acc_generator: Optional[dict] = None, generator: str = "") -> str:
+           steps: int, acc_generator: Optional[dict] = None, generator: str = "", parts: tuple = ()) -> str:
     """The markdown report; ``pairs``: {images: (same, different) distances}; ``acc_generator``:
-    held-out accuracy on a paired generator's images (named ``generator``), when there is one."""
+    held-out accuracy on a paired generator's images (named ``generator``), when there is one;
+    ``parts``: the regressor's parts."""
     gen = acc_generator is not None
     rows = "\n".join(f"| {name} | {acc_clean['fields'][name]['mae']:.3f} | {acc_clean['fields'][name]['r2']:.3f} | "
                      f"{acc_blur['fields'][name]['r2']:.3f} | "
@@ -204,7 +280,8 @@ def report(acc_clean: dict, acc_blur: dict, pairs: dict, threshold: float, accur
             + (f"; *generator*: `{generator}`'s images of the same latents (it is paired with the renderer, so "
                "their labels are exact)" if gen else "")
             + ". MAE in unit parameters [0, 1]; R^2 over the images that show the parameter (n).\n\n"
-            + head + rows + "\n\n" + chead + classes +
+            + head + rows + "\n\n" + chead + classes
+            + parts_line(acc_clean, acc_generator, parts) +
             f"\n\n**Identity** (RMS difference of the {len(IDENTITY_FIELDS)} predicted identity parameters; "
             f"512 same-person pairs, turned to another yaw and with another person's hair, and 512 different "
             f"people): {ident}. Threshold {threshold:.3f} (same person below) separates them with accuracy "
@@ -220,6 +297,8 @@ def main(argv=None) -> None:
     ap.add_argument("--report", type=Path, default=Path("bench/results/embedded_regressor.md"))
     ap.add_argument("--init", type=Path, help="continue from this regressor (safetensors) with a fresh optimiser")
     ap.add_argument("--lr", type=float, default=RegressorTraining.lr)
+    ap.add_argument("--max-blur", type=float, default=RegressorTraining.max_blur,
+                    help="renders are blurred by a Gaussian of sigma up to this many px")
     ap.add_argument("--generator", help="catalogue name of a generator paired with the renderer whose images "
                                         "join the batches (and the report)")
     ap.add_argument("--generator-share", type=float, default=0.5)
@@ -232,9 +311,9 @@ def main(argv=None) -> None:
         if not registry.catalogue.get(a.generator).paired_with_renderer:
             raise SystemExit(f"{a.generator} is not paired with the renderer: its images have no exact labels")
         G = registry.get(a.generator, device)
-    cfg = RegressorTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed,
+    cfg = RegressorTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, max_blur=a.max_blur,
                             generator_share=a.generator_share if G is not None else 0.0)
-    init = load_module(a.init, "parameter-regressor") if a.init else None
+    init = with_parts(load_module(a.init, "parameter-regressor")) if a.init else None
     trainer = RegressorTrainer(cfg, device, init=init, generator=G)
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu().requires_grad_(False)
@@ -246,11 +325,12 @@ def main(argv=None) -> None:
     different = torch.cat([d_ for _, d_ in pairs.values()])
     threshold, accuracy = calibrate_threshold(same, different)
     net.config = replace(net.config, same_person_below=round(threshold, 4))
-    save_safetensors(a.out, net.config, net.state_dict(),
+    save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16,  # half the file; loads as float32
                      note=f"trained by semedit.training.regressor, {trainer.step} steps, {cfg}")
     text = report(held_out_accuracy(net), held_out_accuracy(net, blur=1.0), pairs, threshold, accuracy,
                   "python -m semedit.training.regressor " + " ".join(sys.argv[1:] if argv is None else argv),
-                  trainer.step, held_out_accuracy(net, generator=G) if G is not None else None, a.generator or "")
+                  trainer.step, held_out_accuracy(net, generator=G) if G is not None else None, a.generator or "",
+                  net.config.parts)
     a.report.parent.mkdir(parents=True, exist_ok=True)
     a.report.write_text(text)
     print(text)
