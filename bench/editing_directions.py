@@ -1,6 +1,6 @@
 """What each built-in direction of the embedded generator does, and how fast a slider frame is.
 
-    python bench/editing_directions.py [--n 200] [--out bench/results/editing_directions.md]
+    python bench/editing_directions.py [--model embedded-portraits-64] [--n 200] [--out bench/results/editing_directions.md]
 
 For every direction: n held-out samples are moved by +2 units; the parameter regressor reads
 every attribute before and after, and each change is given in standard deviations of that
@@ -41,10 +41,10 @@ BINARY = ("beard", "glasses")
 
 
 @torch.no_grad()
-def effect(registry, G, w, d: Direction, units: float, stds: dict, identity) -> dict:
+def effect(registry, model: str, G, w, d: Direction, units: float, stds: dict, identity) -> dict:
     before = synthesize(G, Latent("w", w)).clamp(-1, 1)
     after = synthesize(G, apply_edits(G, Latent("w", w), [(d, units)])).clamp(-1, 1)
-    a, b = pipeline.read_attributes(registry, DEFAULT, before), pipeline.read_attributes(registry, DEFAULT, after)
+    a, b = pipeline.read_attributes(registry, model, before), pipeline.read_attributes(registry, model, after)
     change = {k: float((b[k] - a[k]).mean() / stds[k]) for k in MEASURED}
     return {"change": change, "identity": float(identity(before, after).mean())}
 
@@ -60,18 +60,19 @@ def frame_times(G, d: Direction, repeats: int = 30) -> tuple:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=DEFAULT, help="an embedded-domain generator of the catalogue")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--units", type=float, default=2.0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/editing_directions.md")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     registry = Registry.from_settings()
-    G = registry.get(DEFAULT, "cpu")
-    identity = identity_for(registry, DEFAULT)
-    directions = [d for d in directions_for(registry, DEFAULT) if d.space != "z"]  # Z ones move only a z
+    G = registry.get(a.model, "cpu")
+    identity = identity_for(registry, a.model)
+    directions = [d for d in directions_for(registry, a.model) if d.space != "z"]  # Z ones move only a z
     w = sample_w(G, a.n, seed=999)
     with torch.no_grad():
-        base = pipeline.read_attributes(registry, DEFAULT, synthesize(G, Latent("w", w)).clamp(-1, 1))
+        base = pipeline.read_attributes(registry, a.model, synthesize(G, Latent("w", w)).clamp(-1, 1))
     # binary attributes (present or not) count in units of 0.5, a Bernoulli's largest std: a
     # rare one's own std is near zero and would blow any change up
     stds = {k: 0.5 if k in BINARY else float(base[k].std().clamp(min=1e-6)) for k in MEASURED}
@@ -90,16 +91,16 @@ def main(argv=None) -> None:
 
     lines = ["# Built-in directions of the embedded generator: what +%g units does\n" % a.units,
              f"`python bench/editing_directions.py {' '.join(sys.argv[1:] if argv is None else argv)}`: "
-             f"{a.n} held-out samples of `{DEFAULT}`, attributes read by the parameter regressor, changes in "
+             f"{a.n} held-out samples of `{a.model}`, attributes read by the parameter regressor, changes in "
              "standard deviations of each attribute over the samples (beard and glasses: units of 0.5).\n",
-             "Read with care: the regressor's readings follow the truth on this generator's images only for "
-             "what the generator draws (R^2 on its images, `bench/results/embedded_regressor.md`: skin tone 0.94, "
-             "hair colour 0.56, grey 0.53; smile, age, yaw and hair length about 0), so for those the table "
-             "measures the regressor's reading of images that do not show them.\n",
+             "Read with care: the regressor's readings follow the truth only as far as it reads this generator's "
+             "images; its held-out R^2 on renders and on the paired default generator's images is in "
+             "`bench/results/embedded_regressor.md` (the blurry default draws little of smile, age, yaw and "
+             "hair length, so on it the table measures the regressor's reading of images that do not show them).\n",
              "| direction | kind | own attribute change (std) | largest other change (std) | identity distance | aim met |",
              "|---|---|---|---|---|---|"]
     for d, kind, attr in rows:
-        e = effect(registry, G, w, d, a.units, stds, identity)
+        e = effect(registry, a.model, G, w, d, a.units, stds, identity)
         own = e["change"].get(attr) if attr in MEASURED else None
         others = {k: v for k, v in e["change"].items() if k != attr}
         k_max = max(others, key=lambda k: abs(others[k]))
