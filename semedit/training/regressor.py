@@ -126,7 +126,8 @@ def regressor_loss(pred, portraits, class_weight: float, binary_weight: float) -
 class RegressorTrainer(loop.NetTrainerState):
     """``generator``: a generator paired with the renderer (its z is the renderer's latent);
     ``cfg.generator_share`` of every batch is then its image of the batch's latents, labelled
-    exactly, so the regressor reads the generator's look as well as renders'."""
+    exactly, so the regressor reads the generator's look as well as renders'. ``init``: a regressor
+    to continue (one trained without parts gets fresh ones, ``with_parts``)."""
 
     def __init__(self, cfg: RegressorTraining, device: torch.device | str = "cpu",
                  init: Optional[ParameterRegressor] = None, generator=None):
@@ -135,7 +136,7 @@ class RegressorTrainer(loop.NetTrainerState):
         self.cfg, self.device = cfg, torch.device(device)
         self.G = None if generator is None else generator.to(self.device).eval().requires_grad_(False)
         torch.manual_seed(cfg.seed)
-        net = ParameterRegressor(regressor_config(cfg.size)) if init is None else init
+        net = ParameterRegressor(regressor_config(cfg.size)) if init is None else with_parts(init)
         self.net = net.to(self.device).train().requires_grad_(True)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps, warmup=0.1)
@@ -154,12 +155,7 @@ class RegressorTrainer(loop.NetTrainerState):
             accessory = portraits.accessory.clone()
             accessory[:k] = 0
             portraits = replace(portraits, accessory=accessory)
-        parts = self.net.config.parts
-        if not parts:
-            loss = regressor_loss(self.net(img), portraits, cfg.class_weight, cfg.binary_weight)
-            self.update(loss)
-            return {"loss": loss.item()}
-        true = part_centres(b.labels, parts)
+        true = part_centres(b.labels, self.net.config.parts)
         g = step_generator(cfg.seed, self.step, self.device, 2)
         jitter = (torch.rand(true.shape, generator=g, device=self.device) * 2 - 1) * cfg.centre_jitter / cfg.size
         pred = self.net(img, crop_centres=true + jitter)
@@ -246,7 +242,7 @@ def calibrate_threshold(same: torch.Tensor, different: torch.Tensor) -> tuple:
 
 def parts_line(acc_clean: dict, acc_generator: Optional[dict], parts: tuple) -> str:
     """The ``parts`` and their centre errors as a report paragraph (empty without parts)."""
-    if "part centre px" not in acc_clean:
+    if not parts:
         return ""
     def errors(acc):
         return ", ".join(f"{k} {v:.2f} px" for k, v in acc["part centre px"].items())
@@ -313,7 +309,7 @@ def main(argv=None) -> None:
         G = registry.get(a.generator, device)
     cfg = RegressorTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, max_blur=a.max_blur,
                             generator_share=a.generator_share if G is not None else 0.0)
-    init = with_parts(load_module(a.init, "parameter-regressor")) if a.init else None
+    init = load_module(a.init, "parameter-regressor") if a.init else None
     trainer = RegressorTrainer(cfg, device, init=init, generator=G)
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu().requires_grad_(False)
