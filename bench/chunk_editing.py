@@ -2,7 +2,8 @@
 
     python bench/chunk_editing.py [--n 30] [--steps 300] [--out bench/results/chunk_editing.md]
 
-Per-target results are appended to a .jsonl file beside the output, so a cut-off run resumes.
+Per-target results are appended to a .jsonl file beside the output, so a cut-off run resumes; rows
+of other settings or other model files (the generator, its regressor, its directions) are redone.
 
 Targets are held-out renders, whose label maps are exact. ChunkyGAN (n = 4, masks started from
 the exact labels) and single-code methods invert each target; then each edit the domain has
@@ -36,12 +37,21 @@ from semedit import pipeline  # noqa: E402
 from semedit.editing.chunks import ChunkProject, composite, render_chunks, update_chunk  # noqa: E402
 from semedit.evaluation.editing import identity_after_edits, table2_directions, table2_markdown  # noqa: E402
 from semedit.inversion.suite import Knobs, context_for, identity_for  # noqa: E402
-from semedit.registry import Registry  # noqa: E402
+from semedit.registry import Registry, sha256_of  # noqa: E402
 from semedit.synth.params import params_from_latent  # noqa: E402
 from semedit.synth.render import render  # noqa: E402
 from semedit.targets import Target  # noqa: E402
 
 DEFAULT = "embedded-portraits-64"
+
+
+def model_files(registry: Registry, model: str) -> dict:
+    """{name: first 12 hex digits of its file's sha256} for every model file the rows depend on: the
+    generator, its regressor (the identity) and its directions."""
+    spec = registry.catalogue.get(model)
+    names = [model, spec.config["regressor"]] + [d.name for d in registry.catalogue.models
+                                                 if d.kind == "directions" and d.config.get("generator") == model]
+    return {name: sha256_of(registry.source(name))[:12] for name in names}
 
 
 def main(argv=None) -> None:
@@ -65,17 +75,17 @@ def main(argv=None) -> None:
     t0 = time.time()
     table, leaks = {}, []
     rows = a.rows or a.out.with_suffix(".rows.jsonl")  # one line per target: an interrupted run resumes
-    done = {}
+    done, models = {}, model_files(registry, DEFAULT)
     if rows.is_file():
         for line in rows.read_text().splitlines():
             entry = json.loads(line)
-            if entry["steps"] == a.steps and entry["units"] == a.units:
+            if entry["steps"] == a.steps and entry["units"] == a.units and entry.get("models") == models:
                 done[entry["target"]] = entry
     for i, target in enumerate(targets):
         if i not in done:
             one, leak = identity_after_edits(registry, DEFAULT, [target], dirs, identity, ctx, steps=a.steps,
                                              units=a.units)
-            done[i] = {"target": i, "steps": a.steps, "units": a.units, "leaks": leak,
+            done[i] = {"target": i, "steps": a.steps, "units": a.units, "models": models, "leaks": leak,
                        "table": [[m, e, v[0]] for (m, e), v in one.items()]}
             with open(rows, "a") as f:
                 f.write(json.dumps(done[i]) + "\n")
