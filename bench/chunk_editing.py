@@ -3,7 +3,7 @@
     python bench/chunk_editing.py [--n 30] [--steps 300] [--out bench/results/chunk_editing.md]
 
 Per-target results are appended to a .jsonl file beside the output, so a cut-off run resumes; rows
-of other settings or other model files (the generator, its regressor, its directions) are redone.
+of other settings or other model files (``Registry.model_files``) are redone.
 
 Targets are held-out renders, whose label maps are exact. ChunkyGAN (n = 4, masks started from
 the exact labels) and single-code methods invert each target; then each edit the domain has
@@ -37,21 +37,12 @@ from semedit import pipeline  # noqa: E402
 from semedit.editing.chunks import ChunkProject, composite, render_chunks, update_chunk  # noqa: E402
 from semedit.evaluation.editing import identity_after_edits, table2_directions, table2_markdown  # noqa: E402
 from semedit.inversion.suite import Knobs, context_for, identity_for  # noqa: E402
-from semedit.registry import Registry, sha256_of  # noqa: E402
+from semedit.registry import Registry  # noqa: E402
 from semedit.synth.params import params_from_latent  # noqa: E402
 from semedit.synth.render import render  # noqa: E402
 from semedit.targets import Target  # noqa: E402
 
 DEFAULT = "embedded-portraits-64"
-
-
-def model_files(registry: Registry, model: str) -> dict:
-    """{name: first 12 hex digits of its file's sha256} for every model file the rows depend on: the
-    generator, its regressor (the identity) and its directions."""
-    spec = registry.catalogue.get(model)
-    names = [model, spec.config["regressor"]] + [d.name for d in registry.catalogue.models
-                                                 if d.kind == "directions" and d.config.get("generator") == model]
-    return {name: sha256_of(registry.source(name))[:12] for name in names}
 
 
 def main(argv=None) -> None:
@@ -75,7 +66,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     table, leaks = {}, []
     rows = a.rows or a.out.with_suffix(".rows.jsonl")  # one line per target: an interrupted run resumes
-    done, models = {}, model_files(registry, DEFAULT)
+    done, models = {}, registry.model_files(DEFAULT)
     if rows.is_file():
         for line in rows.read_text().splitlines():
             entry = json.loads(line)

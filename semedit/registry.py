@@ -268,6 +268,18 @@ class Registry:
     def is_local(self, name: str) -> bool:
         return self.local_path(name) is not None
 
+    def model_files(self, model: str) -> Dict[str, str]:
+        """{name: first 12 hex digits of its file's sha256} for the local files that results made
+        with generator ``model`` depend on: its own, those its entry names (regressor, segmenter),
+        those that name it as their generator (encoders, directions, hair networks) and the
+        identity models. A results folder records them, so results of other files are not mixed."""
+        spec = self.catalogue.get(model)
+        names = [model] + [v for v in spec.config.values() if isinstance(v, str) and v in self.catalogue.names()]
+        names += [m.name for m in self.catalogue.models
+                  if m.config.get("generator") == model or m.kind == "identity"]
+        paths = {name: self.local_path(name) for name in dict.fromkeys(names)}
+        return {name: sha256_of(path)[:12] for name, path in paths.items() if path is not None}
+
     def obtainable(self, name: str) -> bool:
         """On this machine, or on the Hub (it may still fail to download when offline)."""
         return self.catalogue.get(name).hub is not None or self.is_local(name)

@@ -76,6 +76,25 @@ def test_unknown_model_name(make_registry, tiny_file):
         reg.get("tiny2")
 
 
+def test_model_files_name_what_results_of_a_generator_depend_on(make_registry, tiny_file, tmp_path):
+    folder = tiny_file.parent
+    for name in ("reader.safetensors", "dirs.safetensors", "other.safetensors"):
+        (folder / name).write_bytes(name.encode())
+    reg = make_registry({
+        "tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors",
+                 "config": {"regressor": "reader"}},
+        "reader": {"kind": "regressor", "format": "safetensors", "file": "reader.safetensors"},
+        "dirs": {"kind": "directions", "format": "semedit", "file": "dirs.safetensors", "config": {"generator": "tiny"}},
+        "other": {"kind": "directions", "format": "semedit", "file": "other.safetensors", "config": {"generator": "x"}},
+        "absent": {"kind": "directions", "format": "semedit", "file": "absent.safetensors", "config": {"generator": "tiny"}},
+    })
+    files = reg.model_files("tiny")
+    assert set(files) == {"tiny", "reader", "dirs"}  # not another generator's, not one that is not here
+    assert files["reader"] == sha256_of(folder / "reader.safetensors")[:12]
+    (folder / "reader.safetensors").write_bytes(b"retrained")
+    assert reg.model_files("tiny")["reader"] != files["reader"]
+
+
 # ---- resolution order -------------------------------------------------------------------
 
 def test_explicit_file(make_registry, tiny_file):

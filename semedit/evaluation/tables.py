@@ -53,13 +53,16 @@ class EvalConfig:
     seed: int = 0
     encoder_iterations: Optional[int] = None
 
-    def settings(self, model: str) -> dict:
+    def settings(self, model: str, registry=None) -> dict:
         """The settings a results folder records; optional fields left at None are not written, so
-        folders made before they existed still resume."""
+        folders made before they existed still resume. With ``registry``, the model files the
+        results depend on too (``Registry.model_files``)."""
         d = asdict(self)
         d["model"], d["methods"] = model, list(self.methods)
         if d["encoder_iterations"] is None:
             del d["encoder_iterations"]
+        if registry is not None:
+            d["model_files"] = registry.model_files(model)
         return d
 
 
@@ -147,7 +150,7 @@ class Table1:
         self._ctx = None
 
     def settings(self) -> dict:
-        return self.cfg.settings(self.model)
+        return self.cfg.settings(self.model, self.registry)
 
     def targets(self) -> Dict[str, Tuple[str, object]]:
         """{target name: (set, Target)}: a folder's images, or held-out renders of the domain."""
@@ -345,7 +348,7 @@ class Table2:
         self._ctx = None
 
     def settings(self) -> dict:
-        return self.cfg.settings(self.model)
+        return self.cfg.settings(self.model, self.registry)
 
     def targets(self):
         """{name: Target}: held-out renders with their exact label maps."""
@@ -444,7 +447,7 @@ class HairRetrieval:
         self._draws = None
 
     def settings(self) -> dict:
-        return self.cfg.settings(self.model)
+        return self.cfg.settings(self.model, self.registry)
 
     def draws(self):
         """(people, {transfer: draw}, embed), built once per shard."""
