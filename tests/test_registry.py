@@ -76,7 +76,7 @@ def test_unknown_model_name(make_registry, tiny_file):
         reg.get("tiny2")
 
 
-def test_model_files_name_what_results_of_a_generator_depend_on(make_registry, tiny_file, tmp_path):
+def test_model_files_name_what_results_of_a_generator_depend_on(make_registry, tiny_file):
     folder = tiny_file.parent
     for name in ("reader.safetensors", "dirs.safetensors", "other.safetensors"):
         (folder / name).write_bytes(name.encode())
