@@ -119,8 +119,9 @@ def save_directions(path: Path, directions: Sequence[Direction], **meta: str) ->
              "attribute": d.attribute, "source": d.source, "metrics": d.metrics} for d in directions]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"{i}.vector": d.vector.detach().float().cpu().contiguous() for i, d in enumerate(directions)}
-    tensors.update({f"{i}.normal": d.normal.detach().float().cpu().contiguous()
+    # cloned: variants of one fit (other layers, other names) share their tensors, which safetensors refuses
+    tensors = {f"{i}.vector": d.vector.detach().float().cpu().clone() for i, d in enumerate(directions)}
+    tensors.update({f"{i}.normal": d.normal.detach().float().cpu().clone()
                     for i, d in enumerate(directions) if d.normal is not None})
     save_file(tensors, str(path), metadata={"directions": json.dumps(info), **meta})
     return path
