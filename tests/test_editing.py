@@ -1,13 +1,15 @@
 """Directions: fitting (supervised, conditional, PCA, StyleSpace, guided), applying, file formats."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from semedit.editing.directions import Direction, apply_edits, edit_space
-from semedit.editing.fit import (condition, fit_linear, guided_direction, pca_directions, sample_w,
-                                 stylespace_channels)
+from semedit.editing.fit import (calibration, condition, edit_changes, fit_linear, guided_direction, label_samples,
+                                 most_selective, pca_directions, sample_w, selectivity, stylespace_channels,
+                                 variants)
 from semedit.editing.formats import read_directions, save_directions
 from semedit.errors import CheckpointError
 from semedit.latents import Latent, concat_styles, synthesize
@@ -56,6 +58,64 @@ def test_conditional_direction_holds_the_conditioned_attribute():
     assert ((moved @ n1) - (w[:10] @ n1)).abs().min() > 0.1            # a moved
     with pytest.raises(ValueError):
         condition(a, [a])
+
+
+def test_variants_cover_conditions_and_layer_ranges():
+    w, n1, g = planted(seed=4)
+    n2 = torch.randn(32, generator=g)
+    a, b = fit_linear(w, w @ n1, "a"), fit_linear(w, w @ n2, "b")
+    found = variants(a, [b], num_ws=10, parts=5)
+    ranges = [d.layers for d in found]
+    # the plain fit and the conditioned one, each on every layer and on the 14 proper ranges of a 5-step grid
+    assert len(found) == 2 * 15 and ranges[:15] == ranges[15:] and ranges[0] is None
+    assert {(0, 2), (2, 8), (8, 10), (0, 8)} <= set(ranges) and (0, 10) not in ranges
+    assert all(torch.equal(d.vector, a.vector) for d in found[:15])
+    assert all(abs(float(d.vector @ b.normal)) < 1e-5 for d in found[15:])
+    assert len(variants(a, [], num_ws=10)) == 15  # nothing to hold: the plain fit only
+    with pytest.raises(ValueError):
+        variants(Direction("s", "s", torch.ones(4)), [], num_ws=10)
+
+
+def test_most_selective_prefers_the_aim_then_the_cleanest_edit():
+    t = torch.tensor
+    assert selectivity({"a": t([2.0, 2.0]), "b": t([0.25, -0.25])}, "a") == pytest.approx(2.0)  # aim met: own
+    assert selectivity({"a": t([2.0, 2.0]), "b": t([1.0, 1.0])}, "a") == pytest.approx(0.5)     # own / (4 x other)
+    # another attribute moved up in one image and down in the other leaks although its mean is 0
+    assert selectivity({"a": t([2.0, 2.0]), "b": t([1.0, -1.0])}, "a") == pytest.approx(0.5)
+    assert selectivity({"a": t([-1.0, -1.0]), "b": t([0.0, 0.0])}, "a") < 0                      # the wrong way
+    cands = [Direction(name, "w", torch.ones(4)) for name in ("leaky", "weak", "clean")]
+    effects = {"leaky": {"a": t([3.0]), "b": t([1.5])}, "weak": {"a": t([0.5]), "b": t([0.0])},
+               "clean": {"a": t([1.4]), "b": t([-0.2])}}
+    best, change, scale = most_selective(cands, "a", lambda d: effects[d.name])
+    assert best.name == "clean" and change is effects["clean"] and scale == 1.0
+    with pytest.raises(ValueError):
+        most_selective([], "a", lambda d: {})
+
+
+def test_calibrated_units_let_a_small_clean_edit_beat_a_big_leaky_one():
+    t = torch.tensor
+    assert calibration({"a": t([1.0])}, "a") == pytest.approx(2.0)   # +2 units moved it 1 std: twice the step
+    assert calibration({"a": t([4.0])}, "a") == pytest.approx(0.5)
+    assert calibration({"a": t([0.1])}, "a") == pytest.approx(3.0)   # clamped: no far extrapolation
+    assert calibration({"a": t([-1.0])}, "a") == 1.0                 # moves the wrong way: left alone
+    cands = [Direction(name, "w", torch.ones(4)) for name in ("big leaky", "small clean")]
+    effects = {"big leaky": {"a": t([2.0]), "b": t([0.4])}, "small clean": {"a": t([0.8]), "b": t([0.05])}}
+    assert most_selective(cands, "a", lambda d: effects[d.name])[0].name == "big leaky"
+    best, _, scale = most_selective(cands, "a", lambda d: effects[d.name], calibrate=True)
+    assert best.name == "small clean" and scale == pytest.approx(2.5)
+
+
+def test_edit_changes_measure_what_a_reader_reads():
+    G = tiny_generator()
+    w = sample_w(G, 64, seed=0)
+    read = lambda images: {"brightness": images.mean((1, 2, 3)), "red": images[:, 0].mean((1, 2))}  # noqa: E731
+    before = label_samples(G, w, read)
+    d = fit_linear(w, before["brightness"], "brightness", ridge=0.1)
+    stds = {k: float(v.std()) for k, v in before.items()}
+    up, down = (edit_changes(G, w, d, read, before, stds, units=u) for u in (2.0, -2.0))
+    assert set(up) == {"brightness", "red"} and up["brightness"].shape == (64,)  # per code, in stds
+    assert float(up["brightness"].mean()) > 0.5 and float(down["brightness"].mean()) < -0.5
+    assert edit_changes(G, w, d, read, before, stds, units=0.0)["brightness"].abs().max() < 1e-5
 
 
 def test_pca_directions_are_orthonormal_and_ordered():
@@ -145,11 +205,13 @@ def test_published_formats_load(tmp_path):
 
     w, _, g = planted(seed=9, dim=TINY.w_dim)
     fitted = fit_linear(w, w[:, 0] + 0.1 * torch.randn(len(w), generator=g), "fitted")
-    save_directions(tmp_path / "mine.safetensors", [smile, pose, chans[0], fitted], generator="tiny")
+    coarse = replace(fitted, name="fitted, coarse", layers=(0, 2))  # shares the fit's tensors
+    mine = [smile, pose, chans[0], fitted, coarse]
+    save_directions(tmp_path / "mine.safetensors", mine, generator="tiny")
     back = read_directions(tmp_path / "mine.safetensors", "semedit")
-    assert [d.name for d in back] == ["smile_boundary", "pose", "smile", "fitted"]
-    assert all(torch.equal(a.vector, b.vector) and a.space == b.space
-               for a, b in zip([smile, pose, chans[0], fitted], back))
+    assert [d.name for d in back] == ["smile_boundary", "pose", "smile", "fitted", "fitted, coarse"]
+    assert all(torch.equal(a.vector, b.vector) and a.space == b.space and a.layers == b.layers
+               for a, b in zip(mine, back))
     assert back[0].normal is None and torch.equal(back[3].normal, fitted.normal)  # a fit keeps its normal
 
 

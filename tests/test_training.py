@@ -241,3 +241,24 @@ def test_carried_cpu_run_resumes_with_the_readme_command():
     trainer.load_state_dict(loop.load_state(carried)["trainer"])
     rows = list(csv.DictReader(open(carried / loop.CURVE_FILE)))
     assert trainer.step * cfg.batch > 500_000 and 0 < int(rows[-1]["step"]) <= trainer.step
+
+
+def test_built_in_directions_are_refined_on_fresh_samples():
+    from semedit.editing.fit import condition, fit_linear, label_samples, sample_w
+    from semedit.training.directions import SUPERVISED, refine
+    from tests.conftest import tiny_generator
+    G = tiny_generator()
+    read = lambda im: {"skin_tone": im.mean((1, 2, 3)), "hair_color": (im[:, 0] - im[:, 2]).mean((1, 2))}  # noqa: E731
+    w = sample_w(G, 400, seed=0)
+    labels = label_samples(G, w, read)
+    fits = {a: replace(fit_linear(w, labels[a], a), attribute=a) for a in labels}
+    chosen = refine(G, fits, read, select_n=64, seed=1, log=lambda s: None)
+    assert set(chosen) == set(fits)
+    for a, d in chosen.items():
+        assert d.name == SUPERVISED[a] and d.attribute == a and d.space == "w"
+        sel = d.metrics["selection"]
+        ratio = {k: sel[k]["own"] / sel[k]["largest other"] for k in ("chosen", "plain fit")}
+        assert ratio["chosen"] >= ratio["plain fit"] * 0.9  # the plain fit is one of the candidates
+        assert sel["n"] == 64 and d.metrics["r2"] == fits[a].metrics["r2"]
+        held = condition(fits[a], [f for b, f in fits.items() if b != a]) if "conditioned" in d.source else fits[a]
+        assert 1 / 3 <= sel["unit scale"] <= 3 and d.unit == pytest.approx(held.unit * sel["unit scale"], rel=2e-3)

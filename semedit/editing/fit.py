@@ -3,6 +3,9 @@
 - ``fit_linear``: InterFaceGAN-style supervised direction in W (ridge regression for a graded
   attribute, logistic regression for a binary one), with held-out R^2 or accuracy.
 - ``condition``: InterFaceGAN's conditional edit: the normal with the chosen others projected out.
+- ``variants``, ``edit_changes``, ``most_selective``, ``calibration``: a supervised direction,
+  held against the others or not, on each range of W+ layers; the one whose measured edit moves
+  its own attribute most and the others least, its unit set by the measured change.
 - ``pca_directions``: GANSpace: principal components of W with their standard deviations.
 - ``stylespace_channels``: single StyleSpace channels whose effect falls inside one segment class.
 - ``guided_direction``: one image's step along the gradient of an attribute model.
@@ -10,13 +13,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..latents import Latent, convert, synthesize
 from ..networks.stylegan2 import StyleGAN2Generator
-from .directions import Direction
+from .directions import Direction, apply_edits
 
 
 @torch.no_grad()
@@ -127,6 +130,80 @@ def condition(direction: Direction, others: Sequence[Direction]) -> Direction:
                    source=direction.source + ", conditioned on " + ", ".join(o.attribute or o.name for o in others))
 
 
+def variants(direction: Direction, others: Sequence[Direction], num_ws: int, parts: int = 5) -> List[Direction]:
+    """``direction`` (a W fit) and, when ``others`` are given, ``condition(direction, others)``, each
+    on every contiguous range of W+ layers whose ends lie on a grid of ``parts`` equal steps
+    (``layers`` None: every layer). The candidates ``most_selective`` chooses from."""
+    if direction.space != "w":
+        raise ValueError("layer ranges and conditions need a W direction")
+    bases = [direction]
+    if others:
+        try:
+            bases.append(condition(direction, others))
+        except ValueError:  # the attribute cannot move while holding the others: the plain fit only
+            pass
+    grid = sorted({round(num_ws * i / parts) for i in range(parts + 1)})
+    ranges = [None] + [(a, b) for i, a in enumerate(grid) for b in grid[i + 1:] if (a, b) != (0, num_ws)]
+    return [replace(d, layers=r) for d in bases for r in ranges]
+
+
+@torch.no_grad()
+def edit_changes(G: StyleGAN2Generator, w: torch.Tensor, direction: Direction, read: Callable[[torch.Tensor], dict],
+                 before: Dict[str, torch.Tensor], stds: Dict[str, float], units: float = 2.0,
+                 batch: int = 250) -> Dict[str, torch.Tensor]:
+    """{attribute: change [N] of each code of w [N, C], in standard deviations ``stds``} when every
+    code moves by +``units`` of ``direction``; ``read(images [B, 3, R, R] in [-1, 1]) -> {name: [B]}``
+    and ``before`` [N] per attribute: the readings of the unedited images."""
+    after: Dict[str, list] = {}
+    for chunk in w.split(batch):
+        images = synthesize(G, apply_edits(G, Latent("w", chunk), [(direction, units)])).clamp(-1, 1)
+        for k, v in read(images).items():
+            after.setdefault(k, []).append(torch.as_tensor(v, dtype=torch.float32).reshape(-1).cpu())
+    return {k: (torch.cat(after[k]) - before[k].float().cpu()) / stds[k] for k in stds}
+
+
+def selectivity(changes: Dict[str, torch.Tensor], attribute: str) -> float:
+    """min(own, own / (4 x leak)) from per-code changes [N] in standard deviations at +2 units:
+    own, the mean change of ``attribute``; leak, the largest mean absolute change of any other
+    (per code, so an edit that moves another attribute up in some images and down in others
+    leaks as much as one that moves it one way). >= 1 exactly where the sliders' aim holds: the
+    attribute moves by at least one std while every other moves by less than a quarter of that."""
+    own = float(changes[attribute].mean())
+    leak = max((float(v.abs().mean()) for k, v in changes.items() if k != attribute), default=0.0)
+    return min(own, own / max(4 * leak, 1e-9))
+
+
+def calibration(changes: Dict[str, torch.Tensor], attribute: str, units: float = 2.0, max_scale: float = 3.0) -> float:
+    """The factor on a direction's ``unit`` that makes +``units`` move ``attribute`` by ``units``
+    standard deviations, from its measured per-code changes [N] at +``units`` (edits are close to
+    linear in the step): units / own, clamped to [1 / max_scale, max_scale] so no slider reaches
+    far beyond the codes it was measured on; 1 when the attribute does not move up."""
+    own = float(changes[attribute].mean())
+    if own <= 1e-6:
+        return 1.0
+    return min(max(units / own, 1.0 / max_scale), max_scale)
+
+
+def most_selective(candidates: Sequence[Direction], attribute: str,
+                   effect: Callable[[Direction], Dict[str, torch.Tensor]],
+                   calibrate: bool = False) -> Tuple[Direction, Dict[str, torch.Tensor], float]:
+    """The candidate whose measured ``effect`` (+2 units -> {attribute: per-code changes [N] in
+    stds}, as ``edit_changes`` gives) has the highest ``selectivity`` for ``attribute`` (the first
+    on ties), its effect and its unit's factor: with ``calibrate``, each candidate is scored as if
+    its unit were rescaled by ``calibration`` (its changes scaled alike), so candidates compete on
+    how little they leak per unit of their own change, not on their fitted step; else 1."""
+    best = None
+    for d in candidates:
+        change = effect(d)
+        scale = calibration(change, attribute) if calibrate else 1.0
+        score = selectivity({k: v * scale for k, v in change.items()}, attribute)
+        if best is None or score > best[0]:
+            best = (score, d, change, scale)
+    if best is None:
+        raise ValueError("no candidate directions")
+    return best[1], best[2], best[3]
+
+
 def pca_directions(w: torch.Tensor, k: int = 10) -> List[Direction]:
     """GANSpace: the top ``k`` principal components of codes w [N, C], each with ``unit`` = its
     standard deviation and the share of variance it explains."""
@@ -195,5 +272,5 @@ def guided_direction(G: StyleGAN2Generator, latent: Latent, attribute: Callable[
                      metrics={"attribute": float(value.detach())})
 
 
-__all__ = ["sample_codes", "sample_w", "label_samples", "fit_linear", "condition", "pca_directions", "stylespace_channels",
-           "guided_direction"]
+__all__ = ["sample_codes", "sample_w", "label_samples", "fit_linear", "condition", "variants", "edit_changes",
+           "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_direction"]

@@ -4,11 +4,15 @@
         --out weights/embedded-portraits-64-directions.safetensors
 
 Supervised directions (smile, age, yaw, hair length, grey hair, hair colour, beard, glasses,
-skin tone) are fitted on the attributes the parameter regressor reads off each sample (so they
-work for any generator of the domain, paired or not), in W and in Z; the better held-out fit gets the plain
-name (W directions move any code, inverted images too; Z ones only samples). The top principal
-components of W (GANSpace) and the StyleSpace channels that act most locally on the mouth and
-on the hair join them.
+skin tone, light angle) are fitted on the attributes the parameter regressor reads off each
+sample (so they work for any generator of the domain, paired or not), in W and in Z. Each W fit
+is then refined on fresh samples: held against every other attribute (InterFaceGAN's conditional
+edit) or not, on every range of W+ layers, the variant whose measured edit moves its own
+attribute most and the others least (``fit.most_selective``), with its unit set to the measured
+change of one standard deviation, gets the plain name; the plain W fit
+is kept as "name (w, plain)" and the Z fit as "name (z)" (Z directions move only samples). The
+top principal components of W (GANSpace) and the StyleSpace channels that act most locally on the
+mouth and on the hair join them.
 """
 from __future__ import annotations
 
@@ -22,14 +26,19 @@ import torch
 
 from .. import segmentation as L
 from ..editing.directions import Direction
-from ..editing.fit import fit_linear, label_samples, pca_directions, sample_codes, stylespace_channels
+from ..editing.fit import (edit_changes, fit_linear, label_samples, most_selective, pca_directions, sample_codes,
+                           sample_w, stylespace_channels, variants)
 from ..editing.formats import save_directions
 from ..registry import Registry
 from ..synth.ground_truth import predict_portraits
 
 #: attribute -> name of the slider (attributes as ``Portraits.attributes()`` / ``pose()`` name them)
 SUPERVISED = {"smile": "smile", "age": "age", "yaw": "yaw", "hair_length": "hair length", "hair_gray": "grey hair",
-              "hair_color": "hair colour", "beard": "beard", "glasses": "glasses", "skin_tone": "skin tone"}
+              "hair_color": "hair colour", "beard": "beard", "glasses": "glasses", "skin_tone": "skin tone",
+              "light_angle": "light angle"}
+#: present or not: their changes count in units of 0.5 (a Bernoulli's largest std), since a rare
+#: one's own std is near zero and would blow any change up
+BINARY = ("beard", "glasses")
 LOCAL_CLASSES = {"mouth": L.MOUTH, "hair": L.HAIR}
 
 
@@ -41,29 +50,36 @@ def regressor_labeller(regressor):
     return label
 
 
-def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int = 0, log=print) -> List[Direction]:
-    """Each supervised attribute is fitted in W and in Z; the better held-out fit gets the plain
-    name (the sliders' default), the other is kept as "name (w)" or "name (z)". (Z directions move
-    only samples; W ones move any code, inverted images too.)"""
+def attribute_stds(readings: dict) -> dict:
+    """{attribute: the std its changes are counted in}: over the readings [N] of the supervised
+    attributes among ``readings``, 0.5 for the binary ones."""
+    return {k: 0.5 if k in BINARY else float(readings[k].std().clamp(min=1e-6)) for k in SUPERVISED if k in readings}
+
+
+def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int = 0, select_n: int = 500,
+                log=print) -> List[Direction]:
+    """Each supervised attribute is fitted in W and in Z on ``n`` samples; the W fit is refined on
+    ``select_n`` fresh samples (``refine``) and gets the plain name, the plain W fit becomes
+    "name (w, plain)", the Z fit "name (z)"."""
     t = time.time()
     z, w = sample_codes(G, n, seed=seed)
-    labels = label_samples(G, w, regressor_labeller(regressor))
-    supervised, others = [], []
+    read = regressor_labeller(regressor)
+    labels = label_samples(G, w, read)
+    w_fits, z_fits = {}, {}
     for attr, name in SUPERVISED.items():
-        binary = attr in ("beard", "glasses")
         try:
-            fits = [fit_linear(codes, labels[attr], name, binary=binary, space=space)
-                    for space, codes in (("w", w), ("z", z))]
+            w_fits[attr], z_fits[attr] = [replace(fit_linear(codes, labels[attr], name, binary=attr in BINARY,
+                                                             space=space), attribute=attr)
+                                          for space, codes in (("w", w), ("z", z))]
         except ValueError as e:  # e.g. the generator draws no beard the regressor can see
             log(f"{name}: skipped ({e})")
             continue
-        score = [d.metrics.get("r2", d.metrics.get("accuracy")) for d in fits]
-        best, other = (fits[0], fits[1]) if score[0] >= score[1] else (fits[1], fits[0])
-        for d, label in ((best, name), (other, f"{name} ({other.space})")):
-            (supervised if d is best else others).append(
-                replace(d, name=label, attribute=attr))
-        log(f"{name}: W {fits[0].metrics}, Z {fits[1].metrics}  ({time.time() - t:.0f}s)")
-    out = supervised + others + pca_directions(w, pcs)
+        log(f"{name}: W {w_fits[attr].metrics}, Z {z_fits[attr].metrics}  ({time.time() - t:.0f}s)")
+    chosen = refine(G, w_fits, read, select_n=select_n, seed=seed + 1, log=log)
+    out = [chosen[a] for a in w_fits]
+    out += [replace(w_fits[a], name=f"{SUPERVISED[a]} (w, plain)") for a in w_fits]
+    out += [replace(z_fits[a], name=f"{SUPERVISED[a]} (z)") for a in z_fits]
+    out += pca_directions(w, pcs)
     probe = w[:4]
     with torch.no_grad():
         seg = segmenter.predict(G.synthesis(G.broadcast(probe), noise_mode="const").clamp(-1, 1))
@@ -75,11 +91,50 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
     return out
 
 
+def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print) -> dict:
+    """{attribute: the most selective variant of its W fit} (``fit.variants``: held against the
+    other fits or not, on each range of W+ layers), measured by +2-unit edits of ``select_n``
+    samples drawn with ``seed``, its unit rescaled so that one unit moves the attribute by one
+    standard deviation as measured there (``fit.calibration``: the fit's own unit is a linear
+    estimate, off where the fit is weak), named as the attribute's slider; its metrics add, at +2
+    units, the measured change of its own attribute and the largest other's mean |change| for it
+    (rescaled) and for the plain fit."""
+    t = time.time()
+    w = sample_w(G, select_n, seed=seed)
+    before = label_samples(G, w, read)
+    stds = {k: v for k, v in attribute_stds(before).items() if k in fits}
+    effect = lambda d: edit_changes(G, w, d, read, before, stds)  # noqa: E731
+
+    def summary(changes: dict, attr: str) -> dict:
+        """own: mean change; leak: the largest other mean |change| per sample (what ``selectivity`` uses)."""
+        leak = {k: float(v.abs().mean()) for k, v in changes.items() if k != attr}
+        other = max(leak, key=leak.get, default=None)
+        return {"own": round(float(changes[attr].mean()), 3), "largest other": round(leak[other], 3) if other else 0.0,
+                "largest other attribute": other or ""}
+
+    out = {}
+    for attr, d in fits.items():
+        others = [f for a, f in fits.items() if a != attr]
+        best, _, scale = most_selective(variants(d, others, G.num_ws), attr, effect, calibrate=True)
+        best = replace(best, unit=best.unit * scale)
+        span = "every layer" if best.layers is None else f"W+ layers {best.layers[0]}-{best.layers[1] - 1}"
+        out[attr] = replace(best, name=SUPERVISED[attr],
+                            source=f"{best.source}; {span}, chosen as the most selective of its variants on "
+                                   f"{select_n} fresh samples, unit x {scale:.2f} to the measured std",
+                            metrics={**d.metrics, "selection": {"chosen": summary(effect(best), attr),
+                                                                "plain fit": summary(effect(d), attr),
+                                                                "unit scale": round(scale, 3), "n": select_n}})
+        log(f"{SUPERVISED[attr]}: {span}{', conditioned' if '|' in best.name else ''}: "
+            f"{out[attr].metrics['selection']}  ({time.time() - t:.0f}s)")
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="embedded-portraits-64")
     ap.add_argument("--n", type=int, default=4000, help="samples to fit on (a quarter held out)")
     ap.add_argument("--pcs", type=int, default=5)
+    ap.add_argument("--select-n", type=int, default=500, help="fresh samples the refined directions are chosen on")
     ap.add_argument("--out", type=Path, help="default: weights/<model>-directions.safetensors")
     a = ap.parse_args(argv)
     out = a.out or Path("weights") / f"{a.model}-directions.safetensors"
@@ -87,9 +142,9 @@ def main(argv=None) -> None:
     spec = registry.catalogue.get(a.model)
     G = registry.get(a.model)
     directions = fit_builtin(G, registry.get(spec.config["regressor"]), registry.get(spec.config["segmenter"]),
-                             n=a.n, pcs=a.pcs)
+                             n=a.n, pcs=a.pcs, select_n=a.select_n)
     save_directions(out, directions, generator=a.model,
-                    note=f"python -m semedit.training.directions --model {a.model} --n {a.n}")
+                    note=f"python -m semedit.training.directions --model {a.model} --n {a.n} --select-n {a.select_n}")
     print(f"wrote {len(directions)} directions to {out}")
 
 
