@@ -9,12 +9,13 @@ glasses, present or not: in units of 0.5). *own*: the attribute the direction is
 *largest other*: the largest mean change of any other attribute; *per sample*: the largest mean
 absolute change of any other attribute (an edit that moves it up in some images and down in
 others leaks although its mean is near 0; the reader's own noise on edited images adds to it);
-*identity*: the regressor's identity distance between before and after. The supervised (the built-in slider, and the plain W
-fit it was refined from), PCA (the component closest to the plain fit) and StyleSpace versions
-of an attribute are compared. Aim (issue #11): supervised smile, age, yaw
-and hair length move their attribute by >= 1 std at +2 units while every other attribute moves by
-less than a quarter of that; judged on the mean changes, and per sample. Speed: one slider frame (apply the edits, synthesise at batch 1)
-against the generator's forward pass, both measured here, median of repeated runs.
+*identity*: the regressor's identity distance between before and after. The supervised (the
+built-in slider, and the plain W fit it was refined from), PCA (the component closest to the
+plain fit) and StyleSpace versions of an attribute are compared. Aim (issue #11): supervised
+smile, age, yaw and hair length move their attribute by >= 1 std at +2 units while every other
+attribute moves by less than a quarter of that; judged on the mean changes, and per sample.
+Speed: one slider frame (apply the edits, synthesise at batch 1) against the generator's forward
+pass, both measured here, median of repeated runs.
 """
 from __future__ import annotations
 

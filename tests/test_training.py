@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from semedit.editing.fit import condition, fit_linear, label_samples, sample_w
 from semedit.errors import CheckpointError
 from semedit.networks.discriminator import DiscriminatorConfig, StyleGAN2Discriminator, minibatch_stddev
 from semedit.networks.stylegan2 import StyleGAN2Config
@@ -13,7 +14,9 @@ from semedit.synth.params import sample_portraits
 from semedit.synth.render import render
 from semedit.training import loop
 from semedit.training.data import augment, rendered_batch, step_generator
+from semedit.training.directions import SUPERVISED, refine
 from semedit.training.gan import GANConfig, GANTrainer, r1_penalty
+from tests.conftest import tiny_generator
 
 TINY_GAN = GANConfig(generator=StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
                                                channels=(16, 16, 8)),
@@ -244,9 +247,6 @@ def test_carried_cpu_run_resumes_with_the_readme_command():
 
 
 def test_built_in_directions_are_refined_on_fresh_samples():
-    from semedit.editing.fit import condition, fit_linear, label_samples, sample_w
-    from semedit.training.directions import SUPERVISED, refine
-    from tests.conftest import tiny_generator
     G = tiny_generator()
     read = lambda im: {"skin_tone": im.mean((1, 2, 3)), "hair_color": (im[:, 0] - im[:, 2]).mean((1, 2))}  # noqa: E731
     w = sample_w(G, 400, seed=0)
