@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.directions import Direction, apply_edits  # noqa: E402
-from semedit.editing.fit import edit_changes, sample_w  # noqa: E402
+from semedit.editing.fit import changes_between, sample_w  # noqa: E402
 from semedit.editing.library import directions_for  # noqa: E402
 from semedit.inversion.suite import identity_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
@@ -43,10 +43,10 @@ AIMED = ("smile", "age", "yaw", "hair_length")
 
 
 @torch.no_grad()
-def effect(G, w, d: Direction, units: float, read, base: dict, stds: dict, identity) -> dict:
-    before = synthesize(G, Latent("w", w)).clamp(-1, 1)
+def effect(G, w, d: Direction, units: float, read, before: torch.Tensor, base: dict, stds: dict, identity) -> dict:
+    """What +``units`` of ``d`` does to the codes w, whose images ``before`` read as ``base``."""
     after = synthesize(G, apply_edits(G, Latent("w", w), [(d, units)])).clamp(-1, 1)
-    changes = edit_changes(G, w, d, read, base, stds, units)
+    changes = changes_between(base, read(after), stds)
     return {"change": {k: float(v.mean()) for k, v in changes.items()},
             "se": {k: float(v.std() / len(v) ** 0.5) for k, v in changes.items()},
             "abs": {k: float(v.abs().mean()) for k, v in changes.items()},
@@ -77,7 +77,8 @@ def main(argv=None) -> None:
     w = sample_w(G, a.n, seed=999)
     read = lambda images: pipeline.read_attributes(registry, a.model, images)  # noqa: E731
     with torch.no_grad():
-        base = read(synthesize(G, Latent("w", w)).clamp(-1, 1))
+        before = synthesize(G, Latent("w", w)).clamp(-1, 1)
+        base = read(before)
     stds = attribute_stds(base)
 
     supervised = {d.attribute: d for d in reversed(directions) if d.source.startswith("supervised")}  # first wins
@@ -108,7 +109,7 @@ def main(argv=None) -> None:
              "other mean abs. change | identity distance | aim met: mean / per sample |",
              "|---|---|---|---|---|---|---|"]
     for d, kind, attr in rows:
-        e = effect(G, w, d, a.units, read, base, stds, identity)
+        e = effect(G, w, d, a.units, read, before, base, stds, identity)
         own = e["change"].get(attr) if attr in stds else None
         others = {k: v for k, v in e["change"].items() if k != attr}
         k_max = max(others, key=lambda k: abs(others[k]))

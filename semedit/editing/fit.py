@@ -144,7 +144,7 @@ def variants(direction: Direction, others: Sequence[Direction], num_ws: int, par
             pass
     grid = sorted({round(num_ws * i / parts) for i in range(parts + 1)})
     ranges = [None] + [(a, b) for i, a in enumerate(grid) for b in grid[i + 1:] if (a, b) != (0, num_ws)]
-    return [replace(d, layers=r) for d in bases for r in ranges]
+    return [d if r == d.layers else replace(d, layers=r) for d in bases for r in ranges]
 
 
 @torch.no_grad()
@@ -159,7 +159,14 @@ def edit_changes(G: StyleGAN2Generator, w: torch.Tensor, direction: Direction, r
         images = synthesize(G, apply_edits(G, Latent("w", chunk), [(direction, units)])).clamp(-1, 1)
         for k, v in read(images).items():
             after.setdefault(k, []).append(torch.as_tensor(v, dtype=torch.float32).reshape(-1).cpu())
-    return {k: (torch.cat(after[k]) - before[k].float().cpu()) / stds[k] for k in stds}
+    return changes_between(before, {k: torch.cat(v) for k, v in after.items()}, stds)
+
+
+def changes_between(before: Dict[str, torch.Tensor], after: Dict[str, torch.Tensor],
+                    stds: Dict[str, float]) -> Dict[str, torch.Tensor]:
+    """{attribute: (after - before) / its std, per image [N]} for every attribute of ``stds``, from
+    readings [N] of the same images before and after an edit."""
+    return {k: (after[k].float().cpu() - before[k].float().cpu()) / stds[k] for k in stds}
 
 
 def selectivity(changes: Dict[str, torch.Tensor], attribute: str) -> float:
@@ -273,4 +280,4 @@ def guided_direction(G: StyleGAN2Generator, latent: Latent, attribute: Callable[
 
 
 __all__ = ["sample_codes", "sample_w", "label_samples", "fit_linear", "condition", "variants", "edit_changes",
-           "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_direction"]
+           "changes_between", "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_direction"]

@@ -115,14 +115,16 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print) -
     out = {}
     for attr, d in fits.items():
         others = [f for a, f in fits.items() if a != attr]
-        best, _, scale = most_selective(variants(d, others, G.num_ws), attr, effect, calibrate=True)
+        plain = effect(d)  # the plain fit is the first variant: measured once
+        best, _, scale = most_selective(variants(d, others, G.num_ws), attr,
+                                        lambda v: plain if v is d else effect(v), calibrate=True)
         best = replace(best, unit=best.unit * scale)
         span = "every layer" if best.layers is None else f"W+ layers {best.layers[0]}-{best.layers[1] - 1}"
         out[attr] = replace(best, name=SUPERVISED[attr],
                             source=f"{best.source}; {span}, chosen as the most selective of its variants on "
                                    f"{select_n} fresh samples, unit x {scale:.2f} to the measured std",
                             metrics={**d.metrics, "selection": {"chosen": summary(effect(best), attr),
-                                                                "plain fit": summary(effect(d), attr),
+                                                                "plain fit": summary(plain, attr),
                                                                 "unit scale": round(scale, 3), "n": select_n}})
         log(f"{SUPERVISED[attr]}: {span}{', conditioned' if '|' in best.name else ''}: "
             f"{out[attr].metrics['selection']}  ({time.time() - t:.0f}s)")
