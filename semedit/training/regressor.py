@@ -27,8 +27,8 @@ from ..checkpoints import load_module, save_safetensors
 from ..networks.regressor import ParameterRegressor, Part, RegressorConfig, RegressorIdentity
 from ..segmentation import CLASS_NAMES
 from ..settings import resolve_device
-from ..synth.params import (ACCESSORIES, FIELDS, HAIR_STYLES, IDENTITY_FIELDS, MAX_YAW, latent_with,
-                            observable_targets, params_from_latent)
+from ..synth.params import (ACCESSORIES, BEARD_THRESHOLD, FIELDS, GLASSES_THRESHOLD, HAIR_STYLES, IDENTITY_FIELDS,
+                            INDEX, MAX_YAW, Portraits, latent_with, observable_targets, params_from_latent)
 from ..synth.render import render
 from . import loop
 from .data import augment, rendered_batch, step_generator
@@ -206,6 +206,34 @@ def held_out_accuracy(net: ParameterRegressor, n: int = 2048, blur: float = 0.0,
         out["part centre px"] = {part.name: float(e[~torch.isnan(e)].mean())
                                  for part, e in zip(net.config.parts, err.T)}
     return out
+
+
+#: the unit values above which the renderer draws a beard / glasses
+PRESENT_ABOVE = {"beard": BEARD_THRESHOLD, "glasses": GLASSES_THRESHOLD}
+
+
+def moved_alone(p: Portraits, field: str, shift: float = 0.2) -> tuple:
+    """(``p`` with the unit parameter ``field`` alone raised by ``shift`` (beard and glasses: drawn
+    where absent), rows [N] bool where it moved and the picture shows it)."""
+    v = p[field]
+    if field in PRESENT_ABOVE:
+        rows = v <= PRESENT_ABOVE[field]
+        new = torch.where(rows, torch.full_like(v, 0.9), v)
+    else:
+        rows = v + shift <= 1
+        new = torch.where(rows, v + shift, v)
+    _, visible = observable_targets(p)
+    return p.with_fields(**{field: new}), rows & (visible[:, INDEX[field]] > 0)
+
+
+@torch.no_grad()
+def crosstalk(read, p: Portraits, before: dict, field: str, stds: dict, size: int = 64, shift: float = 0.2) -> dict:
+    """What a reader sees of a perfectly clean edit: {attribute: reading change / stds[attribute]}
+    [M] over the M renders of ``p`` where ``field`` alone moved (``moved_alone``) and shows.
+    ``read``: images [N, 3, size, size] -> {attribute: [N]}; ``before``: its readings of p's renders."""
+    moved, rows = moved_alone(p, field, shift)
+    after = read(render(moved, size).image)
+    return {k: ((after[k].float().cpu() - before[k].float().cpu()) / stds[k])[rows] for k in stds}
 
 
 @torch.no_grad()
