@@ -141,5 +141,9 @@ def test_table2_and_hair_presets_from_the_command_line(tmp_path):
     assert "| FG'21 network |" in summary and "98.3 %" in summary
     rows = _rows(tmp_path / "hair")
     assert sum(r["role"] == "gallery" for r in rows) == 120 and sum(r["role"] == "FG'21 network" for r in rows) == 30
+    # the protocol with a perfect generator, against its own rendered gallery: the identity model's bound
+    assert sum(r["role"] == "rendered gallery" for r in rows) == 120
+    rendered = next(line for line in summary.splitlines() if line.startswith("| renderer: the true image"))
+    assert float(rendered.split("|")[2].strip(" %")) > 80
     again = _eval(tmp_path / "hair", "--preset", "hair-small", "--gallery", "120", "--queries", "31", "--chunk", "40")
     assert again.returncode != 0 and "other settings" in again.stderr  # never mixed with the first run's rows

@@ -278,6 +278,22 @@ def test_retrieval_ranks_and_protocol():
     assert bad["top1"] < 0.1 and bad["mean_rank"] > 10
 
 
+def test_retrieval_with_a_perfect_generator_draws_the_true_renders():
+    """The renderer's reference row: gallery person i and query i are the renders of their
+    latents, and the query is person i (same identity fields) with another's hair and pose."""
+    from semedit.evaluation.hair import RetrievalSet
+    from semedit.synth.params import IDENTITY_FIELDS, params_from_latent
+    from semedit.synth.render import render
+    rset = RetrievalSet.draw(12, 4, seed=5)
+    people, truth = rset.rendered(size=32)
+    idx = torch.tensor([0, 3])
+    assert torch.equal(people(idx), render(params_from_latent(rset.z_people[idx]), 32).image)
+    assert torch.equal(truth(idx), render(params_from_latent(rset.z_truth[idx]), 32).image)
+    face, result = params_from_latent(rset.z_people[idx]), params_from_latent(rset.z_truth[idx])
+    assert torch.allclose(face.identity(), result.identity()) and len(IDENTITY_FIELDS) == face.identity().shape[1]
+    assert not torch.allclose(face["hair_color"], result["hair_color"])
+
+
 def test_hair_transfer_refuses_a_photo_without_a_face_and_an_unknown_method(make_registry, tiny_file):
     """For a face generator photos are aligned around a face: none found is a clear error."""
     import numpy as np

@@ -20,7 +20,8 @@ import torch
 from .. import segmentation as L
 from ..latents import Latent, synthesize
 from ..metrics import psnr
-from ..synth.params import LATENT_DIM, MAX_YAW, latent_with
+from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
+from ..synth.render import render
 
 #: images [B, 3, R, R] in [-1, 1] for gallery people (or queries) by index [B]
 Draw = Callable[[torch.Tensor], torch.Tensor]
@@ -97,6 +98,11 @@ class RetrievalSet:
     def people(self, G) -> Draw:
         return _drawer(G, self.z_people)
 
+    def rendered(self, size: int = 64) -> tuple:
+        """(gallery people, true results) drawn by the renderer at ``size`` px: the protocol with a
+        perfect generator, which bounds what the identity model itself can tell apart."""
+        return _rendered(self.z_people, size), _rendered(self.z_truth, size)
+
     def transfers(self, G, *, net=None, segment=None, paired: bool = False) -> Dict[str, Draw]:
         """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given),
         the naive paste (with a ``segment`` function), and for a generator ``paired`` with the
@@ -124,6 +130,12 @@ def _drawer(G, z: torch.Tensor) -> Draw:
     @torch.no_grad()
     def draw(idx: torch.Tensor) -> torch.Tensor:
         return G(z[idx].to(G.w_avg.device), fused=False).clamp(-1, 1).cpu()
+    return draw
+
+
+def _rendered(z: torch.Tensor, size: int) -> Draw:
+    def draw(idx: torch.Tensor) -> torch.Tensor:
+        return render(params_from_latent(z[idx]), size).image
     return draw
 
 

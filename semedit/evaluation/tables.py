@@ -429,6 +429,11 @@ class Table2:
 
 # ---- the FG'21 retrieval protocol ------------------------------------------------------------------
 
+#: the retrieval protocol with a perfect generator: renders of the true results against a rendered gallery
+RENDERED = "renderer: the true image (rendered gallery)"
+RENDERED_GALLERY = "rendered gallery"
+
+
 class HairRetrieval:
     name = "hair"
     columns = ("item", "role", "person", "embedding")
@@ -461,7 +466,9 @@ class HairRetrieval:
             transfers = self.set.transfers(G, net=reg.get(hair) if hair else None,
                                            segment=(lambda x: seg.predict(x.to(G.w_avg.device)).cpu()) if seg else None,
                                            paired=spec.paired_with_renderer)
-            self._draws = (self.set.people(G), transfers,
+            rendered_people, rendered_truth = self.set.rendered(G.config.resolution)
+            self._draws = ({"gallery": self.set.people(G), RENDERED_GALLERY: rendered_people},
+                           {**transfers, RENDERED: rendered_truth},
                            lambda x: regressor.identity(x.to(G.w_avg.device)).cpu())
         return self._draws
 
@@ -469,11 +476,11 @@ class HairRetrieval:
         spec = self.registry.catalogue.get(self.model)
         names = ["ceiling: G of the true latent"] if spec.paired_with_renderer else []
         names += ["FG'21 network"] if pipeline.hair_model_for(self.registry, self.model) else []
-        return names + (["naive paste"] if spec.config.get("segmenter") else [])
+        return names + (["naive paste"] if spec.config.get("segmenter") else []) + [RENDERED]
 
     def items(self) -> List[str]:
         c = self.cfg.chunk
-        return ([f"gallery:{i}" for i in range(0, self.cfg.gallery, c)]
+        return ([f"{gallery}:{i}" for gallery in ("gallery", RENDERED_GALLERY) for i in range(0, self.cfg.gallery, c)]
                 + [f"query:{name}:{i}" for name in self.transfer_names() for i in range(0, self.cfg.queries, c)])
 
     @torch.no_grad()
@@ -481,8 +488,8 @@ class HairRetrieval:
         role, _, start = item.rpartition(":")
         start = int(start)
         people, transfers, embed = self.draws()
-        if role == "gallery":
-            idx, draw = torch.arange(start, min(start + self.cfg.chunk, self.cfg.gallery)), people
+        if role in people:
+            idx, draw = torch.arange(start, min(start + self.cfg.chunk, self.cfg.gallery)), people[role]
         else:
             role = role[len("query:"):]
             idx, draw = torch.arange(start, min(start + self.cfg.chunk, self.cfg.queries)), transfers[role]
@@ -495,13 +502,18 @@ class HairRetrieval:
         emb: Dict[str, Dict[int, List[float]]] = {}
         for r in rows:
             emb.setdefault(r["role"], {})[int(r["person"])] = [float(v) for v in r["embedding"].split()]
-        gallery = emb.get("gallery", {})
-        if len(gallery) < self.cfg.gallery:
-            raise SemeditError(f"the gallery is incomplete ({len(gallery)} of {self.cfg.gallery}): run again to finish")
-        g = torch.tensor([gallery[i] for i in range(self.cfg.gallery)])
+        galleries = {}
+        for name in ("gallery", RENDERED_GALLERY):
+            gallery = emb.get(name, {})
+            if len(gallery) < self.cfg.gallery:
+                raise SemeditError(f"the {name} is incomplete ({len(gallery)} of {self.cfg.gallery}): run again to finish")
+            galleries[name] = torch.tensor([gallery[i] for i in range(self.cfg.gallery)])
         queries = {name: torch.tensor([v[i] for i in range(self.cfg.queries)]) for name, v in emb.items()
-                   if name != "gallery" and len(v) == self.cfg.queries}
-        return retrieval_summary(g, queries)
+                   if name not in galleries and len(v) == self.cfg.queries}
+        out = retrieval_summary(galleries["gallery"], {k: q for k, q in queries.items() if k != RENDERED})
+        if RENDERED in queries:
+            out.update(retrieval_summary(galleries[RENDERED_GALLERY], {RENDERED: queries[RENDERED]}))
+        return out
 
     def summary(self, rows: List[Dict[str, str]]) -> str:
         from .hair import PAPER_RETRIEVAL
@@ -521,6 +533,9 @@ class HairRetrieval:
             lines += ["", f"The FG'21 network {'beats' if beats else 'does not reach'} the paper's figures here"
                       + ("" if beats else "; the ceiling row bounds what any transfer can reach with this generator "
                          "and identity model") + "."]
+        lines += ["", f"*{RENDERED}*: the same people and transfers drawn by the renderer and ranked against a "
+                  "rendered gallery, i.e. the protocol with a perfect generator: what the identity model itself can "
+                  "tell apart."]
         return "\n".join(lines) + "\n"
 
     def plot(self, rows: List[Dict[str, str]], path: Path) -> None:
