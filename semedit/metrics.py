@@ -40,7 +40,9 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
 @torch.no_grad()
 def score(reconstruction: torch.Tensor, target: torch.Tensor, perceptual: PerceptualModel,
           seconds: float, identity=None) -> Scores:
-    """Scores of one reconstruction [1, 3, H, W] against target (resized to match)."""
+    """Scores of one reconstruction [1, 3, H, W] against target (resized to match), both in [-1, 1];
+    the reconstruction is clamped to that range first, as every image shown or saved is."""
+    reconstruction = reconstruction.clamp(-1, 1)
     if target.shape[-2:] != reconstruction.shape[-2:]:
         target = torch.nn.functional.interpolate(target, size=reconstruction.shape[-2:], mode="area")
     target = target.to(reconstruction)

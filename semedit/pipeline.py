@@ -223,6 +223,17 @@ def render_source(registry, source: EditSource, latent: Optional[Latent] = None)
 
 
 @torch.no_grad()
+def attribute_names(registry, model: str) -> List[str]:
+    """The names ``read_attributes`` gives for generator ``model``'s images, without reading any."""
+    spec = registry.catalogue.get(model)
+    if spec.embedded and spec.config.get("regressor"):
+        from .synth.params import FIELDS, Portraits
+        blank = Portraits(torch.zeros(1, len(FIELDS)), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+        return [k for k in {**blank.attributes(), **blank.pose()} if k not in ("hair_style",)]
+    from .faces.pose import LABELS
+    return list(LABELS)
+
+
 def read_attributes(registry, model: str, images: torch.Tensor) -> dict:
     """What can be measured on images [N, 3, R, R] of generator ``model``: {name: [N]}. The
     embedded domain: the regressor's attributes and pose; face generators: mediapipe's yaw,
@@ -311,13 +322,15 @@ def yaw_turner(registry, model: str, yaw: float):
 class HairOutcome:
     """A transfer with what the tab shows: ``measures`` (yaw of face, hair and result, identity
     distance to the face image, L1 to the hair image inside its hair region, and against a
-    known true image PSNR, LPIPS and hair IoU) and the result pasted into the face's photo."""
+    known true image PSNR, LPIPS and hair IoU) and the result pasted into the face's photo;
+    ``generator``: the catalogue name of the generator whose codes it holds."""
 
     result: Any  # hair.transfer.HairResult
     measures: dict
     pasted: Image.Image
     face: Target
     hair: Target
+    generator: str
     plain: Any = None  # the unblended HairResult behind a blend (for interpolation)
 
 
@@ -352,7 +365,7 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
         result_labels = segment(plain.image)[0] if segment else face_labels
         result = alpha_blend(plain, face.image, face_labels, result_labels)
     measures = hair_measures(registry, model, result, face, hair, ctx, truth=truth, segment=segment)
-    return HairOutcome(result, measures, paste(face, result.image), face, hair, plain)
+    return HairOutcome(result, measures, paste(face, result.image), face, hair, model, plain)
 
 
 @torch.no_grad()

@@ -59,6 +59,7 @@ def test_ground_truth_endpoint(client):
 
 
 def test_bad_input_gives_message_and_app_keeps_serving(client):
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
     with pytest.raises(AppError, match="maximum value 6|between 1 and 6"):
         client.predict(DEFAULT, 0, 50, 0.7, api_name="/sample")
@@ -68,7 +69,24 @@ def test_bad_input_gives_message_and_app_keeps_serving(client):
         client.predict("ffhq-1024-nvlabs", 0, 1, api_name="/ground_truth")
     with pytest.raises(AppError, match="Upload an image"):
         client.predict(DEFAULT, None, ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
+    with pytest.raises(AppError, match="Give a seed"):  # an emptied number field
+        client.predict(DEFAULT, None, 1, 0.7, api_name="/sample")
+    example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
+    with pytest.raises(AppError, match="lambda_reg must be"):
+        client.predict(DEFAULT, example, ["w"], 10, None, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
+    with pytest.raises(AppError, match="not a method for embedded-portraits-64-gan-quarter"):  # e4e is the default's
+        client.predict("embedded-portraits-64-gan-quarter", example, ["w", "encoder:embedded-e4e-64"], 10, 1.0, 2,
+                       "w+", "stlpips-alex", "auto", api_name="/invert")
     assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1
+
+
+def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
+    from semedit.ui.inversion import method_choices
+    registry = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), Settings(device="cpu", hub_offline=True))
+    default = [key for _, key in method_choices(registry, DEFAULT)]
+    quarter = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-quarter")]
+    assert "encoder:embedded-e4e-64" in default and "w+" in default
+    assert not any(k.startswith("encoder:") for k in quarter) and "w+" in quarter
 
 
 def test_invert_endpoint_compares_methods(client):
@@ -149,6 +167,15 @@ def test_cancel_stops_a_long_inversion_and_keeps_what_finished(client):
     *_, status = session.predict(DEFAULT, handle_file(str(example)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex",
                                  "auto", api_name="/invert")
     assert status.startswith("Done")
+    # a run cancelled before any of its methods finished leaves the earlier results as they were
+    job = session.submit(DEFAULT, handle_file(str(example)), ["pti"], 300, 1.0, 2, "w+", "stlpips-alex",
+                         "auto", api_name="/invert")
+    _wait_until_running(job)
+    session.predict(api_name="/cancel")
+    *_, status = job.result(timeout=60)
+    assert "earlier results are kept" in status
+    out = session.predict(DEFAULT, "result", 0, 0.7, "w", None, 300, api_name="/edit_source")
+    assert "W optimisation" in out[1]
 
 
 #: gradio_client's status codes of a job that has left the queue and not ended (a handler that
@@ -420,6 +447,11 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
         session.predict(*_slider_args(["smile"], [1.0]), api_name="/edit")
     with pytest.raises(AppError, match="No inversion results"):
         session.predict(DEFAULT, "result", 0, 0.7, None, None, 300, api_name="/edit_source")
+    # refused at once, before any sampling: what the labeller cannot read, what cannot be held
+    with pytest.raises(AppError, match="labeller measures"):
+        session.predict(DEFAULT, "supervised", "pitch", [], 300, api_name="/fit_direction")
+    with pytest.raises(AppError, match="Only W directions"):
+        session.predict(DEFAULT, "supervised", "smile", ["no such direction"], 300, api_name="/fit_direction")
     custom_path = session.predict(DEFAULT, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
     status, file = custom_path[0], custom_path[1]
     assert "my skin_tone" in status and "r2" in status and file.endswith(".safetensors")
@@ -429,6 +461,12 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     session.predict(DEFAULT, "sample", 5, 0.7, None, None, 300, api_name="/edit_source")
     (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
     assert not np.array_equal(load(before), load(after))
+    gallery, _ = session.predict("my skin_tone", 1.0, api_name="/strip")  # the strip takes it too
+    assert len(gallery) == 5
+    with pytest.raises(AppError, match="not a direction of"):  # never silently left out
+        session.predict(*_slider_args(["no such direction"], [2.0]), api_name="/edit")
+    with pytest.raises(AppError, match="k must be|less than minimum value 0.1"):
+        session.predict("yaw", 0, api_name="/strip")
     status = session.predict(DEFAULT, "guided", "smile", [], 300, api_name="/fit_direction")[0]
     assert "guided smile" in status
     (_, after), table = session.predict(*_slider_args(["guided smile"], [3.0]), api_name="/edit")
@@ -438,12 +476,15 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
 
 def test_sliders_edit_an_inversion_result_and_paste_back(client):
     from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
     session = Client(client.src, verbose=False)
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_03.png"
     session.predict(DEFAULT, handle_file(str(example)), ["w+"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
                     api_name="/invert")
     out = session.predict(DEFAULT, "result", 0, 0.7, "w+", None, 300, api_name="/edit_source")
     assert "W+ optimisation" in out[1]
+    with pytest.raises(AppError, match="moves a Z code"):  # an inversion result has no z
+        session.predict(*_slider_args(["smile (z)"], [1.0]), api_name="/edit")
     files = session.predict(*_slider_args(["yaw"], [2.0]), api_name="/export_edit")
     assert "edited_photo.png" in {Path(f).name for f in files}
 
@@ -503,6 +544,10 @@ def test_hair_tab_transfers_an_example_pair_with_the_network(client):
     assert not np.array_equal(none, load(amount_one)) and not np.array_equal(half, none)
     grey = load(session.predict(DEFAULT, 0.0, 2.0, 0.0, api_name="/hair_edit"))
     assert not np.array_equal(grey, load(amount_one))
+    # the menu switched to another generator since: the result is still its own generator's
+    other = "embedded-portraits-64-gan-quarter"
+    assert np.array_equal(load(session.predict(other, 0.5, api_name="/hair_amount")), half)
+    assert np.array_equal(load(session.predict(other, 0.0, 2.0, 0.0, api_name="/hair_edit")), grey)
     files = session.predict(api_name="/hair_export")
     assert {Path(f).name for f in files} == {"hair-transfer.png", "hair-transfer_photo.png", "hair-transfer.pt"}
     saved = torch.load([f for f in files if f.endswith(".pt")][0], weights_only=True)

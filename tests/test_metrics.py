@@ -80,3 +80,18 @@ def test_the_scoring_model_is_not_fooled_by_an_image_optimised_against_the_loss(
         assert float(ctx.perceptual(fooled, target)) < 0.3 * float(ctx.perceptual(light, target))  # it is fooled
         assert score(fooled, target, ctx.scorer, 0).lpips > score(light, target, ctx.scorer, 0).lpips
     assert psnr(fooled, target) < psnr(light, target)
+
+
+def test_scores_are_of_the_image_as_shown_clamped_to_its_range():
+    """A generator's raw output can overshoot [-1, 1]; every image shown or saved is clamped, and
+    so is what the metrics score."""
+    class L1(torch.nn.Module):
+        def forward(self, a, b):
+            return (a - b).abs().flatten(1).mean(1)
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 3, 8, 8, generator=g) * 2 - 1
+    raw = target * 1.5  # overshoots where |target| > 2/3
+    shown, clamped = score(raw, target, L1(), 0.0), score(raw.clamp(-1, 1), target, L1(), 0.0)
+    assert (shown.l2, shown.psnr, shown.lpips) == (clamped.l2, clamped.psnr, clamped.lpips)
+    assert shown.l2 < float(((raw - target) ** 2).mean())

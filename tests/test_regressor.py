@@ -216,3 +216,9 @@ def test_regressor_can_learn_from_a_paired_generators_images():
     assert all(math.isfinite(t.train_step()["loss"]) for _ in range(2))
     acc = held_out_accuracy(t.net.eval(), n=16, batch=8, generator=paired)
     assert set(acc["fields"]) and 0 <= acc["hair style"] <= 1
+
+
+def test_attribute_names_are_what_read_attributes_gives(registry):
+    from semedit import pipeline
+    images = render(sample_portraits(2, seed=1), 64).image
+    assert pipeline.attribute_names(registry, DEFAULT) == list(pipeline.read_attributes(registry, DEFAULT, images))

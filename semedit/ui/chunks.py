@@ -99,8 +99,9 @@ def _outputs(state: EditorState, selected: int, directions=None):
             gr.update() if directions is None else gr.update(choices=directions, value=directions[0] if directions else None))
 
 
-def _chunk_direction_names(registry: Registry, model: str) -> list:
-    return [d.name for d in available_directions(registry, model, []) if d.space != "z"]
+def _chunk_direction_names(registry: Registry, model: str, custom) -> list:
+    """The directions that can move a chunk of ``model``: its own and the session's fitted ones, no Z."""
+    return [d.name for d in available_directions(registry, model, custom) if d.space != "z"]
 
 
 def _need(state: Optional[EditorState]) -> EditorState:
@@ -116,7 +117,7 @@ def _directions(registry: Registry, state: EditorState, custom) -> dict:
 
 def make_source(registry: Registry, sessions: Sessions):
     @user_errors
-    def load(model, kind, results, image, n_chunks, lambda_reg, space, steps, progress=gr.Progress(),
+    def load(model, kind, results, image, n_chunks, lambda_reg, space, steps, custom, progress=gr.Progress(),
              request: gr.Request = None):
         if not model:
             raise gr.Error("Pick a generator first.")
@@ -130,6 +131,8 @@ def make_source(registry: Registry, sessions: Sessions):
         else:
             if not image:
                 raise gr.Error("Upload an image or pick an example first.")
+            if lambda_reg is None or float(lambda_reg) < 0:
+                raise gr.Error("lambda_reg must be a number >= 0.")
             target = pipeline.load_target(registry, model, image)
             knobs = Knobs(steps=int(steps), n_chunks=int(n_chunks), lambda_reg=float(lambda_reg), chunky_space=space)
             with sessions.long_job(request) as job:
@@ -137,7 +140,7 @@ def make_source(registry: Registry, sessions: Sessions):
                                        progress_for=lambda key: step_callback(job, progress, "ChunkyGAN"))
             result = o.result
         state = _start(registry, ChunkProject.from_result(result), result.target)
-        return _outputs(state, 0, _chunk_direction_names(registry, model))
+        return _outputs(state, 0, _chunk_direction_names(registry, model, custom))
     return load
 
 
@@ -161,7 +164,7 @@ def make_edit(registry: Registry):
         known = _directions(registry, state, custom)
         if name not in known:
             raise gr.Error("Pick a direction (Z directions cannot move a chunk: its code has no z).")
-        if float(value) == 0:
+        if value is None or float(value) == 0:
             raise gr.Error("Set a value other than 0.")
         chunk = int(chunk or 0)
         project = state.project.with_edit(chunk, known[name], float(value))
@@ -175,6 +178,8 @@ def make_towards(registry: Registry):
     def towards(state, chunk, seed, amount):
         """The chunk's code moved ``amount`` of the way towards sample ``seed``'s code."""
         state = _need(state)
+        if seed is None or not 0 <= int(seed) < 2 ** 32:
+            raise gr.Error("The sample seed must be between 0 and 4294967295.")
         chunk, p = int(chunk or 0), state.project
         G = registry.get(p.generator)
         from ..sampling import sample
@@ -270,13 +275,13 @@ def make_save(sessions: Sessions):
 
 def make_load(registry: Registry):
     @user_errors
-    def load(model, file):
+    def load(model, file, custom):
         if not file:
             raise gr.Error("Choose a project file (.safetensors) first.")
         if not model:
             raise gr.Error("Pick a generator first.")
         project = load_project(Path(file), registry.get(model), model)
-        return _outputs(_start(registry, project, None), 0, _chunk_direction_names(registry, model))
+        return _outputs(_start(registry, project, None), 0, _chunk_direction_names(registry, model, custom))
     return load
 
 
@@ -347,7 +352,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     view = [state, shown, chunks_gallery, status, chunk, direction]
     # every edit synthesises one chunk again (short); loading may run ChunkyGAN, comparing W+ (long)
     sessions.long(load_button.click, make_source(registry, sessions), outputs=view, api_name="chunk_source",
-                  inputs=[picker, kind, results_state, image, n_chunks, lambda_reg, space, steps])
+                  inputs=[picker, kind, results_state, image, n_chunks, lambda_reg, space, steps, custom_state])
     chunk.input(pick, inputs=[state, chunk], outputs=view, api_name="chunk_pick")
     shown.select(click, inputs=state, outputs=view, api_name=False)
     sessions.short(edit_button.click, make_edit(registry), inputs=[state, chunk, direction, value, custom_state],
@@ -361,6 +366,11 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     sessions.long(compare_button.click, make_compare(registry, sessions), inputs=[state, results_state, steps],
                   outputs=[state, compare_gallery, compare_note], api_name="chunk_compare")
     save_button.click(make_save(sessions), inputs=state, outputs=saved, api_name="chunk_save")
-    sessions.short(open_button.click, make_load(registry), inputs=[picker, project_file], outputs=view,
+    sessions.short(open_button.click, make_load(registry), inputs=[picker, project_file, custom_state], outputs=view,
                    api_name="chunk_load")
+    # a direction fitted in the sliders tab can move a chunk at once
+    def offer_directions(st, custom):
+        return gr.update() if st is None else gr.update(choices=_chunk_direction_names(registry, st.project.generator,
+                                                                                        custom))
+    custom_state.change(offer_directions, inputs=[state, custom_state], outputs=direction, api_name=False, queue=False)
     export_button.click(make_export(sessions), inputs=state, outputs=exported, api_name="chunk_export")

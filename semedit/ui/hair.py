@@ -118,23 +118,26 @@ def _image_at(registry: Registry, model: str, outcome, amount: float) -> np.ndar
 def make_amount(registry: Registry):
     @user_errors
     def amount(model, outcome, value):
+        """The transfer at hair amount ``value``, by the generator that made it (``model``, the
+        menu's current choice, may have changed since)."""
         if outcome is None:
             raise gr.Error("Run a transfer first.")
-        return _image_at(registry, model, outcome, float(value))
+        return _image_at(registry, outcome.generator, outcome, float(value or 0))
     return amount
 
 
 def make_hair_edit(registry: Registry):
     @user_errors
     def edit(model, outcome, *values):
-        """The transfer's code moved along the generator's grey-hair and hair-length directions."""
+        """The transfer's code moved along its generator's hair colour, grey-hair and hair-length
+        directions (the generator that made it, whatever the menu shows now)."""
         if outcome is None:
             raise gr.Error("Run a transfer first.")
         plain = outcome.plain or outcome.result
         if plain.latent is None:
             raise gr.Error("This result has no code to edit.")
-        edits = hair_edits(registry, model, values)
-        G = registry.get(model)
+        edits = hair_edits(registry, outcome.generator, [v or 0 for v in values])
+        G = registry.get(outcome.generator)
         with torch.no_grad():
             moved = apply_edits(G, Latent("w+", plain.latent.value.to(G.w_avg.device)), edits)
             image = synthesize(G, moved).clamp(-1, 1).cpu()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import gradio as gr
 import numpy as np
@@ -91,6 +91,12 @@ def make_run(registry: Registry, sessions: Sessions):
                    cancel, identity_weight, painted, auto_labels, face_index, progress, request):
         if not methods:
             raise gr.Error("Tick at least one method.")
+        foreign = [m for m in methods if m not in pipeline.method_keys(registry, model)]
+        if foreign:
+            raise gr.Error(f"{', '.join(pipeline.method_name(m) for m in foreign)}: not a method for {model} "
+                           "(an encoder works only with the generator it was trained for).")
+        if lambda_reg is None or float(lambda_reg) < 0:
+            raise gr.Error("lambda_reg must be a number >= 0.")
         if cancel.event.is_set():  # cancelled while it waited in the queue
             yield (gr.skip(),) * 6 + ("Cancelled before it started; earlier results are kept.",)
             return
@@ -145,12 +151,25 @@ def make_run(registry: Registry, sessions: Sessions):
             # Gradio's plot keeps drawing only the series of the value it was first given: clear it, then refill
             yield gallery, pasted, table, None, saved, results, note
             yield gallery, pasted, table, pd.DataFrame(curves), saved, results, note
+        if not results:  # cancelled before any method finished: the session's earlier results stay
+            yield (gr.skip(),) * 6 + (f"Cancelled during {pipeline.method_name(key)}, before any method finished; "
+                                      "earlier results are kept.",)
+            return
         yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
-               str(save_latents(results, out_dir)) if results else None, results,
+               str(save_latents(results, out_dir)), results,
                status or f"Done: {len(results)} methods, perceptual loss {ctx.perceptual.name}, LPIPS column "
                f"scored by {ctx.scorer.name}, "
                f"{identity_note(ctx.identity)}.")
     return run
+
+
+def method_choices(registry: Registry, model: Optional[str]) -> List[Tuple[str, str]]:
+    """(label, key) of every inversion method for generator ``model``: the suite's, then the
+    encoders made for it."""
+    names = [k[len(pipeline.ENCODER_PREFIX):] for k in (pipeline.method_keys(registry, model) if model else [])
+             if k.startswith(pipeline.ENCODER_PREFIX)]
+    return CHOICES + [(f"{registry.catalogue.get(n).config.get('method', 'encoder')} ({n})",
+                       f"{pipeline.ENCODER_PREFIX}{n}") for n in names]
 
 
 def make_preview(limits: ImageLimits):
@@ -188,10 +207,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
             face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest; numbered on the image)")
-            encoders = [(f"{registry.catalogue.get(n).config.get('method', 'encoder')} ({n})",
-                         f"{pipeline.ENCODER_PREFIX}{n}") for n in registry.catalogue.names("encoder")
-                        if registry.obtainable(n)]
-            methods = gr.CheckboxGroup(CHOICES + encoders, value=["w", "w+", "chunky"],
+            methods = gr.CheckboxGroup(method_choices(registry, picker.value), value=["w", "w+", "chunky"],
                                        label="Methods (encoders: a forward pass or a few, for the generator they were "
                                              "made for)")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
@@ -231,6 +247,11 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
     sessions.short(image.change, make_preview(registry.settings.image_limits), inputs=image, outputs=shown,
                    api_name="load_image")
+    # the encoders on offer are those made for the chosen generator
+    def offer_methods(model, ticked):
+        keys = pipeline.method_keys(registry, model) if model else []
+        return gr.update(choices=method_choices(registry, model), value=[m for m in ticked or [] if m in keys])
+    picker.change(offer_methods, inputs=[picker, methods], outputs=methods, api_name=False, queue=False)
     for control in (image, alignment, picker, face_index):  # segments of another target or crop are stale
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
     sessions.short(segment_button.click, make_segment(registry), inputs=[picker, image, alignment, face_index],

@@ -23,6 +23,8 @@ ATTRIBUTE_COLUMNS = ["seed", "source", "hair_style", "smile", "beard", "glasses"
 def _check(model: str, seed: float, count: float, max_samples: int) -> List[int]:
     if not model:
         raise gr.Error("Pick a generator first.")
+    if seed is None or count is None:
+        raise gr.Error("Give a seed and a number of samples.")
     count, seed = int(count), int(seed)
     if not 1 <= count <= max_samples:
         raise gr.Error(f"The number of samples must be between 1 and {max_samples}.")

@@ -28,6 +28,11 @@ from .sessions import Sessions, step_callback
 N_SLIDERS = 6
 SOURCES = [("a sample", "sample"), ("an inversion result (inversion tab)", "result"), ("an image, inverted now (W+)", "image")]
 EFFECT_COLUMNS = ["measure", "before", "after", "change"]
+#: the strip's largest k: it reaches 2k units, beyond which a code leaves the generator's range
+MAX_STRIP_K = 5.0
+#: what "Fit your own" can fit an attribute of (the regressor's on the embedded domain, mediapipe's on faces)
+FIT_ATTRIBUTES = ["smile", "age", "yaw", "hair_length", "hair_gray", "hair_color", "beard", "glasses", "skin_tone",
+                  "light_angle", "pitch", "roll"]
 
 
 def available_directions(registry: Registry, model: str, custom: Sequence[Direction]) -> List[Direction]:
@@ -44,9 +49,23 @@ def _image(t: torch.Tensor) -> np.ndarray:
 
 
 def _edits(registry: Registry, source, custom, names, values) -> list:
-    """(direction, units) for every slider that names a usable direction and is not at zero."""
-    known = _by_name(pipeline.usable_directions(source, available_directions(registry, source.generator, custom)))
-    return [(known[n], float(v)) for n, v in zip(names, values) if n in known and float(v or 0) != 0]
+    """(direction, units) for every slider that is not at zero; a slider that names no direction
+    this source can take is refused (a ``gr.Error``), never silently left out."""
+    every = _by_name(available_directions(registry, source.generator, custom))
+    usable = _by_name(pipeline.usable_directions(source, every.values()))
+    edits = []
+    for n, v in zip(names, values):
+        units = float(v or 0)
+        if units == 0:
+            continue
+        if not n:
+            raise gr.Error("A slider is set but names no direction: pick one, or set it to 0.")
+        if n not in usable:
+            raise gr.Error(f"{n!r} moves a Z code, which only a sample has; this source is a "
+                           f"{source.latent.space.upper()} code: pick a W direction." if n in every else
+                           f"{n!r} is not a direction of {source.generator}: pick one of the list.")
+        edits.append((usable[n], units))
+    return edits
 
 
 def measure(registry: Registry, model: str, before: torch.Tensor, after: torch.Tensor) -> pd.DataFrame:
@@ -115,6 +134,8 @@ def make_strip(registry: Registry):
         known = _by_name(pipeline.usable_directions(source, available_directions(registry, source.generator, custom)))
         if name not in known:
             raise gr.Error("Pick a direction for the strip.")
+        if k is None or not 0 < float(k) <= MAX_STRIP_K:
+            raise gr.Error(f"k must be above 0 and at most {MAX_STRIP_K:g} units (the strip reaches 2k).")
         G = registry.get(source.generator)
         steps = [-2 * float(k), -float(k), 0.0, float(k), 2 * float(k)]
         images = torch.cat([pipeline.render_source(registry, source,
@@ -147,6 +168,22 @@ def make_fit(registry: Registry, sessions: Sessions):
         if not model:
             raise gr.Error("Pick a generator first.")
         G = registry.get(model)
+        if method not in ("supervised", "pca", "guided"):
+            raise gr.Error("Pick a method: supervised, pca or guided.")
+        if method != "pca" and not attribute:
+            raise gr.Error("Pick the attribute to fit.")
+        if not n or not 100 <= int(n) <= 20000:
+            raise gr.Error("Samples must be between 100 and 20,000.")
+        held = []
+        if method == "supervised":
+            readable = pipeline.attribute_names(registry, model)
+            if attribute not in readable:
+                raise gr.Error(f"{model}'s labeller measures {', '.join(readable)}; not {attribute!r}.")
+            known = _by_name(available_directions(registry, model, custom))
+            unknown = [c for c in conditions or [] if c not in known or known[c].space != "w"]
+            if unknown:
+                raise gr.Error(f"Only W directions of {model} can be held; not {', '.join(map(repr, unknown))}.")
+            held = [known[c] for c in conditions or []]
         if method == "guided":
             if source is None or source.generator != model:
                 raise gr.Error("The guided direction is computed at the loaded source: load one first.")
@@ -155,7 +192,7 @@ def make_fit(registry: Registry, sessions: Sessions):
             new = [replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})]
             note = (f"Computed **{d.name}** at {source.label}: the gradient of the regressor's {attribute} with "
                     f"respect to the {d.space.upper()} code (one unit: +0.1 of the attribute to first order).")
-            return _fitted(model, custom, new, note, request)
+            return _fitted(model, custom, new, note, request, source)
         step(0.1, "sampling")
         w = sample_w(G, int(n), seed=12345)
         if method == "pca":
@@ -164,29 +201,32 @@ def make_fit(registry: Registry, sessions: Sessions):
             note = "Added the top 5 principal components of W: " + ", ".join(
                 f"{d.name} ({100 * d.metrics['explained variance']:.0f} %)" for d in new)
         else:
-            if not attribute:
-                raise gr.Error("Pick the attribute to fit.")
             step(0.3, "labelling samples")
             labels = label_samples(G, w, lambda imgs: pipeline.read_attributes(registry, model, imgs))
-            if attribute not in labels:
-                raise gr.Error(f"This generator's labeller measures {', '.join(labels)}.")
             d = fit_linear(w, labels[attribute], f"my {attribute}")
-            if conditions:
-                known = _by_name(available_directions(registry, model, custom))
-                held = [known[c] for c in conditions if c in known and known[c].space == "w"]
+            if held:
                 d = condition(d, held)
             d = replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})
             new = [d]
             quality = ", ".join(f"{k} {v:.3f}" for k, v in d.metrics.items() if k in ("r2", "accuracy"))
             note = f"Fitted **{d.name}** on {int(n)} samples: held-out {quality}; " + d.source + "."
-        return _fitted(model, custom, new, note, request)
+            if d.metrics.get("r2", 1.0) < 0.1 or d.metrics.get("accuracy", 1.0) < 0.6:
+                note += (f" **Weak fit**: {attribute} is barely linear in this generator's W as read here, so "
+                         "this slider may move it little and other things more; more samples may help.")
+        return _fitted(model, custom, new, note, request, source)
 
-    def _fitted(model, custom, new, note, request):
+    def _fitted(model, custom, new, note, request, source):
         custom = [c for c in (custom or []) if c.name not in {d.name for d in new}] + new
         path = save_directions(sessions.folder(request, "directions-") / "directions.safetensors",
                                [d for d in custom if d.metrics.get("generator") == model], generator=model)
-        names = [d.name for d in available_directions(registry, model, custom)]
-        return [custom, note, str(path)] + [gr.update(choices=names)] * (N_SLIDERS + 1)
+        every = available_directions(registry, model, custom)
+        held = [d.name for d in every if d.space == "w"]
+        if source is not None and source.generator == model:  # the sliders and the strip move the loaded source
+            names = [d.name for d in pipeline.usable_directions(source, every)]
+            menus = [gr.update(choices=names)] * (N_SLIDERS + 1)
+        else:  # they keep the loaded source's directions until a source of this generator is loaded
+            menus = [gr.update()] * (N_SLIDERS + 1)
+        return [custom, note, str(path), gr.update(choices=held)] + menus
     return fit
 
 
@@ -257,7 +297,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             with gr.Accordion("Strip: z - 2kn, z - kn, z, z + kn, z + 2kn", open=False):
                 with gr.Row():
                     strip_name = gr.Dropdown([], label="Direction", allow_custom_value=True)
-                    strip_k = gr.Number(1.0, label="k (units)")
+                    strip_k = gr.Number(1.0, minimum=0.1, maximum=MAX_STRIP_K, label="k (units)")
                     strip_button = gr.Button("Make the strip")
                 strip_gallery = gr.Gallery(columns=5, height="auto", format="png", label="Strip")
                 strip_plot = gr.LinePlot(x="value", y="change", color="measure", height=260,
@@ -267,9 +307,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                     method = gr.Radio([("supervised (linear, in W)", "supervised"), ("PCA of W (GANSpace)", "pca"),
                                        ("guided: attribute-model gradient at this source", "guided")],
                                       value="supervised", label="Method")
-                    attribute = gr.Dropdown(["smile", "age", "yaw", "hair_length", "hair_gray", "hair_color", "beard",
-                                             "glasses", "skin_tone", "pitch", "roll"], value="smile",
-                                            allow_custom_value=True,
+                    attribute = gr.Dropdown(FIT_ATTRIBUTES, value="smile", allow_custom_value=True,
                                             label="Attribute (embedded: regressor; photos: mediapipe yaw/pitch/roll/smile)")
                     conditions = gr.Dropdown([], multiselect=True, label="Hold these directions' attributes",
                                              allow_custom_value=True)
@@ -294,6 +332,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                    outputs=[strip_gallery, strip_plot], api_name="strip")
     sessions.long(fit_button.click, make_fit(registry, sessions),
                   inputs=[picker, method, attribute, conditions, samples, custom_state, source_state],
-                  outputs=[custom_state, fit_status, fit_file, conditions] + names, api_name="fit_direction")
+                  outputs=[custom_state, fit_status, fit_file, conditions, strip_name] + names,
+                  api_name="fit_direction")
     sessions.short(export_button.click, make_export(registry, sessions),
                    inputs=[source_state, custom_state] + names + values, outputs=export_files, api_name="export_edit")
