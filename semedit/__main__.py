@@ -8,12 +8,61 @@ from pathlib import Path
 from PIL import Image
 
 
+#: the largest edit the command line accepts, in units (the app's sliders reach 3)
+MAX_UNITS = 10.0
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed in [0, 2^32)."""
+    value = int(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed (0 to 4294967295)")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1")
+    return value
+
+
+def _generator(registry, name) -> str:
+    """``name`` (default: the catalogue's default generator), or exit when it is not a generator."""
+    name = name or registry.catalogue.default_generator
+    kind = registry.catalogue.get(name).kind
+    if kind != "generator":
+        sys.exit(f"error: {name} is a {kind}, not a generator; generators: "
+                 + ", ".join(registry.catalogue.names("generator")))
+    return name
+
+
+def _named_units(item: str, option: str, known: dict, model: str):
+    """'NAME=UNITS' -> (the direction, units); exit with a message on anything else."""
+    name, sep, value = item.rpartition("=")
+    if not sep:
+        sys.exit(f"error: {option} {item!r}: give NAME=UNITS, e.g. {option} 'smile=2'")
+    if name not in known:
+        sys.exit(f"error: {option} {item!r}: unknown direction {name!r}; {model} has: {', '.join(known) or 'none'}")
+    try:
+        units = float(value)
+    except ValueError:
+        sys.exit(f"error: {option} {item!r}: the value must be a number (units)")
+    if not abs(units) <= MAX_UNITS:
+        sys.exit(f"error: {option} {item!r}: at most {MAX_UNITS:g} units either way (beyond, codes leave the "
+                 "generator's range)")
+    return known[name], units
+
+
 def _cmd_sample(a: argparse.Namespace) -> None:
     from .imaging import make_grid, tensor_to_uint8
     from .registry import Registry
     from .sampling import sample
     registry = Registry.from_settings()
-    name = a.model or registry.catalogue.default_generator
+    name = _generator(registry, a.model)
+    if a.seed + a.n > 2 ** 32:
+        sys.exit("error: the seeds run past 4294967295: lower --seed or -n")
     G = registry.get(name)
     s = sample(G, range(a.seed, a.seed + a.n), truncation_psi=a.truncation)
     Image.fromarray(make_grid(list(tensor_to_uint8(s.images)))).save(a.out)
@@ -55,7 +104,7 @@ def _cmd_invert(a: argparse.Namespace) -> None:
         sys.exit(f"error: unknown methods {unknown}; choose from {', '.join(METHODS)} (any case) or "
                  f"{ENCODER_PREFIX}NAME for a catalogued encoder")
     registry = Registry.from_settings()
-    model = a.model or registry.catalogue.default_generator
+    model = _generator(registry, a.model)
     from .pipeline import method_keys
     foreign = [m for m in methods if m.startswith(ENCODER_PREFIX) and m not in method_keys(registry, model)]
     if foreign:
@@ -102,20 +151,14 @@ def _cmd_edit(a: argparse.Namespace) -> None:
     from . import pipeline
     from .registry import Registry
     registry = Registry.from_settings()
-    model = a.model or registry.catalogue.default_generator
+    model = _generator(registry, a.model)
     known = {d.name: d for d in directions_for(registry, model)}
-    edits = []
-    for item in a.direction:
-        name, _, value = item.rpartition("=")
-        if name not in known:
-            sys.exit(f"error: unknown direction {name!r}; {model} has: {', '.join(known) or 'none'}")
-        try:
-            edits.append((known[name], float(value)))
-        except ValueError:
-            sys.exit(f"error: --direction {item!r}: the value must be a number (units)")
-    if a.image and any(d.space == "z" for d, _ in edits):
-        sys.exit("error: Z directions move a sample's z; an inverted image has none (use the W ones, "
-                 "named 'NAME (w)' where both exist)")
+    edits = [_named_units(item, "--direction", known, model) for item in a.direction]
+    z_only = [d.name for d, _ in edits if d.space == "z"]
+    if a.image and z_only:
+        w_names = [d.name for d in known.values() if d.space != "z"][:6]
+        sys.exit(f"error: {', '.join(z_only)}: Z directions move a sample's z, and an inverted image has none; "
+                 f"use a W direction ({', '.join(w_names)}, ...)")
     if a.image:
         target = pipeline.load_target(registry, model, a.image, alignment=a.align, face_index=a.face)
         source = pipeline.source_from_target(registry, model, target, steps=a.steps)
@@ -154,10 +197,14 @@ def _cmd_chunk_edit(a: argparse.Namespace) -> None:
     from .imaging import tensor_to_pil
     from .inversion.suite import Knobs
     from .registry import Registry
-    if bool(a.image) == bool(a.project):
+    if a.image and a.project:
         sys.exit("error: give an image to invert with ChunkyGAN or --project, not both")
+    if not (a.image or a.project):
+        sys.exit("error: give an image to invert with ChunkyGAN, or --project with a saved project")
+    if a.compare and not a.image:
+        sys.exit("error: --compare inverts the image with W+ for the global edit: give the image, not a project")
     registry = Registry.from_settings()
-    model = a.model or registry.catalogue.default_generator
+    model = _generator(registry, a.model)
     G = registry.get(model)
     known = {d.name: d for d in directions_for(registry, model) if d.space != "z"}
     target = None
@@ -170,14 +217,11 @@ def _cmd_chunk_edit(a: argparse.Namespace) -> None:
         project = ChunkProject.from_result(o.result)
         print(f"ChunkyGAN: {project.n_chunks} chunks, LPIPS {o.scores.lpips:.4f} ({o.scores.seconds:.1f}s)")
     for item in a.edit:
-        where, _, rest = item.partition(":")
-        name, _, value = rest.rpartition("=")
-        if name not in known:
-            sys.exit(f"error: --edit {item!r}: unknown direction {name!r}; {model} has: {', '.join(known)}")
-        try:
-            project = project.with_edit(_chunk_index(where, project.n_chunks), known[name], float(value))
-        except ValueError:
-            sys.exit(f"error: --edit {item!r}: the value must be a number (units)")
+        where, sep, rest = item.partition(":")
+        if not sep:
+            sys.exit(f"error: --edit {item!r}: give CHUNK:NAME=UNITS, e.g. --edit 'hair:grey hair=2'")
+        direction, units = _named_units(rest, "--edit", known, model)
+        project = project.with_edit(_chunk_index(where, project.n_chunks), direction, units)
     for item in a.mask:
         where, _, rest = item.partition(":")
         op, _, pixels = rest.partition("=")
@@ -228,7 +272,7 @@ def _cmd_hair(a: argparse.Namespace) -> None:
     from .imaging import tensor_to_pil
     from .registry import Registry
     registry = Registry.from_settings()
-    model = a.model or registry.catalogue.default_generator
+    model = _generator(registry, a.model)
     if a.method not in pipeline.HAIR_METHODS:
         sys.exit(f"error: unknown method {a.method!r}; one of {', '.join(pipeline.HAIR_METHODS)}")
     face = pipeline.load_target(registry, model, a.face, alignment=a.align, face_index=a.face_index)
@@ -272,8 +316,8 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("sample", help="write a grid of samples of a catalogued generator")
     p.add_argument("--model", help="catalogue name (default: the catalogue's default generator)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-n", type=int, default=16)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("-n", type=_count, default=16)
     p.add_argument("--truncation", type=float, default=0.7)
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=_cmd_sample)
@@ -299,7 +343,7 @@ def main(argv=None) -> None:
     p.set_defaults(func=_cmd_invert)
     p = sub.add_parser("edit", help="move a sample or an inverted image along named directions")
     p.add_argument("--model", help="generator (default: the catalogue's default)")
-    p.add_argument("--seed", type=int, default=0, help="the sample to edit (without --image)")
+    p.add_argument("--seed", type=_seed, default=0, help="the sample to edit (without --image)")
     p.add_argument("--truncation", type=float, default=0.7)
     p.add_argument("--image", help="an image to invert (W+) and edit instead of a sample")
     p.add_argument("--steps", type=int, default=300, help="W+ steps for --image")

@@ -145,3 +145,9 @@ def test_command_line_edits_the_hair_chunk_saves_and_reopens(tmp_path, monkeypat
         main(["chunk-edit", "--project", str(project), "--edit", "7:grey hair=1"])
     with pytest.raises(SystemExit, match="not both"):
         main(["chunk-edit", str(example), "--project", str(project)])
+    with pytest.raises(SystemExit, match="or --project with a saved project"):
+        main(["chunk-edit"])
+    with pytest.raises(SystemExit, match="--compare inverts the image"):
+        main(["chunk-edit", "--project", str(project), "--compare"])
+    with pytest.raises(SystemExit, match="give CHUNK:NAME=UNITS"):
+        main(["chunk-edit", "--project", str(project), "--edit", "grey hair=1"])

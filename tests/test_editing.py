@@ -284,3 +284,15 @@ def test_command_line_edits_a_sample_and_refuses_unknown_directions(tmp_path, mo
         main(["edit", "--direction", "no such=1"])
     with pytest.raises(SystemExit, match="must be a number"):
         main(["edit", "--direction", "smile=lots"])
+    with pytest.raises(SystemExit, match="give NAME=UNITS"):
+        main(["edit", "--direction", "smile"])
+    with pytest.raises(SystemExit, match="at most 10 units"):
+        main(["edit", "--direction", "smile=100"])
+    with pytest.raises(SystemExit, match="not a generator"):
+        main(["edit", "--model", "embedded-segmenter-64"])
+    with pytest.raises(SystemExit):  # argparse: not a seed
+        main(["edit", "--seed", "-1"])
+    with pytest.raises(SystemExit, match="not a generator"):
+        main(["sample", "--model", "embedded-segmenter-64"])
+    with pytest.raises(SystemExit):  # argparse: at least one sample
+        main(["sample", "-n", "0"])
