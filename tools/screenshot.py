@@ -6,11 +6,14 @@ and a Chromium, e.g. Debian's `apt-get install chromium`).
         --segments --tick "e4e (embedded-e4e-64)" --tick "HyperStyle (embedded-hyperstyle-64)"
     python tools/screenshot.py --tab Samples --out docs/samples.png
     python tools/screenshot.py --tab "Attribute sliders" --out docs/sliders.png --seed 3
+    SEMEDIT_DEFAULT_GENERATOR=embedded-portraits-64-gan-quarter python app.py &   # another generator
+    python tools/screenshot.py --tab "Attribute sliders" --units 0,2 --strip age --out docs/sliders.png
 
 The inversion scenario picks the first example, sets the steps, presses Invert and waits for
 the run to finish (with --segments, it first shows the target's segments); the samples
-scenario presses Sample and Labels; the sliders scenario loads a sample, moves the first two
-sliders (smile +2, age +2 by default) and makes the strip of the third (yaw).
+scenario presses Sample and Labels; the sliders scenario loads a sample, sets the first sliders to
+--units (smile +2, age +2 by default; 0 leaves one alone) and makes the strip of --strip (default:
+the first direction).
 """
 import argparse
 
@@ -27,6 +30,8 @@ def main() -> None:
     ap.add_argument("--tab", default="Inversion comparison", choices=["Inversion comparison", "Samples",
                                                                       "Attribute sliders"])
     ap.add_argument("--seed", type=int, default=3, help="the sample the sliders scenario edits")
+    ap.add_argument("--units", default="2,2", help="the first sliders' values, comma-separated")
+    ap.add_argument("--strip", help="the direction of the strip (default: the first)")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--timeout", type=int, default=600, help="seconds to wait for the run")
     ap.add_argument("--segments", action="store_true", help="open Segments and segment the target first")
@@ -49,12 +54,19 @@ def main() -> None:
             seed.fill(str(a.seed))
             page.get_by_role("button", name="Load source", exact=True).click()
             page.get_by_text("Source: sample", exact=False).wait_for(timeout=a.timeout * 1000)
-            units = page.get_by_label("Units (standard deviations", exact=False)
-            for i in (0, 1):
-                units.nth(i).fill("2")
+            units = page.get_by_label("Units (standard deviations", exact=False).and_(
+                page.locator("input[type='number']"))  # each slider's number box, not its range input
+            for i, value in enumerate(a.units.split(",")):
+                if float(value) == 0:
+                    continue
+                units.nth(i).fill(value.strip())
                 units.nth(i).press("Enter")
                 page.wait_for_timeout(2500)
             page.get_by_text("Strip: z - 2kn", exact=False).first.click()
+            if a.strip:
+                chooser = page.get_by_label("Direction", exact=True)
+                chooser.fill(a.strip)
+                chooser.press("Enter")
             page.get_by_role("button", name="Make the strip", exact=True).click()
             page.wait_for_timeout(5000)
         else:

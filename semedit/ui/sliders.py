@@ -284,7 +284,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             load_button = gr.Button("Load source", variant="primary")
             status = gr.Markdown()
         with gr.Column(scale=2):
-            compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=300)
+            compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=300, max_height=300)
             names, values = [], []
             for i in range(N_SLIDERS):
                 with gr.Row():
