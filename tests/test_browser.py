@@ -109,6 +109,12 @@ def test_sliders_tab_loads_a_sample_and_moves_a_slider(page):
     set_number(tab, "Units (standard deviations of the attribute)", 2)
     tab.get_by_text("identity distance").filter(visible=True).first.wait_for(timeout=60_000)  # measured effects
     assert no_error_toasts(page)
+    # before and after are drawn on top of each other, inside the comparison's box
+    compare = block(tab, "Before / after")
+    box = compare.bounding_box()
+    before, after = (img.bounding_box() for img in compare.locator("img").all()[:2])
+    assert abs(before["y"] - after["y"]) < 2 and abs(before["height"] - after["height"]) < 2
+    assert before["y"] >= box["y"] - 1 and before["y"] + before["height"] <= box["y"] + box["height"] + 1
 
 
 def test_segment_editor_runs_chunkygan_and_edits_a_chunk(page):
