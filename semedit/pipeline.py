@@ -222,18 +222,19 @@ def render_source(registry, source: EditSource, latent: Optional[Latent] = None)
     return synthesize(G, Latent(lat.space, lat.value.to(G.w_avg.device))).clamp(-1, 1).cpu()
 
 
-@torch.no_grad()
 def attribute_names(registry, model: str) -> List[str]:
     """The names ``read_attributes`` gives for generator ``model``'s images, without reading any."""
     spec = registry.catalogue.get(model)
     if spec.embedded and spec.config.get("regressor"):
         from .synth.params import FIELDS, Portraits
-        blank = Portraits(torch.zeros(1, len(FIELDS)), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+        blank = Portraits(torch.zeros(1, len(FIELDS)), torch.zeros(1, dtype=torch.long),
+                          torch.zeros(1, dtype=torch.long))
         return [k for k in {**blank.attributes(), **blank.pose()} if k not in ("hair_style",)]
     from .faces.pose import LABELS
     return list(LABELS)
 
 
+@torch.no_grad()
 def read_attributes(registry, model: str, images: torch.Tensor) -> dict:
     """What can be measured on images [N, 3, R, R] of generator ``model``: {name: [N]}. The
     embedded domain: the regressor's attributes and pose; face generators: mediapipe's yaw,
