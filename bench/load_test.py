@@ -177,13 +177,14 @@ def main(argv=None) -> None:
     t, rss, disk = (np.array(x) for x in zip(*samples))
     mb = 1024 ** 2
     half = t >= t[-1] / 2
-    timeline = ["| minute | resident memory MB | session folders + Gradio cache MB |", "|---|---|---|"]
+    timeline = ["| minute (the sample nearest it) | resident memory MB | session folders + Gradio cache MB |",
+                "|---|---|---|"]
     for minute in range(int(t[-1] // 60) + 1):
         at = np.argmin(np.abs(t - minute * 60))
         timeline.append(f"| {minute} | {rss[at] / mb:.0f} | {disk[at] / mb:.1f} |")
     aims = [f"errors: {total_errors} (aim 0)", f"peak resident memory: {rss.max() / mb:.0f} MB (aim <= 2048)",
-            f"disk in the second half: {disk[half].min() / mb:.1f} to {disk[half].max() / mb:.1f} MB, at the end "
-            f"{disk[-1] / mb:.1f} MB (session files live for the {a.ttl_minutes:g}-minute session TTL, Gradio's "
+            f"disk in the second half, over every sample: {disk[half].min() / mb:.1f} to {disk[half].max() / mb:.1f} "
+            f"MB, at the last sample {disk[-1] / mb:.1f} MB (session files live for the {a.ttl_minutes:g}-minute session TTL, Gradio's "
             f"cached files {a.cache_minutes:g} minutes)"]
     examples = [f"- `{name}`: {msgs[0]}" for name, msgs in errors.items() if msgs]
     text = "\n".join([
