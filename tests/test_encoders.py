@@ -390,3 +390,22 @@ def test_hyperstyle_training_learns_offsets_and_its_file_loads_as_an_encoder(tmp
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     _, deltas, image, images = hyperstyle(loaded, initial, G, torch.rand(1, 3, 16, 16) * 2 - 1, iterations=4)
     assert len(images) == 4 and image.shape == (1, 3, 16, 16) and deltas[0].shape == (1, 32, 32, 3, 3)
+
+
+@pytest.mark.parametrize("name", ["embedded-e4e-64"])
+def test_shipped_e4e_encoders_reconstruct_their_generators_samples(name, tmp_path):
+    """A regression guard on the shipped e4e encoders: on held-out samples of the generator each
+    was trained for, the reconstruction is far closer than the generator's average image."""
+    from semedit.editing.fit import sample_w
+    from semedit.latents import Latent, synthesize
+    from semedit.registry import Registry, load_catalogue
+    from semedit.settings import WEIGHTS_DIR, Settings
+    reg = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"),
+                   Settings(device="cpu", cache_dir=tmp_path, hub_offline=True, hub_cache_dir=tmp_path / "hub"))
+    G = reg.get(reg.catalogue.get(name).config["generator"])
+    with torch.no_grad():
+        samples = synthesize(G, Latent("w", sample_w(G, 16, seed=999))).clamp(-1, 1)
+        average = synthesize(G, Latent("w", G.w_avg[None])).clamp(-1, 1)
+        _, reconstruction, _ = encode(reg.get(name), G, samples)
+    error = (reconstruction.clamp(-1, 1) - samples).abs().mean()
+    assert error < 0.5 * (average - samples).abs().mean(), float(error)
