@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from semedit import pipeline  # noqa: E402
-from semedit.editing.fit import changes_between, sample_w  # noqa: E402
+from semedit.editing.fit import changes_between, largest_leak, sample_w  # noqa: E402
 from semedit.evaluation.reports import publish  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
@@ -45,10 +45,8 @@ NOISE_STD = 0.01
 
 def crosstalk_row(c: dict, field: str) -> tuple:
     """(own mean change, (other, its mean change), (other, its mean |change|)) from changes [M]."""
-    others = [k for k in c if k != field]
-    k_mean = max(others, key=lambda k: abs(float(c[k].mean())))
-    k_abs = max(others, key=lambda k: float(c[k].abs().mean()))
-    return float(c[field].mean()), (k_mean, float(c[k_mean].mean())), (k_abs, float(c[k_abs].abs().mean()))
+    k_mean = max((k for k in c if k != field), key=lambda k: abs(float(c[k].mean())))
+    return float(c[field].mean()), (k_mean, float(c[k_mean].mean())), largest_leak(c, field)
 
 
 def noise_moves(read, images: torch.Tensor, base: dict, stds: dict, seed: int = 0) -> dict:

@@ -169,6 +169,14 @@ def changes_between(before: Dict[str, torch.Tensor], after: Dict[str, torch.Tens
     return {k: (after[k].float().cpu() - before[k].float().cpu()) / stds[k] for k in stds}
 
 
+def largest_leak(changes: Dict[str, torch.Tensor], attribute: str) -> Tuple[str, float]:
+    """(the other attribute with the largest mean |change| per code, that mean) from per-code
+    changes [N]; ("", 0.0) when there is no other."""
+    leaks = {k: float(v.abs().mean()) for k, v in changes.items() if k != attribute}
+    other = max(leaks, key=leaks.get, default="")
+    return other, leaks.get(other, 0.0)
+
+
 def selectivity(changes: Dict[str, torch.Tensor], attribute: str) -> float:
     """min(own, own / (4 x leak)) from per-code changes [N] in standard deviations at +2 units:
     own, the mean change of ``attribute``; leak, the largest mean absolute change of any other
@@ -176,7 +184,7 @@ def selectivity(changes: Dict[str, torch.Tensor], attribute: str) -> float:
     leaks as much as one that moves it one way). >= 1 exactly where the sliders' aim holds: the
     attribute moves by at least one std while every other moves by less than a quarter of that."""
     own = float(changes[attribute].mean())
-    leak = max((float(v.abs().mean()) for k, v in changes.items() if k != attribute), default=0.0)
+    _, leak = largest_leak(changes, attribute)
     return min(own, own / max(4 * leak, 1e-9))
 
 
@@ -280,4 +288,4 @@ def guided_direction(G: StyleGAN2Generator, latent: Latent, attribute: Callable[
 
 
 __all__ = ["sample_codes", "sample_w", "label_samples", "fit_linear", "condition", "variants", "edit_changes",
-           "changes_between", "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_direction"]
+           "changes_between", "largest_leak", "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_direction"]

@@ -26,8 +26,8 @@ import torch
 
 from .. import segmentation as L
 from ..editing.directions import Direction
-from ..editing.fit import (edit_changes, fit_linear, label_samples, most_selective, pca_directions, sample_codes,
-                           sample_w, stylespace_channels, variants)
+from ..editing.fit import (edit_changes, fit_linear, label_samples, largest_leak, most_selective, pca_directions,
+                           sample_codes, sample_w, stylespace_channels, variants)
 from ..editing.formats import save_directions
 from ..registry import Registry
 from ..synth.ground_truth import predict_portraits
@@ -107,10 +107,9 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print) -
 
     def summary(changes: dict, attr: str) -> dict:
         """own: mean change; leak: the largest other mean |change| per sample (what ``selectivity`` uses)."""
-        leak = {k: float(v.abs().mean()) for k, v in changes.items() if k != attr}
-        other = max(leak, key=leak.get, default=None)
-        return {"own": round(float(changes[attr].mean()), 3), "largest other": round(leak[other], 3) if other else 0.0,
-                "largest other attribute": other or ""}
+        other, leak = largest_leak(changes, attr)
+        return {"own": round(float(changes[attr].mean()), 3), "largest other": round(leak, 3),
+                "largest other attribute": other}
 
     out = {}
     for attr, d in fits.items():

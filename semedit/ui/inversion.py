@@ -249,8 +249,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                    api_name="load_image")
     # the encoders on offer are those made for the chosen generator
     def offer_methods(model, ticked):
-        keys = pipeline.method_keys(registry, model) if model else []
-        return gr.update(choices=method_choices(registry, model), value=[m for m in ticked or [] if m in keys])
+        choices = method_choices(registry, model)
+        keys = {key for _, key in choices}
+        return gr.update(choices=choices, value=[m for m in ticked or [] if m in keys])
     picker.change(offer_methods, inputs=[picker, methods], outputs=methods, api_name=False, queue=False)
     for control in (image, alignment, picker, face_index):  # segments of another target or crop are stale
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)

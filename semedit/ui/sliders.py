@@ -19,9 +19,11 @@ from ..editing.directions import Direction
 from ..editing.fit import condition, fit_linear, guided_direction, label_samples, pca_directions, sample_w
 from ..editing.formats import save_directions
 from ..editing.library import directions_for
+from ..faces.pose import LABELS
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..inversion.suite import identity_for
 from ..registry import Registry
+from ..training.directions import SUPERVISED
 from .common import user_errors
 from .sessions import Sessions, step_callback
 
@@ -30,9 +32,9 @@ SOURCES = [("a sample", "sample"), ("an inversion result (inversion tab)", "resu
 EFFECT_COLUMNS = ["measure", "before", "after", "change"]
 #: the strip's largest k: it reaches 2k units, beyond which a code leaves the generator's range
 MAX_STRIP_K = 5.0
-#: what "Fit your own" can fit an attribute of (the regressor's on the embedded domain, mediapipe's on faces)
-FIT_ATTRIBUTES = ["smile", "age", "yaw", "hair_length", "hair_gray", "hair_color", "beard", "glasses", "skin_tone",
-                  "light_angle", "pitch", "roll"]
+#: what "Fit your own" can fit an attribute of: the built-in sliders' (the embedded domain's regressor
+#: reads them), then mediapipe's on faces
+FIT_ATTRIBUTES = list(dict.fromkeys([*SUPERVISED, *LABELS]))
 
 
 def available_directions(registry: Registry, model: str, custom: Sequence[Direction]) -> List[Direction]:
