@@ -156,6 +156,22 @@ def test_e4e_codes_are_one_code_plus_offsets():
         torch.testing.assert_close(w[:, 1], w0 + net.styles[1](c3))
 
 
+def test_a_narrow_last_stage_keeps_an_encoder_for_a_wide_w_small():
+    """Widths ending below w_dim: the pyramid and the style blocks stay at the last width, only each
+    block's linear layer reaches w_dim, so the codes keep their shape at a fraction of the weights."""
+    wide = StyleEncoder(StyleEncoderConfig(kind="e4e", n_styles=8, w_dim=96, units=(1, 1, 1, 1),
+                                           widths=(16, 32, 48, 96), input_size=64))
+    narrow = StyleEncoder(StyleEncoderConfig(kind="e4e", n_styles=8, w_dim=96, units=(1, 1, 1, 1),
+                                             widths=(16, 32, 48, 32), input_size=64))
+    s = {k: tuple(v.shape) for k, v in narrow.state_dict().items()}
+    assert s["latlayer1.weight"] == (32, 48, 1, 1) and s["styles.7.convs.0.weight"] == (32, 32, 3, 3)
+    assert s["styles.7.linear.weight"] == (96, 32)
+    size = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert size(narrow) < 0.25 * size(wide)
+    with torch.no_grad():
+        assert narrow(torch.rand(2, 3, 64, 64) * 2 - 1).shape == (2, 8, 96)
+
+
 def test_bad_encoder_files_are_refused(tmp_path):
     torch.save({"state_dict": {"decoder.x": torch.zeros(1)}}, tmp_path / "no_encoder.pt")
     with pytest.raises(CheckpointError, match="not a pSp, e4e or ReStyle checkpoint"):

@@ -22,7 +22,10 @@ backbone kinds over a ResNet-34 trunk (``trunk="resnet"``: ``conv1``, ``bn1``, `
 
 A style block (``styles.{i}``: GradualStyleBlock) halves its input log2(side) times with 3x3
 stride-2 convolutions (``convs.{0, 2, ...}``, LeakyReLU 0.01 between) to 1 x 1, then applies an
-equalised linear layer (``linear``; rosinality's EqualLinear, weight / sqrt(in)).
+equalised linear layer (``linear``; rosinality's EqualLinear, weight / sqrt(in)). In the gradual
+and e4e kinds the pyramid and the blocks' convolutions have the trunk's last width and only
+``linear`` maps it to w_dim; the official encoders have 512 for both, while a small encoder for a
+wide W (ours) keeps its blocks narrow, since they hold most of its weights.
 """
 from __future__ import annotations
 
@@ -64,9 +67,6 @@ class StyleEncoderConfig:
         backbone = self.kind in ("backbone", "progressive-backbone")
         if self.trunk not in TRUNKS or (self.trunk == "resnet" and not backbone):
             raise ValueError(f"a {self.kind} encoder has no {self.trunk!r} trunk")
-        if self.kind in ("gradual", "e4e") and self.widths[-1] != self.w_dim:
-            raise ValueError(f"a {self.kind} encoder adds its last stage ({self.widths[-1]} channels) to "
-                             f"{self.w_dim}-channel lateral maps: the widths must end with w_dim")
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -77,19 +77,19 @@ class StyleEncoderConfig:
 
 
 class GradualStyleBlock(nn.Module):
-    """[N, in_c, side, side] -> [N, out_c]."""
+    """[N, in_c, side, side] -> [N, out_c], through convolutions of ``width`` channels (default out_c)."""
 
-    def __init__(self, in_c: int, out_c: int, side: int):
+    def __init__(self, in_c: int, out_c: int, side: int, width: int | None = None):
         super().__init__()
-        self.out_c = out_c
+        self.width = width or out_c
         layers = []
         for i in range(int(math.log2(side))):
-            layers += [nn.Conv2d(in_c if i == 0 else out_c, out_c, 3, 2, 1), nn.LeakyReLU(0.01)]
+            layers += [nn.Conv2d(in_c if i == 0 else self.width, self.width, 3, 2, 1), nn.LeakyReLU(0.01)]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualizedLinear(out_c, out_c)
+        self.linear = EqualizedLinear(self.width, out_c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.convs(x).reshape(-1, self.out_c))
+        return self.linear(self.convs(x).reshape(-1, self.width))
 
 
 def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -112,9 +112,9 @@ class StyleEncoder(nn.Module):
         self._taps = tuple(ends[-3:])
         if config.kind in ("gradual", "e4e"):
             sides = [side if i < COARSE else side * 2 if i < MIDDLE else side * 4 for i in range(config.n_styles)]
-            self.styles = nn.ModuleList(GradualStyleBlock(c[-1], w, s) for s in sides)
-            self.latlayer1 = nn.Conv2d(c[-2], w, 1)
-            self.latlayer2 = nn.Conv2d(c[-3], w, 1)
+            self.styles = nn.ModuleList(GradualStyleBlock(c[-1], w, s, width=c[-1]) for s in sides)
+            self.latlayer1 = nn.Conv2d(c[-2], c[-1], 1)
+            self.latlayer2 = nn.Conv2d(c[-3], c[-1], 1)
         elif config.kind == "w":
             self.output_pool = nn.AdaptiveAvgPool2d(1)
             self.linear = EqualizedLinear(c[-1], w)

@@ -45,7 +45,8 @@ class EncoderTraining:
     latent_weight: float = 1.0
     image_weight: float = 1.0
     image_batch: int = 8           # images a step whose synthesised result the image loss sees
-    widths: tuple = (32, 64, 96)   # the trunk's first stages; the last stage has w_dim channels
+    widths: tuple = (32, 64, 96)   # the trunk's first stages
+    last_width: int = 0            # the last stage's, the pyramid's and the style blocks' channels; 0: w_dim
     seed: int = 0
 
 
@@ -54,7 +55,8 @@ def encoder_for(G: StyleGAN2Generator, cfg: EncoderTraining) -> EncoderModel:
     iterative = cfg.kind in ("backbone", "progressive-backbone")
     enc = StyleEncoderConfig(kind=cfg.kind, n_styles=G.config.num_ws, w_dim=G.config.w_dim,
                              input_nc=6 if iterative else 3, units=(1,) * (len(cfg.widths) + 1),
-                             widths=tuple(cfg.widths) + (G.config.w_dim,), input_size=max(G.config.resolution, 32))
+                             widths=tuple(cfg.widths) + (cfg.last_width or G.config.w_dim,),
+                             input_size=max(G.config.resolution, 32))
     model = EncoderModel(EncoderModelConfig(enc, start_from_latent_avg=True,
                                             iterations=cfg.iterations if iterative else 1, name=NAMES[cfg.kind]))
     with torch.no_grad():
@@ -127,13 +129,19 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=EncoderTraining.batch)
     ap.add_argument("--lr", type=float, default=EncoderTraining.lr)
     ap.add_argument("--iterations", type=int, default=EncoderTraining.iterations)
+    ap.add_argument("--last-width", type=int, default=EncoderTraining.last_width,
+                    help="channels of the trunk's last stage and of the style blocks (default: the generator's "
+                         "w_dim); narrower keeps an encoder for a wide W small")
     loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     registry = Registry.from_settings()
     G = registry.get(a.model, device)
-    cfg = EncoderTraining(kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, iterations=a.iterations, seed=a.seed)
+    if a.last_width < 0:
+        ap.error("--last-width must be positive (or 0 for the generator's w_dim)")
+    cfg = EncoderTraining(kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, iterations=a.iterations,
+                          last_width=a.last_width, seed=a.seed)
     trainer = EncoderTrainer(G, cfg, device)
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu()
