@@ -86,7 +86,8 @@ def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
     default = [key for _, key in method_choices(registry, DEFAULT)]
     quarter = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-quarter")]
     assert "encoder:embedded-e4e-64" in default and "w+" in default
-    assert not any(k.startswith("encoder:") for k in quarter) and "w+" in quarter
+    assert "encoder:embedded-portraits-64-gan-quarter-e4e" in quarter and "w+" in quarter
+    assert "encoder:embedded-e4e-64" not in quarter and "encoder:embedded-portraits-64-gan-quarter-e4e" not in default
 
 
 def test_invert_endpoint_compares_methods(client):
