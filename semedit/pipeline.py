@@ -264,6 +264,18 @@ def hair_model_for(registry, model: str) -> Optional[str]:
     return (local or names or [None])[0]
 
 
+def encoder_of(registry, model: str) -> Optional[str]:
+    """The catalogue's encoder for generator ``model`` that gives W+ codes of its own, by preference
+    e4e, pSp, then ReStyle (single passes first; HyperStyle tunes weights), else None."""
+    by_method = {spec.config.get("method"): spec.name for spec in reversed(registry.catalogue.models)
+                 if spec.kind == "encoder" and spec.config.get("generator") == model
+                 and spec.config.get("method") != "HyperStyle"}
+    for method in ("e4e", "pSp", "ReStyle-e4e", "ReStyle-pSp", *by_method):
+        if method in by_method:
+            return by_method[method]
+    return None
+
+
 def labels_of(registry, model: str, target: Target) -> torch.Tensor:
     """The target's label map [H, W]: its own (painted, exact for renders), an aligned photo's
     segments, else the generator's segmenter at the generator's resolution. SemeditError when

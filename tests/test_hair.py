@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from semedit.networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet, WPlusEncoder
+from semedit.networks.stylegan2 import StyleGAN2Config
 from tests.conftest import FIXTURES, TINY, tiny_generator
 
 ROSINALITY = FIXTURES / "reference" / "rosinality_32.pt"
@@ -292,6 +293,30 @@ def test_retrieval_with_a_perfect_generator_draws_the_true_renders():
     face, result = params_from_latent(rset.z_people[idx]), params_from_latent(rset.z_truth[idx])
     assert torch.allclose(face.identity(), result.identity()) and len(IDENTITY_FIELDS) == face.identity().shape[1]
     assert not torch.allclose(face["hair_color"], result["hair_color"])
+
+
+def test_retrieval_on_a_generator_not_paired_with_the_renderer():
+    """A generator whose z is not the renderer's draws its people and hair donors from its own
+    latents, the same ones every time; its encoder's reconstruction of the face image is a row."""
+    from semedit.encoders import encode
+    from semedit.evaluation.hair import ENCODER_REFERENCE, RetrievalSet
+    G, encoder, _ = tiny_unpaired_setup()
+    rset = RetrievalSet.draw(12, 4, seed=5)
+    people, donors = rset.latents_for(G)
+    assert people.shape == (12, 16) and donors.shape == (4, 16)
+    assert torch.equal(people, RetrievalSet.draw(12, 4, seed=5).latents_for(G)[0])
+    assert not torch.equal(people, RetrievalSet.draw(12, 4, seed=6).latents_for(G)[0])
+    idx = torch.tensor([1, 2])
+    with torch.no_grad():
+        assert torch.equal(rset.people(G)(idx), G(people[idx], fused=False).clamp(-1, 1))
+    rows = rset.transfers(G, encoder=encoder, paired=False)
+    assert list(rows) == [ENCODER_REFERENCE]
+    with torch.no_grad():
+        expected = encode(encoder, G, G(people[idx], fused=False).clamp(-1, 1))[1].clamp(-1, 1)
+    torch.testing.assert_close(rows[ENCODER_REFERENCE](idx), expected)
+    paired = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=64, w_dim=32, mapping_layers=2,
+                                                   channels=(32, 32, 16)))
+    assert rset.latents_for(paired)[0] is rset.z_people  # a paired generator reads the renderer latents
 
 
 def test_hair_transfer_refuses_a_photo_without_a_face_and_an_unknown_method(make_registry, tiny_file):

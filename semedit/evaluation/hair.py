@@ -18,6 +18,7 @@ from typing import Callable, Dict
 import torch
 
 from .. import segmentation as L
+from ..encoders import encode
 from ..latents import Latent, synthesize
 from ..metrics import psnr
 from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
@@ -25,6 +26,8 @@ from ..synth.render import render
 
 #: images [B, 3, R, R] in [-1, 1] for gallery people (or queries) by index [B]
 Draw = Callable[[torch.Tensor], torch.Tensor]
+#: the retrieval row of a generator's encoder reconstructing the face image (no transfer)
+ENCODER_REFERENCE = "reference: the generator's encoder on the face image (no hair changed)"
 
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
     """The hair image's hair pixels (labels [B, R, R]) over the face image: [B, 3, R, R]."""
@@ -81,11 +84,14 @@ class RetrievalSet:
     seed): gallery person i is the generator's image of ``z_people[i]``; query i is person i with
     the hair of another person (``z_other[i]``) whose head is turned to a random yaw
     (``z_hair[i]``); ``z_truth[i]`` is the true result's latent (for a generator paired with the
-    renderer). Latents are renderer latents [N, 64]."""
+    renderer). Latents are renderer latents [N, 64]. A generator whose z is not 64-wide (one not
+    paired with the renderer) draws its people and hair donors from its own latents, a fixed draw
+    from ``seed`` (``latents_for``)."""
 
     z_people: torch.Tensor
     z_hair: torch.Tensor
     z_truth: torch.Tensor
+    seed: int = 0
 
     @classmethod
     def draw(cls, n_gallery: int, n_queries: int, seed: int) -> "RetrievalSet":
@@ -93,24 +99,43 @@ class RetrievalSet:
         z_people = torch.randn(n_gallery, LATENT_DIM, generator=g)
         z_other = torch.randn(n_queries, LATENT_DIM, generator=g)
         yaw = (torch.rand(n_queries, generator=g) * 2 - 1) * MAX_YAW * 0.9
-        return cls(z_people, latent_with(z_other, yaw=yaw), latent_with(z_people[:n_queries], hair_of=z_other))
+        return cls(z_people, latent_with(z_other, yaw=yaw), latent_with(z_people[:n_queries], hair_of=z_other),
+                   seed=seed)
+
+    def latents_for(self, G) -> tuple:
+        """(gallery people [N, z_dim], hair donors [Q, z_dim]) in G's latent space: the renderer
+        latents when G reads 64-wide ones, else G's own latents drawn from the set's seed (the
+        donors are then other samples, at whatever pose G gives them)."""
+        z_dim = G.config.z_dim
+        if z_dim == LATENT_DIM:
+            return self.z_people, self.z_hair
+        g = torch.Generator().manual_seed(self.seed)
+        return (torch.randn(len(self.z_people), z_dim, generator=g),
+                torch.randn(len(self.z_hair), z_dim, generator=g))
 
     def people(self, G) -> Draw:
-        return _drawer(G, self.z_people)
+        return _drawer(G, self.latents_for(G)[0])
 
     def rendered(self, size: int = 64) -> tuple:
         """(gallery people, true results) drawn by the renderer at ``size`` px: the protocol with a
         perfect generator, which bounds what the identity model itself can tell apart."""
         return _rendered(self.z_people, size), _rendered(self.z_truth, size)
 
-    def transfers(self, G, *, net=None, segment=None, paired: bool = False) -> Dict[str, Draw]:
+    def transfers(self, G, *, net=None, segment=None, paired: bool = False, encoder=None) -> Dict[str, Draw]:
         """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given),
-        the naive paste (with a ``segment`` function), and for a generator ``paired`` with the
-        renderer the ceiling, G's own image of the true latent."""
-        people, hair_of = self.people(G), _drawer(G, self.z_hair)
+        the naive paste (with a ``segment`` function), for a generator ``paired`` with the renderer
+        the ceiling, G's own image of the true latent, and with an ``encoder`` of G the reference
+        ``ENCODER_REFERENCE``: its reconstruction of the face image, no hair changed (what an
+        encoder-based transfer keeps of a person at best, short of a better encoder)."""
+        people, hair_of = self.people(G), _drawer(G, self.latents_for(G)[1])
         out: Dict[str, Draw] = {}
         if paired:
             out["ceiling: G of the true latent"] = _drawer(G, self.z_truth)
+        if encoder is not None:
+            def by_encoder(idx: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return encode(encoder, G, people(idx).to(G.w_avg.device))[1].clamp(-1, 1).cpu()
+            out[ENCODER_REFERENCE] = by_encoder
         if net is not None:
             def by_network(idx: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():

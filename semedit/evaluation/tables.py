@@ -443,9 +443,12 @@ class HairRetrieval:
         from .hair import RetrievalSet
         self.registry, self.model, self.cfg = registry, model, cfg
         spec = registry.catalogue.get(model)
-        if not (spec.embedded and spec.config.get("regressor")) or registry.get(model).config.z_dim != LATENT_DIM:
-            raise SemeditError(f"the hair retrieval protocol runs on the embedded domain's generator; "
-                               f"{model} is not it")
+        if not (spec.embedded and spec.config.get("regressor")):
+            raise SemeditError(f"the hair retrieval protocol runs on the embedded domain's generators; "
+                               f"{model} is not one")
+        if spec.paired_with_renderer and registry.get(model).config.z_dim != LATENT_DIM:
+            raise SemeditError(f"{model} is catalogued as paired with the renderer, but its z is not the "
+                               f"renderer's {LATENT_DIM}-wide latent")
         if not 0 < cfg.queries <= cfg.gallery:
             raise SemeditError("need 0 < queries <= gallery")
         self.set = RetrievalSet.draw(cfg.gallery, cfg.queries, HAIR_SEED + cfg.seed)
@@ -463,18 +466,29 @@ class HairRetrieval:
             hair = pipeline.hair_model_for(reg, model)
             seg = reg.get(spec.config["segmenter"]) if spec.config.get("segmenter") else None
             regressor = reg.get(spec.config["regressor"])
+            encoder = self._encoder()
             transfers = self.set.transfers(G, net=reg.get(hair) if hair else None,
                                            segment=(lambda x: seg.predict(x.to(G.w_avg.device)).cpu()) if seg else None,
-                                           paired=spec.paired_with_renderer)
+                                           paired=spec.paired_with_renderer,
+                                           encoder=reg.get(encoder) if encoder else None)
             rendered_people, rendered_truth = self.set.rendered(G.config.resolution)
             self._draws = ({"gallery": self.set.people(G), RENDERED_GALLERY: rendered_people},
                            {**transfers, RENDERED: rendered_truth},
                            lambda x: regressor.identity(x.to(G.w_avg.device)).cpu())
         return self._draws
 
+    def _encoder(self) -> Optional[str]:
+        """An unpaired generator's encoder, whose reconstruction of the face image is the reference
+        row there (a paired generator has the exact ceiling instead)."""
+        if self.registry.catalogue.get(self.model).paired_with_renderer:
+            return None
+        return pipeline.encoder_of(self.registry, self.model)
+
     def transfer_names(self) -> List[str]:
+        from .hair import ENCODER_REFERENCE
         spec = self.registry.catalogue.get(self.model)
         names = ["ceiling: G of the true latent"] if spec.paired_with_renderer else []
+        names += [ENCODER_REFERENCE] if self._encoder() else []
         names += ["FG'21 network"] if pipeline.hair_model_for(self.registry, self.model) else []
         return names + (["naive paste"] if spec.config.get("segmenter") else []) + [RENDERED]
 
@@ -516,11 +530,15 @@ class HairRetrieval:
         return out
 
     def summary(self, rows: List[Dict[str, str]]) -> str:
-        from .hair import PAPER_RETRIEVAL
+        from .hair import ENCODER_REFERENCE, PAPER_RETRIEVAL
         results = self._results(rows)
+        paired = self.registry.catalogue.get(self.model).paired_with_renderer
+        donor = ("another person's hair (turned to a random yaw)" if paired else
+                 "another sample's hair (this generator is not paired with the renderer: its people and donors "
+                 "are its own samples, at the poses it draws them)")
         lines = [f"# The FG'21 retrieval protocol on `{self.model}`\n",
-                 f"Gallery: {self.cfg.gallery:,} generated people; queries: {self.cfg.queries:,} of them given another "
-                 "person's hair (turned to a random yaw) by each transfer; each query ranked against the whole gallery "
+                 f"Gallery: {self.cfg.gallery:,} generated people; queries: {self.cfg.queries:,} of them given "
+                 f"{donor} by each transfer; each query ranked against the whole gallery "
                  "by the distance between the parameter regressor's identity fields (Euclidean).\n",
                  "| transfer | top-1 | mean rank |", "|---|---|---|"]
         for name, r in results.items():
@@ -531,8 +549,12 @@ class HairRetrieval:
         if net is not None:
             beats = net["top1"] > PAPER_RETRIEVAL["top1"] and net["mean_rank"] < PAPER_RETRIEVAL["mean_rank"]
             lines += ["", f"The FG'21 network {'beats' if beats else 'does not reach'} the paper's figures here"
-                      + ("" if beats else "; the ceiling row bounds what any transfer can reach with this generator "
-                         "and identity model") + "."]
+                      + ("" if beats or not paired else "; the ceiling row bounds what any transfer can reach with "
+                         "this generator and identity model") + "."]
+        if ENCODER_REFERENCE in results:
+            lines += ["", f"*{ENCODER_REFERENCE}*: the generator's encoder ({self._encoder()}) reconstructing the face "
+                      "image itself, no hair changed: how much of a person survives the trip through the encoder "
+                      "and the generator's latent, which any encoder-based transfer makes."]
         lines += ["", f"*{RENDERED}*: the same people and transfers drawn by the renderer and ranked against a "
                   "rendered gallery, i.e. the protocol with a perfect generator: what the identity model itself can "
                   "tell apart."]

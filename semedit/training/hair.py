@@ -40,6 +40,7 @@ from ..latents import Latent, synthesize
 from ..networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
 from ..networks.psp import EncoderModel
 from ..networks.stylegan2 import StyleGAN2Generator
+from ..pipeline import encoder_of
 from ..settings import resolve_device
 from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
 from ..synth.render import render
@@ -202,14 +203,9 @@ class HairTrainer(loop.NetTrainerState):
 def generator_encoder(registry, model: str, name: Optional[str] = None) -> EncoderModel:
     """The encoder ``name``, or the catalogue's encoder for ``model`` by preference e4e, pSp, then
     ReStyle (single passes first; HyperStyle changes weights and gives no codes of its own)."""
+    name = name or encoder_of(registry, model)
     if name:
         return registry.get(name)
-    by_method = {spec.config.get("method"): spec.name for spec in reversed(registry.catalogue.models)
-                 if spec.kind == "encoder" and spec.config.get("generator") == model
-                 and spec.config.get("method") != "HyperStyle"}
-    for method in ("e4e", "pSp", "ReStyle-e4e", "ReStyle-pSp", *by_method):
-        if method in by_method:
-            return registry.get(by_method[method])
     raise ValueError(f"{model} has no encoder in the catalogue: train one first (python -m "
                      f"semedit.training.encoder), or name one with --encoder")
 
