@@ -46,7 +46,7 @@ class EncoderTraining:
     image_weight: float = 1.0
     image_batch: int = 8           # images a step whose synthesised result the image loss sees
     widths: tuple = (32, 64, 96)   # the trunk's first stages
-    last_width: int = 0            # the last stage's, the pyramid's and the style blocks' channels; 0: w_dim
+    last_width: int = 0            # the last stage's channels (pSp, e4e: also the pyramid's and the style blocks'); 0: w_dim
     seed: int = 0
 
 
@@ -130,8 +130,8 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=EncoderTraining.lr)
     ap.add_argument("--iterations", type=int, default=EncoderTraining.iterations)
     ap.add_argument("--last-width", type=int, default=EncoderTraining.last_width,
-                    help="channels of the trunk's last stage and of the style blocks (default: the generator's "
-                         "w_dim); narrower keeps an encoder for a wide W small")
+                    help="channels of the trunk's last stage and, for pSp and e4e, of the pyramid and the style "
+                         "blocks (default: the generator's w_dim); narrower keeps an encoder for a wide W small")
     loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
