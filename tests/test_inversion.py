@@ -36,6 +36,17 @@ def test_lr_schedule():
     assert ramped_lr(99, 100, 0.1, 0.05, 0.25) < 0.001
 
 
+def test_the_loss_curve_leaves_out_the_noise_regulariser(perceptual, target):
+    """The recorded losses are the fit's, not the noise maps' regulariser (weighted 1e5, it would
+    dwarf them on a generator with noise); the regulariser still steers the noise."""
+    G = tiny_generator()
+    assert any(float(layer.noise_strength) != 0 for layer in G.synthesis.layers)
+    runs = [invert_optimization(G, target, OptimizationConfig(steps=3, noise_weight=w), perceptual=perceptual,
+                                device=CPU) for w in (0.0, 1e9)]
+    assert runs[0].losses[0] == runs[1].losses[0] < 10  # the same codes and noise at step 0
+    assert not torch.equal(runs[0].noise[0], runs[1].noise[0])
+
+
 @pytest.mark.parametrize("space", ["w", "w+", "s"])
 def test_optimisation_lowers_the_loss(space, perceptual, target):
     G = tiny_generator()

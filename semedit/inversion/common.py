@@ -138,7 +138,9 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
            + lambda_reg * codes regulariser + noise_weight * noise regulariser,
     O = sum_i G(code_i) * softmax(logits)_i. ``objective(O) -> scalar`` replaces the first two
     terms when given (e.g. losses on regions of several images; the hair transfer).
-    Returns (codes, logits, noise, losses); the generator is never modified."""
+    Returns (codes, logits, noise, losses); the generator is never modified. ``losses`` records
+    each step's loss without the noise term, which NVlabs' projector also logs apart: on a
+    generator with noise it is weighted 1e5 and dwarfs the rest in the first steps."""
     if settings.identity_weight and identity is None:
         raise ValueError("identity_weight > 0 needs an identity model")
     space = codes.space
@@ -181,6 +183,7 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
             loss = loss + settings.identity_weight * identity(composite, target).mean()
         if settings.lambda_reg:
             loss = loss + settings.lambda_reg * latent_regulariser(codes, stats.mean, stats.std)
+        logged = float(loss.detach())
         if noise and settings.noise_weight:
             loss = loss + settings.noise_weight * noise_regulariser(noise)
         opt.zero_grad(set_to_none=True)
@@ -188,7 +191,7 @@ def fit_codes(G: StyleGAN2Generator, target: torch.Tensor, codes: Latent, settin
         opt.step()
         if noise:
             normalise_noise_(noise)
-        losses.append(float(loss.detach()))
+        losses.append(logged)
         if progress is not None:
             progress(step_offset + step + 1, total, losses[-1])
     return codes.detach(), None if logits is None else logits.detach(), noise, losses
