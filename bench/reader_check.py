@@ -22,7 +22,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from semedit import pipeline  # noqa: E402
 from semedit.editing.fit import changes_between, largest_leak, sample_w  # noqa: E402
 from semedit.evaluation.reports import publish  # noqa: E402
+from semedit.imaging import make_grid, tensor_to_uint8  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
 from semedit.synth.params import sample_portraits  # noqa: E402
@@ -69,9 +69,7 @@ def grid_picture(images: torch.Tensor, reading: torch.Tensor, per_row: int = 8) 
     order = reading.argsort()
     mid = len(order) // 2 - per_row // 2
     pick = torch.cat([order[:per_row], order[mid:mid + per_row], order[-per_row:]])
-    tiles = images[pick].add(1).mul(127.5).clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    rows = [np.concatenate(list(tiles[r * per_row:(r + 1) * per_row]), 1) for r in range(3)]
-    picture = Image.fromarray(np.concatenate(rows, 0))
+    picture = Image.fromarray(make_grid(list(tensor_to_uint8(images[pick])), ncols=per_row, pad=0))
     return picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST)
 
 

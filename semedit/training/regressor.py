@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoints import load_module, save_safetensors
+from ..editing.fit import changes_between
 from ..networks.regressor import ParameterRegressor, Part, RegressorConfig, RegressorIdentity
 from ..segmentation import CLASS_NAMES
 from ..settings import resolve_device
@@ -232,8 +233,8 @@ def crosstalk(read, p: Portraits, before: dict, field: str, stds: dict, size: in
     [M] over the M renders of ``p`` where ``field`` alone moved (``moved_alone``) and shows.
     ``read``: images [N, 3, size, size] -> {attribute: [N]}; ``before``: its readings of p's renders."""
     moved, rows = moved_alone(p, field, shift)
-    after = read(render(moved, size).image)
-    return {k: ((after[k].float().cpu() - before[k].float().cpu()) / stds[k])[rows] for k in stds}
+    changes = changes_between(before, read(render(moved, size).image), stds)
+    return {k: v[rows] for k, v in changes.items()}
 
 
 @torch.no_grad()
