@@ -111,8 +111,13 @@ def test_sliders_tab_loads_a_sample_and_moves_a_slider(page):
     assert no_error_toasts(page)
     # before and after are drawn on top of each other, inside the comparison's box
     compare = block(tab, "Before / after")
+    images = compare.locator("img").all()[:2]
+    for img in images:  # measured once both are drawn: the edited image may still be loading
+        img.evaluate("i => (i.complete && i.naturalHeight > 0) || new Promise(r => i.addEventListener('load', r, "
+                     "{once: true}))")
+    page.wait_for_timeout(300)  # and laid out
     box = compare.bounding_box()
-    before, after = (img.bounding_box() for img in compare.locator("img").all()[:2])
+    before, after = (img.bounding_box() for img in images)
     assert abs(before["y"] - after["y"]) < 2 and abs(before["height"] - after["height"]) < 2
     assert before["y"] >= box["y"] - 1 and before["y"] + before["height"] <= box["y"] + box["height"] + 1
 
