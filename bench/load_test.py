@@ -77,7 +77,7 @@ def visit(client, rng: random.Random, call) -> None:
     call("/load_image", example)
     call("/segment", MODEL, example, "auto")
     call("/invert", MODEL, example, ["w"], 20, 1.0, 2, "w+", "stlpips-alex", "auto")
-    call("/edit_source", MODEL, "sample", rng.randrange(1000), 0.7, None, None, 50)
+    call("/edit_source", MODEL, "sample", rng.randrange(1000), 0.7, None, None, 50, "w+")
     for value in (1.0, 2.0):
         call("/edit", *sliders(["skin tone", "grey hair"], [value, -value]))
     call("/export_edit", *sliders(["skin tone"], [2.0]))

@@ -161,7 +161,7 @@ def _cmd_edit(a: argparse.Namespace) -> None:
                  f"use a W direction ({', '.join(w_names)}, ...)")
     if a.image:
         target = pipeline.load_target(registry, model, a.image, alignment=a.align, face_index=a.face)
-        source = pipeline.source_from_target(registry, model, target, steps=a.steps)
+        source = pipeline.source_from_target(registry, model, target, steps=a.steps, inversion=a.inversion)
     else:
         source = pipeline.source_from_sample(registry, model, a.seed, a.truncation)
     image = pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, edits))
@@ -345,8 +345,10 @@ def main(argv=None) -> None:
     p.add_argument("--model", help="generator (default: the catalogue's default)")
     p.add_argument("--seed", type=_seed, default=0, help="the sample to edit (without --image)")
     p.add_argument("--truncation", type=float, default=0.7)
-    p.add_argument("--image", help="an image to invert (W+) and edit instead of a sample")
-    p.add_argument("--steps", type=int, default=300, help="W+ steps for --image")
+    p.add_argument("--image", help="an image to invert and edit instead of a sample")
+    p.add_argument("--inversion", default="w+", choices=["w+", "encoder"],  # pipeline.SOURCE_INVERSIONS
+                   help="how --image is inverted: W+ optimisation, or one pass of the generator's encoder (e4e first)")
+    p.add_argument("--steps", type=int, default=300, help="W+ optimisation steps for --image")
     p.add_argument("--align", default="auto", choices=["auto", "align", "centre"])
     p.add_argument("--face", type=int, default=0)
     p.add_argument("--direction", action="append", default=[], metavar="NAME=UNITS",

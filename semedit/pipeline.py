@@ -184,10 +184,24 @@ def source_from_result(result: InversionResult) -> EditSource:
                       if result.target is not None else result.method, result.weight_delta, result.target)
 
 
-def source_from_target(registry, model: str, target: Target, *, steps: int = 300,
+#: how an image becomes a code to edit: W+ optimisation (``steps`` of the app's default loss) or
+#: one pass of the generator's encoder (``encoder_of``: e4e first, the encoder made for editing)
+SOURCE_INVERSIONS = ("w+", "encoder")
+
+
+def source_from_target(registry, model: str, target: Target, *, steps: int = 300, inversion: str = "w+",
                        progress: Optional[ProgressFn] = None) -> EditSource:
-    """Invert ``target`` with W+ optimisation (the app's default loss) and edit from there."""
-    (o,) = invert(registry, model, target, ["w+"], Knobs(steps=int(steps)),
+    """Invert ``target`` by ``inversion`` (one of SOURCE_INVERSIONS) and edit from there.
+    SemeditError when ``inversion`` is "encoder" and the catalogue has no encoder for ``model``."""
+    if inversion not in SOURCE_INVERSIONS:
+        raise SemeditError(f"unknown inversion {inversion!r}; choose one of {', '.join(SOURCE_INVERSIONS)}")
+    method = "w+"
+    if inversion == "encoder":
+        encoder = encoder_of(registry, model)
+        if encoder is None:
+            raise SemeditError(f"{model} has no encoder in the catalogue: invert the image with W+ optimisation")
+        method = ENCODER_PREFIX + encoder
+    (o,) = invert(registry, model, target, [method], Knobs(steps=int(steps)),
                   progress_for=(lambda key: progress) if progress else None)
     return source_from_result(o.result)
 

@@ -175,7 +175,7 @@ def test_cancel_stops_a_long_inversion_and_keeps_what_finished(client):
     session.predict(api_name="/cancel")
     *_, status = job.result(timeout=60)
     assert "earlier results are kept" in status
-    out = session.predict(DEFAULT, "result", 0, 0.7, "w", None, 300, api_name="/edit_source")
+    out = session.predict(DEFAULT, "result", 0, 0.7, "w", None, 300, "encoder", api_name="/edit_source")
     assert "W optimisation" in out[1]
 
 
@@ -417,7 +417,7 @@ def test_sliders_move_a_sample_and_measure_the_edit(client):
     blurry distilled generator draws and the regressor reads (smile and age do not show on it)."""
     from gradio_client import Client
     session = Client(client.src, verbose=False)
-    out = session.predict(DEFAULT, "sample", 3, 0.7, None, None, 300, api_name="/edit_source")
+    out = session.predict(DEFAULT, "sample", 3, 0.7, None, None, 300, "encoder", api_name="/edit_source")
     before, after = out[0]
     assert np.array_equal(load(before), load(after)) and "sample 3" in out[1]
     (before, after), table = session.predict(*_slider_args(["grey hair", "skin tone"], [2.0, 0.0]),
@@ -447,7 +447,7 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     with pytest.raises(AppError, match="Load a source first"):
         session.predict(*_slider_args(["smile"], [1.0]), api_name="/edit")
     with pytest.raises(AppError, match="No inversion results"):
-        session.predict(DEFAULT, "result", 0, 0.7, None, None, 300, api_name="/edit_source")
+        session.predict(DEFAULT, "result", 0, 0.7, None, None, 300, "encoder", api_name="/edit_source")
     # refused at once, before any sampling: what the labeller cannot read, what cannot be held
     with pytest.raises(AppError, match="labeller measures"):
         session.predict(DEFAULT, "supervised", "pitch", [], 300, api_name="/fit_direction")
@@ -459,7 +459,7 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     from semedit.editing.formats import read_directions
     (mine,) = read_directions(Path(file), "semedit")
     assert mine.name == "my skin_tone" and mine.metrics["r2"] > 0.5
-    session.predict(DEFAULT, "sample", 5, 0.7, None, None, 300, api_name="/edit_source")
+    session.predict(DEFAULT, "sample", 5, 0.7, None, None, 300, "encoder", api_name="/edit_source")
     (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
     assert not np.array_equal(load(before), load(after))
     gallery, _ = session.predict("my skin_tone", 1.0, api_name="/strip")  # the strip takes it too
@@ -482,11 +482,30 @@ def test_sliders_edit_an_inversion_result_and_paste_back(client):
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_03.png"
     session.predict(DEFAULT, handle_file(str(example)), ["w+"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
                     api_name="/invert")
-    out = session.predict(DEFAULT, "result", 0, 0.7, "w+", None, 300, api_name="/edit_source")
+    out = session.predict(DEFAULT, "result", 0, 0.7, "w+", None, 300, "encoder", api_name="/edit_source")
     assert "W+ optimisation" in out[1]
     with pytest.raises(AppError, match="moves a Z code"):  # an inversion result has no z
         session.predict(*_slider_args(["smile (z)"], [1.0]), api_name="/edit")
     files = session.predict(*_slider_args(["yaw"], [2.0]), api_name="/export_edit")
+    assert "edited_photo.png" in {Path(f).name for f in files}
+
+
+def test_sliders_invert_an_upload_with_its_encoder_and_paste_back(client):
+    """The instant way in: an uploaded photo goes through the generator's e4e (no optimisation run),
+    is edited and pasted back into the photo."""
+    from gradio_client import Client, handle_file
+    session = Client(client.src, verbose=False)
+    example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_02.png"))
+    out = session.predict(DEFAULT, "image", 0, 0.7, None, example, 300, "encoder", api_name="/edit_source")
+    assert "e4e of portrait_02" in out[1] and "W+ code" in out[1]
+    before, after = out[0]
+    shown = load(before).astype(float)
+    photo = np.asarray(Image.open(PROJECT_ROOT / "examples" / "embedded" / "portrait_02.png").convert("RGB")
+                       .resize(shown.shape[1::-1], Image.BILINEAR), dtype=float)
+    assert np.abs(shown - photo).mean() < 25  # it is that person, not the average face
+    (_, edited), _ = session.predict(*_slider_args(["grey hair"], [2.0]), api_name="/edit")
+    assert not np.array_equal(load(before), load(edited))
+    files = session.predict(*_slider_args(["grey hair"], [2.0]), api_name="/export_edit")
     assert "edited_photo.png" in {Path(f).name for f in files}
 
 

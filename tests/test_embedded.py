@@ -106,3 +106,30 @@ def test_auto_alignment_treats_photos_as_photos_with_the_embedded_default(shippe
     Image.new("RGB", (300, 200), (90, 140, 60)).save(tmp_path / "lawn.png")
     with pytest.raises(NoFaceError, match="no face"):
         load_target(shipped, model, tmp_path / "lawn.png")
+
+
+def test_an_image_becomes_an_editing_source_in_one_encoder_pass(shipped):
+    """The sliders' instant source: the generator's e4e gives a W+ code that reproduces the image
+    better than the average face does; W+ optimisation stays the other way; a generator with no
+    encoder, or an unknown way, is refused with a message."""
+    from dataclasses import replace
+    from semedit import pipeline
+    from semedit.errors import SemeditError
+    from semedit.imaging import resize
+    from semedit.latents import Latent
+    model = "embedded-portraits-64"
+    target = pipeline.load_target(shipped, model, PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png")
+    source = pipeline.source_from_target(shipped, model, target, inversion="encoder")
+    assert source.generator == model and source.latent.space == "w+" and "e4e" in source.label
+    assert source.target is target  # paste-back keeps working
+    G = shipped.get(model)
+    truth = resize(target.image, 64)
+    error = (pipeline.render_source(shipped, source) - truth).abs().mean()
+    average = (pipeline.render_source(shipped, source, Latent("w+", G.broadcast(G.w_avg[None]))) - truth).abs().mean()
+    assert error < 0.4 * average  # measured: 0.08 against 0.35
+    with pytest.raises(SemeditError, match="unknown inversion"):
+        pipeline.source_from_target(shipped, model, target, inversion="pca")
+    no_encoders = Registry(replace(shipped.catalogue, models=tuple(m for m in shipped.catalogue.models
+                                                                    if m.kind != "encoder")), shipped.settings)
+    with pytest.raises(SemeditError, match="has no encoder"):
+        pipeline.source_from_target(no_encoders, model, target, inversion="encoder")

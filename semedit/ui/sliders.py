@@ -28,7 +28,11 @@ from .common import user_errors
 from .sessions import Sessions, step_callback
 
 N_SLIDERS = 6
-SOURCES = [("a sample", "sample"), ("an inversion result (inversion tab)", "result"), ("an image, inverted now (W+)", "image")]
+SOURCES = [("a sample", "sample"), ("an inversion result (inversion tab)", "result"), ("an image, inverted now", "image")]
+#: how an uploaded image is inverted (``pipeline.SOURCE_INVERSIONS``); the encoder falls back to W+
+#: optimisation for generators without one
+IMAGE_INVERSIONS = [("the generator's encoder (instant; e4e where there is one)", "encoder"),
+                    ("W+ optimisation (slower, closer)", "w+")]
 EFFECT_COLUMNS = ["measure", "before", "after", "change"]
 #: the strip's largest k: it reaches 2k units, beyond which a code leaves the generator's range
 MAX_STRIP_K = 5.0
@@ -84,10 +88,11 @@ def measure(registry: Registry, model: str, before: torch.Tensor, after: torch.T
 
 def make_load_source(registry: Registry, sessions: Sessions):
     @user_errors
-    def load(model, kind, seed, truncation, result_key, results, image, steps, custom, progress=gr.Progress(),
-             request: gr.Request = None):
+    def load(model, kind, seed, truncation, result_key, results, image, steps, inversion, custom,
+             progress=gr.Progress(), request: gr.Request = None):
         if not model:
             raise gr.Error("Pick a generator first.")
+        note = ""
         if kind == "sample":
             source = pipeline.source_from_sample(registry, model, int(seed or 0), float(truncation))
         elif kind == "result":
@@ -102,14 +107,16 @@ def make_load_source(registry: Registry, sessions: Sessions):
             if not image:
                 raise gr.Error("Upload an image or pick an example first.")
             target = pipeline.load_target(registry, model, image)
+            if inversion == "encoder" and pipeline.encoder_of(registry, model) is None:
+                inversion, note = "w+", f" {model} has no encoder, so the image was inverted by W+ optimisation."
             with sessions.long_job(request) as job:
-                source = pipeline.source_from_target(registry, model, target, steps=int(steps),
-                                                     progress=step_callback(job, progress, "W+ inversion"))
+                source = pipeline.source_from_target(registry, model, target, steps=int(steps), inversion=inversion,
+                                                     progress=step_callback(job, progress, "inversion"))
         names = [d.name for d in pipeline.usable_directions(source, available_directions(registry, model, custom))]
         shown = _image(pipeline.render_source(registry, source))
         updates = [gr.update(choices=names, value=names[i] if i < len(names) else None) for i in range(N_SLIDERS)]
         sliders = [gr.update(value=0.0)] * N_SLIDERS
-        return [source, (shown, shown), f"Source: {source.label} ({source.latent.space.upper()} code).",
+        return [source, (shown, shown), f"Source: {source.label} ({source.latent.space.upper()} code).{note}",
                 gr.update(choices=names, value=names[0] if names else None)] + updates + sliders
     return load
 
@@ -281,8 +288,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             seed = gr.Number(0, precision=0, minimum=0, label="Sample seed")
             truncation = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation psi")
             result_key = gr.Dropdown([], label="Inversion result (run the inversion tab first)", allow_custom_value=True)
-            image = gr.File(label="Image to invert (W+)", file_types=["image"], type="filepath", height=100)
-            steps = gr.Slider(50, 1000, value=300, step=50, label="W+ steps for an image")
+            image = gr.File(label="Image to invert", file_types=["image"], type="filepath", height=100)
+            inversion = gr.Radio(IMAGE_INVERSIONS, value="encoder", label="Invert the image with")
+            steps = gr.Slider(50, 1000, value=300, step=50, label="W+ optimisation steps")
             load_button = gr.Button("Load source", variant="primary")
             status = gr.Markdown()
         with gr.Column(scale=2):
@@ -324,7 +332,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     results_state.change(lambda r: gr.update(choices=list(r or {}), value=next(iter(r), None) if r else None),
                          inputs=results_state, outputs=result_key, api_name=False, queue=False)
     sessions.long(load_button.click, make_load_source(registry, sessions),  # long: an image may be inverted
-                  inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, custom_state],
+                  inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, inversion, custom_state],
                   outputs=[source_state, compare, status, strip_name] + names + values, api_name="edit_source")
     sessions.short(lambda fn, **event: gr.on([c.change for c in names + values], fn, **event), make_edit(registry),
                    inputs=[source_state, custom_state] + names + values, outputs=[compare, effects], api_name="edit",
