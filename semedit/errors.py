@@ -27,3 +27,7 @@ class UnknownModelError(SemeditError):
 
 class CatalogueError(SemeditError):
     """The model catalogue file is malformed."""
+
+
+class SettingError(SemeditError):
+    """A setting a person gives (a step count, a weight, a number of chunks) is out of its range."""

@@ -74,6 +74,8 @@ def test_bad_input_gives_message_and_app_keeps_serving(client):
     example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
     with pytest.raises(AppError, match="lambda_reg must be"):
         client.predict(DEFAULT, example, ["w"], 10, None, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
+    with pytest.raises(AppError, match="lambda_reg must be"):  # the segment editor checks it the same way
+        client.predict(DEFAULT, "image", example, 3, None, "w+", 50, api_name="/chunk_source")
     with pytest.raises(AppError, match="not a method for embedded-portraits-64-gan-quarter"):  # e4e is the default's
         client.predict("embedded-portraits-64-gan-quarter", example, ["w", "encoder:embedded-e4e-64"], 10, 1.0, 2,
                        "w+", "stlpips-alex", "auto", api_name="/invert")

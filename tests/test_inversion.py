@@ -280,3 +280,18 @@ def test_command_line_reads_every_image_format_and_fails_loudly(tmp_path, monkey
     assert [r["image"] for r in rows] == ["a.tif", "b.bmp"] and rows[0]["method"] == "W+ optimisation"
     with pytest.raises(SystemExit, match="unknown methods"):
         main(["invert", str(src), "--methods", "w++"])
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("lambda_reg", None, "lambda_reg must be a number >= 0"), ("lambda_reg", -1.0, "lambda_reg must be"),
+    ("lambda_reg", float("nan"), "lambda_reg must be"), ("identity_weight", -0.5, "identity_weight must be"),
+    ("steps", 0, "steps must be a whole number >= 1"), ("n_chunks", 2.5, "n_chunks must be a whole number"),
+    ("steps", True, "steps must be"), ("chunky_space", "z", "chunky_space must be one of w, w\\+, s")])
+def test_knobs_refuse_settings_out_of_range(knob, value, message):
+    """One check for the inversion tab, the segment editor and the command line: a bad knob is a
+    SettingError (shown as a message), raised before any method runs."""
+    from semedit.errors import SettingError
+    from semedit.inversion.suite import Knobs
+    with pytest.raises(SettingError, match=message):
+        Knobs(**{knob: value})
+    assert Knobs(steps=1, lambda_reg=0, n_chunks=1, pti_tune_steps=0).lambda_reg == 0  # the edges are allowed

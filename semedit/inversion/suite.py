@@ -4,11 +4,14 @@ Shared by the Inversion tab, the command line (``python -m semedit invert``) and
 script, so all three run exactly the same code."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
+from ..errors import SettingError
+from ..latents import SPACES
 from ..losses import PerceptualModel
 from ..metrics import Scores, score
 from ..networks.stylegan2 import StyleGAN2Generator
@@ -30,6 +33,25 @@ class Knobs:
     identity_weight: float = 0.0  # > 0 adds the identity distance to every method's loss
     seed: int = 0
     encoder_iterations: Optional[int] = None  # ReStyle / HyperStyle refinement steps (None: the model's own)
+
+    def __post_init__(self) -> None:
+        """SettingError for a knob out of its range (numbers as a form gives them, None included),
+        so the tabs and the command line refuse it with one message before any method runs."""
+        at_least = {"steps": 1, "n_chunks": 1, "pti_tune_steps": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if not _is_number(value) or value < low or value != int(value):
+                raise SettingError(f"{name} must be a whole number >= {low}, got {value!r}")
+        for name in ("lambda_reg", "identity_weight"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise SettingError(f"{name} must be a number >= 0, got {value!r}")
+        if self.chunky_space not in SPACES:
+            raise SettingError(f"chunky_space must be one of {', '.join(SPACES)}, got {self.chunky_space!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

@@ -131,10 +131,8 @@ def make_source(registry: Registry, sessions: Sessions):
         else:
             if not image:
                 raise gr.Error("Upload an image or pick an example first.")
-            if lambda_reg is None or float(lambda_reg) < 0:
-                raise gr.Error("lambda_reg must be a number >= 0.")
+            knobs = Knobs(steps=int(steps), n_chunks=int(n_chunks), lambda_reg=lambda_reg, chunky_space=space)
             target = pipeline.load_target(registry, model, image)
-            knobs = Knobs(steps=int(steps), n_chunks=int(n_chunks), lambda_reg=float(lambda_reg), chunky_space=space)
             with sessions.long_job(request) as job:
                 (o,) = pipeline.invert(registry, model, target, ["chunky"], knobs,
                                        progress_for=lambda key: step_callback(job, progress, "ChunkyGAN"))

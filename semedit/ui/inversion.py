@@ -20,6 +20,7 @@ from ..registry import Registry
 from ..targets import CROP_SIZE, Target
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
+from .common import user_errors
 from .sessions import CancelFlag, Sessions
 from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, segmenter_segments
 
@@ -76,6 +77,7 @@ def make_segment(registry: Registry):
 
 
 def make_run(registry: Registry, sessions: Sessions):
+    @user_errors
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
             cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
             progress=gr.Progress(), request: gr.Request = None):
@@ -95,24 +97,19 @@ def make_run(registry: Registry, sessions: Sessions):
         if foreign:
             raise gr.Error(f"{', '.join(pipeline.method_name(m) for m in foreign)}: not a method for {model} "
                            "(an encoder works only with the generator it was trained for).")
-        if lambda_reg is None or float(lambda_reg) < 0:
-            raise gr.Error("lambda_reg must be a number >= 0.")
+        knobs = Knobs(steps=int(steps), lambda_reg=lambda_reg, n_chunks=int(n_chunks), chunky_space=chunky_space,
+                      pti_tune_steps=int(steps), identity_weight=identity_weight or 0)
         if cancel.event.is_set():  # cancelled while it waited in the queue
             yield (gr.skip(),) * 6 + ("Cancelled before it started; earlier results are kept.",)
             return
-        try:
-            registry.get(model)  # load (or fail) before reading the image
-            ctx = context_for(registry, model, perceptual_name)
-        except SemeditError as e:
-            raise gr.Error(str(e)) from e
+        registry.get(model)  # load (or fail) before reading the image
+        ctx = context_for(registry, model, perceptual_name)
         if identity_weight and ctx.identity is None:
             raise gr.Error("The identity loss needs an identity model; this generator's domain has none "
                            "(set its weight to 0).")
         target = load_target(registry, model, image, alignment, face_index)
         if auto_labels is not None:  # the user looked at (and maybe painted) the segments
             target = target.with_labels(torch.from_numpy(apply_paint(auto_labels, painted)))
-        knobs = Knobs(steps=int(steps), lambda_reg=float(lambda_reg), n_chunks=int(n_chunks),
-                      chunky_space=chunky_space, pti_tune_steps=int(steps), identity_weight=float(identity_weight or 0))
         results: Dict[str, InversionResult] = {}
         gallery = [(tensor_to_uint8(target.image)[0], "target (aligned)" if target.aligned else "target")]
         pasted = []
