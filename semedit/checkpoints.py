@@ -57,7 +57,7 @@ from safetensors.torch import load_file as _st_load_file
 from safetensors.torch import save_file as _st_save_file
 
 from .errors import CheckpointError, UnsafeCheckpointError
-from .networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
+from .networks.encoders import EncoderConfig, HairCodeMixer, HairMixerConfig, HairTransferConfig, HairTransferNet
 from .networks.face_descriptor import FaceDescriptorConfig, FaceDescriptorNet
 from .networks.hyperstyle import HyperStyleConfig, HyperStyleModel
 from .networks.identity import trunk_layout
@@ -527,6 +527,7 @@ ARCHITECTURES = {
     "face-descriptor": (FaceDescriptorConfig, FaceDescriptorNet),
     "parameter-regressor": (RegressorConfig, ParameterRegressor),
     "hair-transfer": (HairTransferConfig, HairTransferNet),
+    "hair-mixer": (HairMixerConfig, HairCodeMixer),
     "style-encoder": (EncoderModelConfig, EncoderModel),
     "hyperstyle": (HyperStyleConfig, HyperStyleModel),
 }

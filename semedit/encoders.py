@@ -122,3 +122,33 @@ def invert_hyperstyle(G: StyleGAN2Generator, target: torch.Tensor, model: HyperS
              for k, d in zip(G.synthesis.weight_keys(), deltas) if d is not None}
     return InversionResult(f"{model.config.name} ({n} iterations)", Latent("w+", codes.cpu()),
                            image.clamp(-1, 1).cpu(), (), clock.seconds, weight_delta=delta)
+
+
+class EncoderHairTransfer(torch.nn.Module):
+    """The FG'21 transfer with one encoder for both images: ``encoder`` (a single-pass pSp or e4e
+    of the generator, frozen) reads the face and the hair image, and ``mixer``
+    (``networks.encoders.HairCodeMixer``) makes the one W+ code. HairTransferNet's interface:
+    face, hair [N, 3, H, W] in [-1, 1] -> ws [N, num_ws, w_dim]."""
+
+    def __init__(self, encoder: EncoderModel, mixer: torch.nn.Module):
+        super().__init__()
+        if encoder.iterative:
+            raise SemeditError(f"{encoder.config.name}: a hair mixer needs a single-pass encoder (pSp or e4e), "
+                               "not an iterative one")
+        cfg = encoder.config.encoder
+        if (cfg.n_styles, cfg.w_dim) != (mixer.config.num_ws, mixer.config.w_dim):
+            raise EncoderMismatchError(f"{encoder.config.name} gives {cfg.n_styles} x {cfg.w_dim} codes, the hair "
+                                       f"mixer takes {mixer.config.num_ws} x {mixer.config.w_dim}")
+        self.encoder, self.mixer = encoder.eval().requires_grad_(False), mixer
+
+    def train(self, mode: bool = True) -> "EncoderHairTransfer":
+        """Only the mixer trains: the shared encoder stays in eval mode (its batch norms frozen)."""
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def forward(self, face: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            codes = self.encoder(_at(torch.cat([face, hair]), self.encoder.config.encoder.input_size))
+        face_codes, hair_codes = codes.split([len(face), len(hair)])
+        return self.mixer(face_codes, hair_codes)

@@ -278,6 +278,22 @@ def hair_model_for(registry, model: str) -> Optional[str]:
     return (local or names or [None])[0]
 
 
+def hair_network(registry, name: str, device=None) -> torch.nn.Module:
+    """Hair model ``name`` ready to run, face, hair [N, 3, H, W] -> W+ [N, L, C]: an FG'21 network
+    as it is, or a hair mixer joined with the encoder its catalogue entry names (``config.encoder``,
+    default: the generator's ``encoder_of``)."""
+    from .encoders import EncoderHairTransfer
+    from .networks.encoders import HairCodeMixer
+    net = registry.get(name, device)
+    if not isinstance(net, HairCodeMixer):
+        return net
+    config = registry.catalogue.get(name).config
+    encoder = config.get("encoder") or encoder_of(registry, config.get("generator", ""))
+    if not encoder:
+        raise SemeditError(f"hair model {name} mixes an encoder's codes, and its generator has no encoder")
+    return EncoderHairTransfer(registry.get(encoder, device), net)
+
+
 def encoder_of(registry, model: str) -> Optional[str]:
     """The catalogue's encoder for generator ``model`` that gives W+ codes of its own, by preference
     e4e, pSp, then ReStyle (single passes first; HyperStyle tunes weights), else None."""
@@ -377,7 +393,7 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
     ctx = context_for(registry, model)
     segment = _segment_fn(registry, model)
     if name is not None:
-        plain = transfer_with_model(G, registry.get(name, device), face.image, hair.image, device=device,
+        plain = transfer_with_model(G, hair_network(registry, name, device), face.image, hair.image, device=device,
                                     segment=segment)
     else:
         face_labels, hair_labels = labels_of(registry, model, face), labels_of(registry, model, hair)

@@ -198,7 +198,7 @@ LOADERS: Dict[str, Loader] = {
     "generator": lambda path, spec: checkpoints.load_module(path, "stylegan2"),
     "segmenter": lambda path, spec: checkpoints.load_module(path, "unet-segmenter"),
     "regressor": lambda path, spec: checkpoints.load_module(path, "parameter-regressor"),
-    "hair": lambda path, spec: checkpoints.load_module(path, "hair-transfer"),
+    "hair": lambda path, spec: checkpoints.load_module(path, ("hair-transfer", "hair-mixer")),
     "encoder": lambda path, spec: checkpoints.load_module(path, checkpoints.ENCODER_ARCHITECTURES),
     "perceptual": lambda path, spec: _load_perceptual(path, spec),
     "identity": lambda path, spec: _load_identity(path, spec),

@@ -252,6 +252,77 @@ def test_hair_training_for_an_unpaired_generator_steps_and_resumes(tmp_path):
         yaw_direction([])
 
 
+def test_a_hair_mixer_starts_at_the_face_code_trains_only_itself_and_resumes(tmp_path):
+    """The mixer variant: an MLP on the generator's encoder's codes. Untrained it gives the face's
+    own code (so it starts from the encoder's identity, not from noise); training moves the mixer
+    alone, the shared encoder stays frozen and in eval mode; the state resumes exactly."""
+    from dataclasses import replace
+    from semedit.training import loop
+    from semedit.training.hair import HairTrainer, HairTraining
+    G, encoder, yaw = tiny_unpaired_setup()
+    cfg = HairTraining(steps=6, batch=5, image_batch=3, recipe_share=0.4, kind="mixer", mixer_hidden=16)
+    a = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw)
+    face, hair, *_ = a.batch(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(a.net(face, hair), encoder(torch.nn.functional.interpolate(face, size=64, mode="bilinear")),
+                              atol=1e-6)
+    frozen = {k: v.clone() for k, v in encoder.state_dict().items()}
+    first = [a.train_step() for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(list(m.values()))).all() for m in first)
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in frozen.items()) and not encoder.training
+    with torch.no_grad():
+        assert not torch.allclose(a.net(face, hair), a.net(face, face))  # the hair image now counts
+    loop.save_state(tmp_path, {"trainer": a.state_dict()})
+    b = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw)
+    b.load_state_dict(loop.load_state(tmp_path)["trainer"])
+    assert a.train_step() == b.train_step()
+    paired = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=64, w_dim=32, mapping_layers=2,
+                                                   channels=(32, 32, 16)))
+    with pytest.raises(ValueError, match="hair mixer"):
+        HairTrainer(paired, cfg)  # a mixer needs an encoder, paired generator or not
+    with pytest.raises(ValueError, match="unknown kind"):
+        HairTrainer(G, replace(cfg, kind="paste"), paired=False, encoder=encoder, yaw=yaw)
+
+
+def test_a_catalogued_hair_mixer_runs_with_the_encoder_it_names(tmp_path, make_registry):
+    """A hair mixer's file holds the mixer alone; ``pipeline.hair_network`` joins it with the
+    encoder its catalogue entry names (or the generator's e4e), and refuses one of another shape."""
+    from semedit import pipeline
+    from semedit.checkpoints import save_safetensors
+    from semedit.encoders import EncoderHairTransfer, EncoderMismatchError
+    from semedit.errors import SemeditError
+    from semedit.networks.encoders import HairCodeMixer, HairMixerConfig
+    G, encoder, _ = tiny_unpaired_setup()
+    mixer = HairCodeMixer(HairMixerConfig(G.num_ws, 32, hidden=8))
+    torch.nn.init.normal_(mixer.mlp[-1].weight, std=0.1)
+    (tmp_path / "weights").mkdir()
+    save_safetensors(tmp_path / "weights" / "enc.safetensors", encoder.config, encoder.state_dict())
+    save_safetensors(tmp_path / "weights" / "mix.safetensors", mixer.config, mixer.state_dict())
+    wrong = HairCodeMixer(HairMixerConfig(G.num_ws, 16, hidden=8))
+    save_safetensors(tmp_path / "weights" / "wrong.safetensors", wrong.config, wrong.state_dict())
+    reg = make_registry({
+        "g-e4e": {"kind": "encoder", "format": "safetensors", "file": "enc.safetensors",
+                  "config": {"generator": "g", "method": "e4e"}},
+        "g-hair": {"kind": "hair", "format": "safetensors", "file": "mix.safetensors", "config": {"generator": "g"}},
+        "g-hair-named": {"kind": "hair", "format": "safetensors", "file": "mix.safetensors",
+                         "config": {"generator": "nobody", "encoder": "g-e4e"}},
+        "g-hair-wrong": {"kind": "hair", "format": "safetensors", "file": "wrong.safetensors",
+                         "config": {"generator": "g"}},
+        "lone-hair": {"kind": "hair", "format": "safetensors", "file": "mix.safetensors", "config": {"generator": "x"}},
+    })
+    net = pipeline.hair_network(reg, "g-hair")
+    assert isinstance(net, EncoderHairTransfer) and net.encoder is reg.get("g-e4e")
+    face, hair = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        codes = encoder(torch.nn.functional.interpolate(torch.cat([face, hair]), size=64, mode="bilinear"))
+        assert torch.allclose(net(face, hair), mixer(codes[:2], codes[2:]), atol=1e-3)  # stored in float32 here
+    assert pipeline.hair_network(reg, "g-hair-named").encoder is reg.get("g-e4e")
+    with pytest.raises(EncoderMismatchError, match="the hair mixer takes"):
+        pipeline.hair_network(reg, "g-hair-wrong")
+    with pytest.raises(SemeditError, match="has no encoder"):
+        pipeline.hair_network(reg, "lone-hair")
+
+
 def test_retrieval_ranks_and_protocol():
     from semedit.evaluation.hair import hair_retrieval, retrieval_ranks
     gallery = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])

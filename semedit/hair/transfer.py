@@ -2,8 +2,9 @@
 
 Two methods, each a pure function of a generator and two images [1, 3, H, W] in [-1, 1]:
 
-- ``transfer_with_model``: the FG'21 network (``networks.encoders.HairTransferNet``): one
-  forward pass gives the W+ code of the result (Šubrtová, Čech, Franc, FG 2021).
+- ``transfer_with_model``: the FG'21 network (``networks.encoders.HairTransferNet``, or its map
+  alone on the generator's encoder's codes, ``encoders.EncoderHairTransfer``): one forward pass
+  gives the W+ code of the result (Šubrtová, Čech, Franc, FG 2021).
 - ``transfer_by_optimisation``: for generators with no trained transfer model: invert both
   images (W+, in one batch), turn the hair image's code to the face's pose (``turn``, e.g. along a yaw
   direction), then optimise one W+ code, starting from the face's, against the face image
@@ -27,7 +28,6 @@ from ..inversion.common import LoopSettings, ProgressFn, Stopwatch, fit_codes, p
 from ..inversion.optimization import OptimizationConfig, invert_optimization
 from ..latents import Latent, synthesize
 from ..losses import PerceptualModel, l2
-from ..networks.encoders import HairTransferNet
 from ..networks.stylegan2 import StyleGAN2Generator
 
 #: images [N, 3, R, R] in [-1, 1] -> label maps [N, R, R] (a segmenter's ``predict``)
@@ -68,10 +68,11 @@ def _resized(mask: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def transfer_with_model(G: StyleGAN2Generator, net: HairTransferNet, face: torch.Tensor, hair: torch.Tensor, *,
+def transfer_with_model(G: StyleGAN2Generator, net: torch.nn.Module, face: torch.Tensor, hair: torch.Tensor, *,
                         device: torch.device, segment: Optional[Segment] = None) -> HairResult:
-    """The FG'21 network: W+ = net(face, hair), image = G(W+). ``start`` is net(face, face), the
-    face with its own hair; ``segment`` (optional) marks where hair ended up."""
+    """The FG'21 network (a HairTransferNet, or an EncoderHairTransfer: a mixer on the generator's
+    encoder): W+ = net(face, hair), image = G(W+). ``start`` is net(face, face), the face with its
+    own hair; ``segment`` (optional) marks where hair ended up."""
     clock = Stopwatch()
     net = net.to(device).eval()
     f, h = face.to(device, torch.float32), hair.to(device, torch.float32)

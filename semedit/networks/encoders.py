@@ -96,3 +96,43 @@ class HairTransferNet(nn.Module):
     def forward(self, face: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
         """face, hair [N, 3, H, W] in [-1, 1] -> ws [N, num_ws, w_dim] with face's person and hair's hair."""
         return self.combine(self.encoder_face(face), self.encoder_hair(hair))
+
+
+@dataclass(frozen=True)
+class HairMixerConfig:
+    """num_ws x w_dim: the generator's W+ shape; hidden: the width of the MLP's two hidden layers."""
+
+    num_ws: int
+    w_dim: int
+    hidden: int = 512
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HairMixerConfig":
+        return cls(**d)
+
+
+class HairCodeMixer(nn.Module):
+    """FG'21's map on the codes of one encoder shared by both images (the generator's e4e, frozen;
+    ``encoders.EncoderHairTransfer`` joins them): (face codes, hair codes) [N, L, C] -> the
+    transfer's W+ code [N, L, C] = face codes + MLP(both codes, centred on ``centre`` [L, C] and
+    divided by ``scale``) x ``scale``. The MLP's last layer starts at zero, so an untrained mixer
+    gives the face's own code back and training only has to learn what the hair changes."""
+
+    def __init__(self, config: HairMixerConfig):
+        super().__init__()
+        self.config = config
+        size = config.num_ws * config.w_dim
+        self.register_buffer("centre", torch.zeros(config.num_ws, config.w_dim))
+        self.register_buffer("scale", torch.ones([]))
+        self.mlp = nn.Sequential(nn.Linear(2 * size, config.hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(config.hidden, config.hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(config.hidden, size))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, face_codes: torch.Tensor, hair_codes: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([(face_codes - self.centre).flatten(1), (hair_codes - self.centre).flatten(1)], 1) / self.scale
+        return face_codes + self.mlp(x).view_as(face_codes) * self.scale

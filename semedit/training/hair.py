@@ -26,6 +26,7 @@ the target image.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,9 +36,9 @@ import torch
 from ..checkpoints import save_safetensors
 from ..editing.directions import Direction
 from ..editing.library import code_direction, directions_for
-from ..encoders import encode
+from ..encoders import EncoderHairTransfer, encode
 from ..latents import Latent, synthesize
-from ..networks.encoders import EncoderConfig, HairTransferConfig, HairTransferNet
+from ..networks.encoders import EncoderConfig, HairCodeMixer, HairMixerConfig, HairTransferConfig, HairTransferNet
 from ..networks.psp import EncoderModel
 from ..networks.stylegan2 import StyleGAN2Generator
 from ..pipeline import encoder_of
@@ -62,11 +63,27 @@ class HairTraining:
     max_yaw_units: float = 2.0     # the paper's recipe: the hair image turned by up to this many yaw units
     widths: tuple = (32, 64, 96, 128)
     hidden: int = 256
+    kind: str = "network"          # one of KINDS
+    mixer_hidden: int = 512
     seed: int = 0
 
 
-def hair_network(G: StyleGAN2Generator, cfg: HairTraining) -> HairTransferNet:
-    """A small FG'21 network for G's W+ shape, reading images at G's resolution."""
+#: "network": the FG'21 network, both encoders trained from scratch; "mixer": FG'21's map only, as an
+#: MLP on the codes of the generator's own encoder (frozen, shared by both images), starting from the
+#: face's own code
+KINDS = ("network", "mixer")
+
+
+def hair_network(G: StyleGAN2Generator, cfg: HairTraining, encoder: Optional[EncoderModel] = None) -> torch.nn.Module:
+    """A small FG'21 network for G's W+ shape, reading images at G's resolution; for ``cfg.kind``
+    "mixer", a HairCodeMixer on ``encoder``'s codes, centred on G's average code and scaled by the
+    codes' spread per channel."""
+    if cfg.kind == "mixer":
+        mixer = HairCodeMixer(HairMixerConfig(G.num_ws, G.config.w_dim, cfg.mixer_hidden))
+        with torch.no_grad():
+            mixer.centre.copy_(G.w_avg.expand(G.num_ws, -1))
+            mixer.scale.fill_(math.sqrt(code_spread(G, G.w_avg.device) / G.config.w_dim))
+        return EncoderHairTransfer(encoder, mixer)
     enc = EncoderConfig(num_ws=G.num_ws, w_dim=G.config.w_dim, units=(1,) * len(cfg.widths), widths=tuple(cfg.widths),
                         input_size=G.config.resolution, pool=2, hidden=cfg.hidden)
     return HairTransferNet(HairTransferConfig(enc))
@@ -162,13 +179,18 @@ class HairTrainer(loop.NetTrainerState):
         if not paired and (encoder is None or yaw is None):
             raise ValueError("a generator not paired with the renderer needs its encoder (target codes of "
                              "rendered pairs) and a yaw direction (the paper's recipe)")
+        if cfg.kind not in KINDS:
+            raise ValueError(f"unknown kind {cfg.kind!r}; choose one of {', '.join(KINDS)}")
+        if cfg.kind == "mixer" and encoder is None:
+            raise ValueError("a hair mixer works on the codes of the generator's encoder: give one")
         self.cfg, self.device, self.paired = cfg, torch.device(device), paired
         self.G = G.to(self.device).eval().requires_grad_(False)
         self.encoder = None if encoder is None else encoder.to(self.device).eval().requires_grad_(False)
         self.yaw = yaw
         torch.manual_seed(cfg.seed)
-        self.net = hair_network(G, cfg).to(self.device).train()
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.net = hair_network(G, cfg, self.encoder).to(self.device).train()
+        trained = self.net.mixer if cfg.kind == "mixer" else self.net
+        self.opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
         self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps)
         self.w_var = code_spread(G, self.device)
         self.step, self.images_per_step = 0, cfg.batch
@@ -214,8 +236,13 @@ def main(argv=None) -> None:
     from ..registry import Registry
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="embedded-portraits-64", help="the generator (of the embedded domain)")
-    ap.add_argument("--encoder", help="not paired with the renderer: the generator's encoder for the rendered "
-                                      "pairs' target codes (default: its first e4e or pSp in the catalogue)")
+    ap.add_argument("--kind", choices=KINDS, default=HairTraining.kind,
+                    help="network: the FG'21 network from scratch; mixer: an MLP on the codes of the generator's "
+                         "encoder (small, fast to train, starts from the face's own code)")
+    ap.add_argument("--mixer-hidden", type=int, default=HairTraining.mixer_hidden, help="mixer: hidden width")
+    ap.add_argument("--encoder", help="the generator's encoder: the mixer's, and for a generator not paired with "
+                                      "the renderer the rendered pairs' target codes (default: its first e4e or "
+                                      "pSp in the catalogue)")
     ap.add_argument("--steps", type=int, default=HairTraining.steps)
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
@@ -226,17 +253,21 @@ def main(argv=None) -> None:
     registry = Registry.from_settings()
     paired = registry.catalogue.get(a.model).paired_with_renderer
     G = registry.get(a.model, device)
-    cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed)
+    cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, kind=a.kind, mixer_hidden=a.mixer_hidden, seed=a.seed)
     try:
-        extra = {} if paired else {"encoder": generator_encoder(registry, a.model, a.encoder),
-                                   "yaw": yaw_direction(directions_for(registry, a.model))}
+        extra = {}
+        if not paired or a.kind == "mixer":
+            extra["encoder"] = generator_encoder(registry, a.model, a.encoder)
+        if not paired:
+            extra["yaw"] = yaw_direction(directions_for(registry, a.model))
         trainer = HairTrainer(G, cfg, device, paired=paired, **extra)
     except ValueError as e:
         raise SystemExit(str(e))
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu()
+    net = net.mixer if a.kind == "mixer" else net  # a mixer's file holds the mixer; the catalogue names its encoder
     how = "exact renderer pairs" if paired else "rendered pairs (encoder targets) and the paper's yaw recipe"
-    save_safetensors(a.out, net.config, net.state_dict(),
+    save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16 if a.kind == "mixer" else torch.float32,
                      note=f"python -m semedit.training.hair, {trainer.step} steps on {a.model} ({how}), {cfg}")
     print(f"wrote {a.out} after {trainer.step} steps")
 
