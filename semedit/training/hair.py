@@ -22,6 +22,11 @@ against the true render itself, and a share of every batch follows the paper's r
 is exact. The loss is the W+ error to the target code (in units of the codes' spread) plus, on a
 few pairs a step (synthesis is the costly part on a CPU), the L1 error of the synthesised result to
 the target image.
+
+``--kind mixer`` trains FG'21's map alone, on the codes of the generator's own encoder (frozen and
+shared by the face and the hair image; ``networks.encoders.HairCodeMixer``). It starts from the
+face's own code, so it keeps as much of the person as the encoder does from the first step, and
+only the hair has to be learnt; the file holds the mixer, its catalogue entry names the encoder.
 """
 from __future__ import annotations
 
