@@ -284,6 +284,26 @@ def test_a_hair_mixer_starts_at_the_face_code_trains_only_itself_and_resumes(tmp
         HairTrainer(G, replace(cfg, kind="paste"), paired=False, encoder=encoder, yaw=yaw)
 
 
+def test_pairs_of_two_samples_teach_the_transfer_to_keep_the_face():
+    """With a segmenter, each step also transfers between two different samples and pays the L1
+    error to the face image over its face region where the result has no hair: finite, counted
+    in the loss, and zero where nothing is kept (a segmenter that sees only background)."""
+    from semedit.networks.segmenter import SegmenterConfig, UNetSegmenter
+    from semedit.training.hair import HairTrainer, HairTraining
+    G, encoder, yaw = tiny_unpaired_setup()
+    torch.manual_seed(2)
+    segmenter = UNetSegmenter(SegmenterConfig(widths=(8, 8))).eval()
+    cfg = HairTraining(steps=4, batch=4, image_batch=2, recipe_share=0.5, kind="mixer", mixer_hidden=16, swap_batch=3)
+    t = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter)
+    m = t.train_step()
+    assert m["face_kept_l1"] > 0 and torch.isfinite(torch.tensor(m["loss"]))
+    assert m["loss"] > m["latent"] + m["image_l1"]  # the term counts in the loss
+    with torch.no_grad():
+        segmenter.head.bias.copy_(torch.tensor([1e3] + [0.0] * 9))  # background everywhere: no face to keep
+    assert t.train_step()["face_kept_l1"] == 0.0
+    assert "face_kept_l1" not in HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw).train_step()
+
+
 def test_a_catalogued_hair_mixer_runs_with_the_encoder_it_names(tmp_path, make_registry):
     """A hair mixer's file holds the mixer alone; ``pipeline.hair_network`` joins it with the
     encoder its catalogue entry names (or the generator's e4e), and refuses one of another shape."""

@@ -38,6 +38,7 @@ from typing import Optional
 
 import torch
 
+from .. import segmentation as L
 from ..checkpoints import save_safetensors
 from ..editing.directions import Direction
 from ..editing.library import code_direction, directions_for
@@ -65,6 +66,8 @@ class HairTraining:
     image_weight: float = 1.0
     image_batch: int = 8           # pairs per step whose synthesised result the image loss sees
     recipe_share: float = 0.3      # unpaired generators: pairs by the paper's recipe (the rest rendered)
+    swap_batch: int = 0            # with a segmenter: pairs of two samples a step whose face region is kept
+    swap_weight: float = 1.0
     max_yaw_units: float = 2.0     # the paper's recipe: the hair image turned by up to this many yaw units
     widths: tuple = (32, 64, 96, 128)
     hidden: int = 256
@@ -73,6 +76,8 @@ class HairTraining:
     seed: int = 0
 
 
+#: the classes of a face image that a hair transfer keeps (``swap_batch``)
+FACE_REGION = (L.SKIN, L.EYES, L.BROWS, L.MOUTH, L.BEARD, L.GLASSES, L.NECK_CLOTHES)
 #: "network": the FG'21 network, both encoders trained from scratch; "mixer": FG'21's map only, as an
 #: MLP on the codes of the generator's own encoder (frozen, shared by both images), starting from the
 #: face's own code
@@ -174,10 +179,12 @@ def yaw_direction(directions) -> Direction:
 class HairTrainer(loop.NetTrainerState):
     """``paired``: G's z is the renderer's latent (exact codes for rendered pairs). Otherwise
     ``encoder`` (G's encoder, for the rendered pairs' target codes) and ``yaw`` (for the paper's
-    recipe) are needed."""
+    recipe) are needed. With G's ``segmenter`` and ``cfg.swap_batch`` > 0, each step also keeps the
+    face of pairs of two different samples (``_kept_face_error``)."""
 
     def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu", *,
-                 paired: bool = True, encoder: Optional[EncoderModel] = None, yaw: Optional[Direction] = None):
+                 paired: bool = True, encoder: Optional[EncoderModel] = None, yaw: Optional[Direction] = None,
+                 segmenter: Optional[torch.nn.Module] = None):
         if paired and G.config.z_dim != LATENT_DIM:
             raise ValueError("this generator is not paired with the renderer (its z is not the renderer's "
                              "latent): train with its encoder and yaw direction instead (paired=False)")
@@ -192,6 +199,7 @@ class HairTrainer(loop.NetTrainerState):
         self.G = G.to(self.device).eval().requires_grad_(False)
         self.encoder = None if encoder is None else encoder.to(self.device).eval().requires_grad_(False)
         self.yaw = yaw
+        self.segmenter = None if segmenter is None else segmenter.to(self.device).eval().requires_grad_(False)
         torch.manual_seed(cfg.seed)
         self.net = hair_network(G, cfg, self.encoder).to(self.device).train()
         trained = self.net.mixer if cfg.kind == "mixer" else self.net
@@ -218,13 +226,34 @@ class HairTrainer(loop.NetTrainerState):
 
     def train_step(self) -> dict:
         cfg = self.cfg
-        face, hair, target_ws, rows, target = self.batch(step_generator(cfg.seed, self.step, self.device))
+        g = step_generator(cfg.seed, self.step, self.device)
+        face, hair, target_ws, rows, target = self.batch(g)
         ws = self.net(face, hair)
         latent = (ws - target_ws).square().sum(-1).mean() / self.w_var
         image = (synthesize(self.G, Latent("w+", ws[rows.to(ws.device)])) - target).abs().mean()
         loss = cfg.latent_weight * latent + cfg.image_weight * image
+        metrics = {"latent": latent.item(), "image_l1": image.item()}
+        if self.segmenter is not None and cfg.swap_batch > 0:
+            kept = self._kept_face_error(g)
+            loss = loss + cfg.swap_weight * kept
+            metrics["face_kept_l1"] = kept.item()
         self.update(loss)
-        return {"loss": loss.item(), "latent": latent.item(), "image_l1": image.item()}
+        return {"loss": loss.item(), **metrics}
+
+    def _kept_face_error(self, g: torch.Generator) -> torch.Tensor:
+        """Two different samples of G as face and hair image (the pairs a user makes, which no
+        other term shows the network): the mean L1 error of the result to the face image over
+        the face image's face, neck and clothes (``FACE_REGION``) where the result has no hair."""
+        G, n = self.G, self.cfg.swap_batch
+        with torch.no_grad():
+            ws = G.broadcast(G.mapping(torch.randn(2 * n, G.config.z_dim, generator=g, device=self.device)))
+            images = G.synthesis(ws, fused=False).clamp(-1, 1)
+            face, hair = images[:n], images[n:]
+            region = torch.isin(self.segmenter.predict(face), torch.tensor(FACE_REGION, device=self.device))
+        out = synthesize(G, Latent("w+", self.net(face, hair))).clamp(-1, 1)
+        with torch.no_grad():
+            keep = (region & (self.segmenter.predict(out) != L.HAIR)).float()[:, None]
+        return ((out - face).abs() * keep).sum() / (3 * keep.sum()).clamp(min=1)
 
 
 def generator_encoder(registry, model: str, name: Optional[str] = None) -> EncoderModel:
@@ -248,6 +277,10 @@ def main(argv=None) -> None:
     ap.add_argument("--encoder", help="the generator's encoder: the mixer's, and for a generator not paired with "
                                       "the renderer the rendered pairs' target codes (default: its first e4e or "
                                       "pSp in the catalogue)")
+    ap.add_argument("--swap-batch", type=int, default=HairTraining.swap_batch,
+                    help="pairs of two samples a step whose result must keep the face image's face (needs the "
+                         "generator's segmenter)")
+    ap.add_argument("--swap-weight", type=float, default=HairTraining.swap_weight)
     ap.add_argument("--steps", type=int, default=HairTraining.steps)
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
@@ -258,13 +291,19 @@ def main(argv=None) -> None:
     registry = Registry.from_settings()
     paired = registry.catalogue.get(a.model).paired_with_renderer
     G = registry.get(a.model, device)
-    cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, kind=a.kind, mixer_hidden=a.mixer_hidden, seed=a.seed)
+    cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, kind=a.kind, mixer_hidden=a.mixer_hidden,
+                       swap_batch=a.swap_batch, swap_weight=a.swap_weight, seed=a.seed)
     try:
         extra = {}
         if not paired or a.kind == "mixer":
             extra["encoder"] = generator_encoder(registry, a.model, a.encoder)
         if not paired:
             extra["yaw"] = yaw_direction(directions_for(registry, a.model))
+        if a.swap_batch > 0:
+            segmenter = registry.catalogue.get(a.model).config.get("segmenter")
+            if not segmenter:
+                raise ValueError(f"--swap-batch needs a segmenter for {a.model} in the catalogue")
+            extra["segmenter"] = registry.get(segmenter, device)
         trainer = HairTrainer(G, cfg, device, paired=paired, **extra)
     except ValueError as e:
         raise SystemExit(str(e))
