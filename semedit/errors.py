@@ -29,5 +29,10 @@ class CatalogueError(SemeditError):
     """The model catalogue file is malformed."""
 
 
-class SettingError(SemeditError):
+class SettingError(SemeditError, ValueError):
     """A setting a person gives (a step count, a weight, a number of chunks) is out of its range."""
+
+
+class EditingError(SemeditError, ValueError):
+    """An edit or a direction fit that cannot be made from what was given (too few or constant
+    labels, a direction held fixed by its own conditions, a code where the attribute is flat)."""

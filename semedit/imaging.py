@@ -151,14 +151,6 @@ def make_grid(images: Sequence[np.ndarray], ncols: int = 0, pad: int = 2, fill: 
     return grid
 
 
-def center_square(img: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] -> the largest centred square [N, C, S, S]."""
-    h, w = img.shape[-2:]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return img[..., top:top + s, left:left + s]
-
-
 def resize(img: torch.Tensor, size: int) -> torch.Tensor:
     """Square [N, C, S, S] -> [N, C, size, size] (area when shrinking, bilinear when growing)."""
     if img.shape[-1] == size and img.shape[-2] == size:
@@ -168,6 +160,3 @@ def resize(img: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] (or [H, W] / [H, W, 4]) -> [1, 3, H, W] float32 in [-1, 1]."""
-    return pil_to_tensor(Image.fromarray(np.asarray(arr)))

@@ -68,14 +68,6 @@ def synthesize(G: StyleGAN2Generator, latent: Latent, *, noise_mode: NoiseMode =
     return G.synthesis(ws, noise_mode=noise_mode, noise=noise, fused=fused, weight_deltas=weight_deltas)
 
 
-def w_std(G: StyleGAN2Generator, n: int = 10000, seed: int = 0) -> float:
-    """sqrt(E ||w - w_avg||^2) over z ~ N(0, I): the scale of W (as in the NVlabs projector)."""
-    with torch.no_grad():
-        z = torch.randn(n, G.config.z_dim, generator=torch.Generator().manual_seed(seed)).to(G.w_avg.device)
-        w = G.mapping(z)
-        return float((w - G.w_avg).square().sum(1).mean().sqrt())
-
-
 def convert(G: StyleGAN2Generator, latent: Latent, space: str) -> Latent:
     """The same image's code in a wider ``space``: W -> W+ (broadcast) -> S (affine styles).
     Narrowing (S -> W+, W+ -> W) is not possible in general and raises ValueError."""

@@ -70,8 +70,8 @@ def invert(registry, model: str, target: Target, methods: Sequence[str], knobs: 
     """Run ``methods`` (keys of ``inversion.suite.METHODS``, or ``encoder:NAME`` for a catalogued
     encoder) one after another on ``target``, yielding each outcome as soon as it is done.
     ChunkyGAN starts from the target's labels, else an aligned photo's own segments, else the
-    generator's segmenter. ``ctx`` (from ``context_for``, maybe with painted masks) saves
-    building it again."""
+    generator's segmenter (segments painted in the UI arrive as ``target.labels``). ``ctx`` (from
+    ``context_for``) saves building it again; with its ``masks`` set, ChunkyGAN starts from them."""
     G = registry.get(model)
     ctx = ctx or context_for(registry, model, perceptual)
     if knobs.identity_weight and ctx.identity is None:
@@ -216,22 +216,24 @@ def usable_directions(source: EditSource, directions):
     return [d for d in directions if d.space != "z" or source.z is not None]
 
 
-def edited_latent(registry, source: EditSource, edits) -> Latent:
-    """The source's code moved by ``edits`` [(Direction, units)]; Z directions re-map its z."""
+def edited_latent(registry, source: EditSource, edits, generator=None) -> Latent:
+    """The source's code moved by ``edits`` [(Direction, units)]; Z directions re-map its z.
+    ``generator``: ``source_generator(registry, source)`` when the caller has it (a PTI source's
+    tuned generator is a copy: make it once per event, not once per call)."""
     from .editing.directions import edit_code
     try:
-        return edit_code(source_generator(registry, source), source.latent, edits, z=source.z,
+        return edit_code(generator or source_generator(registry, source), source.latent, edits, z=source.z,
                          truncation=source.truncation)
     except ValueError as e:
         raise SemeditError(str(e)) from e
 
 
 @torch.no_grad()
-def render_source(registry, source: EditSource, latent: Optional[Latent] = None) -> torch.Tensor:
+def render_source(registry, source: EditSource, latent: Optional[Latent] = None, generator=None) -> torch.Tensor:
     """The image [1, 3, R, R] in [-1, 1] (CPU) of ``latent`` (default: the source's own) with the
-    source's generator, PTI's tuned weights included."""
+    source's generator, PTI's tuned weights included (``generator``: as in ``edited_latent``)."""
     from .latents import synthesize
-    G = source_generator(registry, source)
+    G = generator or source_generator(registry, source)
     lat = latent or source.latent
     return synthesize(G, Latent(lat.space, lat.value.to(G.w_avg.device))).clamp(-1, 1).cpu()
 
@@ -405,8 +407,7 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
     result = plain
     if method.endswith("+blend"):
         face_labels = labels_of(registry, model, face)
-        result_labels = segment(plain.image)[0] if segment else face_labels
-        result = alpha_blend(plain, face.image, face_labels, result_labels)
+        result = alpha_blend(plain, face.image, face_labels, segment(plain.image)[0] if segment else None)
     measures = hair_measures(registry, model, result, face, hair, ctx, truth=truth, segment=segment)
     return HairOutcome(result, measures, paste(face, result.image), face, hair, model, plain)
 
@@ -426,7 +427,8 @@ def hair_measures(registry, model: str, result, face: Target, hair: Target, ctx,
            "yaw of the result": float(yaws[2])}
     out["identity distance to the face"] = float(ctx.identity(img, f)[0]) if ctx.identity is not None else math.nan
     source = result.hair_source.to(device)
-    region = hair_mask(segment(source)[0]).to(device) if segment else result.hair_region
+    region = hair_mask(segment(source)[0]) if segment else result.hair_region
+    region = None if region is None else region.to(device)
     if region is not None and region.sum() > 0:
         out["L1 to the hair image, its hair region"] = float(((img - source).abs().mean(1)[0] * region).sum()
                                                               / region.sum())

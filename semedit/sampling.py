@@ -6,11 +6,19 @@ from typing import Sequence
 
 import torch
 
+from .errors import SettingError
 from .networks.stylegan2 import NoiseMode, StyleGAN2Generator
+
+#: seeds are 32-bit: torch's CPU generator keeps only the low 32 bits, so 2**32 + 3 would draw sample 3
+MAX_SEED = 2 ** 32 - 1
 
 
 def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
-    """Seeds -> z [N, z_dim] on the CPU, each row from its own ``torch.Generator``."""
+    """Seeds (0 .. MAX_SEED) -> z [N, z_dim] on the CPU, each row from its own ``torch.Generator``;
+    SettingError for a seed out of that range."""
+    bad = [s for s in seeds if not 0 <= int(s) <= MAX_SEED]
+    if bad:
+        raise SettingError(f"seed {bad[0]} is out of range: seeds go from 0 to {MAX_SEED}")
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -50,10 +50,12 @@ def _flag(value: Optional[str]) -> bool:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; any other name as given."""
-    if name in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``auto`` -> the current CUDA device when a GPU is visible, else ``cpu``; any other name as
+    given, ``cuda`` with its index (``cuda:0``), as a tensor's ``.device`` names it."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if name in ("", "auto") else torch.device(name)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())  # one name per GPU, as tensors report it
+    return device
 
 
 def _hub_cache_dir(env: Mapping[str, str]) -> Optional[Path]:
@@ -68,7 +70,7 @@ def _hub_cache_dir(env: Mapping[str, str]) -> Optional[Path]:
 class Settings:
     device: str = "auto"
     catalogue_path: Path = WEIGHTS_DIR / "catalogue.json"
-    cache_dir: Path = Path.home() / ".cache" / "semedit"
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "semedit")
     memory_budget_mb: float = 4096
     default_generator: Optional[str] = None
     hub_offline: bool = False
@@ -83,7 +85,7 @@ class Settings:
     long_jobs_per_session: int = 1
     session_ttl_minutes: float = 60
     cache_min_age_minutes: float = 60
-    temp_dir: Path = Path(tempfile.gettempdir())
+    temp_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     image_limits: ImageLimits = ImageLimits()
     compile: str = "auto"
     tf32: bool = True

@@ -29,6 +29,15 @@ def test_ground_truth_is_the_renderer_of_the_same_latents():
     assert gt.pose()["yaw"].shape == (3,)
 
 
+def test_seeds_are_32_bit_and_others_are_refused_not_wrapped():
+    from semedit.errors import SettingError
+    from semedit.sampling import MAX_SEED
+    assert not torch.equal(z_from_seeds([MAX_SEED], 8), z_from_seeds([MAX_SEED - 1], 8))
+    for seed in (MAX_SEED + 4, -1):  # 2**32 + 3 would silently draw sample 3
+        with pytest.raises(SettingError, match="out of range"):
+            z_from_seeds([0, seed], 8)
+
+
 def test_ground_truth_refuses_foreign_generators():
     with pytest.raises(ValueError):
         sample_with_ground_truth(tiny_generator(), [0])

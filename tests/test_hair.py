@@ -1,5 +1,7 @@
 """Hairstyle transfer: the FG'21 network and its checkpoint layout, the optimisation method,
 blending and interpolation, training and the retrieval protocol on tiny models."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -162,6 +164,12 @@ def test_alpha_blend_keeps_the_face_pixels_and_interpolation_ends_at_both_codes(
     assert torch.equal(blended.image[..., m == 0], face[..., m == 0])       # face pixels kept exactly
     assert torch.allclose(blended.image[..., m == 1], image[..., m == 1])   # the new hair is the result's
     assert (m[:7] == 1).all() and blended.latent is None
+    # without the result's labels (no segmenter) the transfer's hair region marks its new hair
+    region = torch.zeros(16, 16)
+    region[12:, :4] = 1                                                     # hair outside the old hair
+    unlabelled = alpha_blend(replace(r, hair_region=region), face, face_labels)
+    assert torch.allclose(unlabelled.image[..., 12:, :4], image[..., 12:, :4])
+    assert torch.equal(unlabelled.image[..., 12:, 8:], face[..., 12:, 8:])
     with torch.no_grad():
         assert torch.allclose(interpolate(G, r, 0.0), synthesize(G, start).clamp(-1, 1), atol=1e-6)
         assert torch.allclose(interpolate(G, r, 1.0), image, atol=1e-6)

@@ -255,6 +255,16 @@ def test_device_is_chosen_automatically(make_registry, tiny_file):
     assert reg.get("tiny").w_avg.device.type == expected
 
 
+def test_one_gpu_has_one_name_so_models_load_once_per_gpu(monkeypatch):
+    """"cuda" and a tensor's "cuda:0" are one cache key (else every model loads twice on a GPU)."""
+    from semedit.settings import resolve_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert resolve_device("auto") == resolve_device("cuda") == resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert str(resolve_device("cuda")) == "cuda:0" and resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
 def test_unreachable_hub_fails_fast_with_what_to_do(make_registry):
     """Not offline, but nothing listens at the endpoint: a clear message within 2 s, not after retries."""
     import time

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..errors import EditingError
 from ..latents import Latent, convert, synthesize
 from ..networks.stylegan2 import StyleGAN2Generator
 from .directions import Direction, apply_edits
@@ -69,7 +70,7 @@ def fit_linear(w: torch.Tensor, y: torch.Tensor, name: str, *, binary: Optional[
     ok = torch.isfinite(y)
     w, y = w[ok], y[ok]
     if len(y) < 20:
-        raise ValueError(f"{name}: need at least 20 labelled samples, got {len(y)}")
+        raise EditingError(f"{name}: need at least 20 labelled samples, got {len(y)}")
     if binary is None:
         binary = bool(((y == 0) | (y == 1)).all())
     tr, te = _split(len(y), train_frac, seed)
@@ -80,7 +81,7 @@ def fit_linear(w: torch.Tensor, y: torch.Tensor, name: str, *, binary: Optional[
     reg[-1, -1] = 0
     if binary:
         if y[tr].min() == y[tr].max():
-            raise ValueError(f"{name}: every training sample has the same label")
+            raise EditingError(f"{name}: every training sample has the same label")
         coef = torch.zeros(xa.shape[1], dtype=x.dtype)
         for _ in range(25):  # Newton steps on the ridge-penalised logistic loss
             p = torch.sigmoid(xa[tr] @ coef)
@@ -111,7 +112,7 @@ def condition(direction: Direction, others: Sequence[Direction]) -> Direction:
     linear fits unchanged (InterFaceGAN's conditional edit). ``unit`` grows so one unit still moves
     the direction's own fit by as much as before."""
     if any(o.space != direction.space for o in others) or direction.space not in ("w", "z"):
-        raise ValueError("conditional editing needs W (or Z) directions, all in one space")
+        raise EditingError("conditional editing needs W (or Z) directions, all in one space")
     v = direction.vector.double()
     if others:
         q, _ = torch.linalg.qr(torch.stack([(o.normal if o.normal is not None else o.vector).double()
@@ -119,12 +120,12 @@ def condition(direction: Direction, others: Sequence[Direction]) -> Direction:
         v = v - q @ (q.T @ v)
     length = v.norm()
     if length < 1e-6:
-        raise ValueError(f"{direction.name} lies within the span of the conditions")
+        raise EditingError(f"{direction.name} lies within the span of the conditions")
     v = v / length
     own = (direction.normal if direction.normal is not None else direction.vector).double()
     kept = float(own @ v) / max(float(own @ direction.vector.double()), 1e-12)  # the fit's change per length, kept
     if kept < 1e-6:
-        raise ValueError(f"{direction.name} cannot move its attribute while holding the conditions")
+        raise EditingError(f"{direction.name} cannot move its attribute while holding the conditions")
     return replace(direction, name=f"{direction.name} | " + ", ".join(o.name for o in others), vector=v.float(),
                    unit=direction.unit / kept, metrics=dict(direction.metrics),
                    source=direction.source + ", conditioned on " + ", ".join(o.attribute or o.name for o in others))
@@ -135,7 +136,7 @@ def variants(direction: Direction, others: Sequence[Direction], num_ws: int, par
     on every contiguous range of W+ layers whose ends lie on a grid of ``parts`` equal steps
     (``layers`` None: every layer). The candidates ``most_selective`` chooses from."""
     if direction.space != "w":
-        raise ValueError("layer ranges and conditions need a W direction")
+        raise EditingError("layer ranges and conditions need a W direction")
     bases = [direction]
     if others:
         try:
@@ -215,7 +216,7 @@ def most_selective(candidates: Sequence[Direction], attribute: str,
         if best is None or score > best[0]:
             best = (score, d, change, scale)
     if best is None:
-        raise ValueError("no candidate directions")
+        raise EditingError("no candidate directions")
     return best[1], best[2], best[3]
 
 
@@ -245,7 +246,7 @@ def stylespace_channels(G: StyleGAN2Generator, w: torch.Tensor, labels: torch.Te
     std = base.std(0).clamp(min=1e-6) if len(base) > 1 else torch.ones_like(base[0])
     inside = (labels.to(base.device) == class_id).float()  # [M, R, R]
     if inside.sum() == 0:
-        raise ValueError(f"class {class_id} appears in none of the samples")
+        raise EditingError(f"class {class_id} appears in none of the samples")
     scores = torch.zeros(base.shape[1], device=base.device)
     ref = synthesize(G, Latent("s", base))  # [M, 3, R, R]
     chosen = range(len(dims)) if layers is None else layers
@@ -275,13 +276,13 @@ def guided_direction(G: StyleGAN2Generator, latent: Latent, attribute: Callable[
     """One image's direction: the gradient of ``attribute(image) -> [1]`` with respect to the
     code (W, W+ or S), normalised; ``unit`` is chosen so one step changes the attribute by the
     gradient's first-order estimate of 0.1 (a small, local move)."""
-    x = latent.value.detach().clone().requires_grad_(True)
+    x = latent.value.detach().to(G.w_avg.device).clone().requires_grad_(True)
     value = attribute(synthesize(G, Latent(latent.space, x))).sum()
     (grad,) = torch.autograd.grad(value, x)
     grad = grad[0]
     length = grad.norm()
     if not torch.isfinite(length) or length < 1e-12:
-        raise ValueError("the attribute does not change near this code")
+        raise EditingError("the attribute does not change near this code")
     return Direction(name=name, space=latent.space, vector=(grad / length).cpu(), unit=float(0.1 / length),
                      attribute=name, source="attribute-model gradient at one code",
                      metrics={"attribute": float(value.detach())})

@@ -26,7 +26,10 @@ FORMATS = ("interfacegan", "e4e", "ganspace", "stylespace", "semedit")
 
 
 def _tensor(x, path: Path) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).float()
+    try:
+        t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).float()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path.name}: not an array of numbers ({type(e).__name__}: {e})") from e
     if not torch.isfinite(t).all():
         raise CheckpointError(f"{path.name}: the direction has non-finite values")
     return t
@@ -40,19 +43,35 @@ def _load_pt(path: Path):
 
 
 def _load_np(path: Path):
+    """An array (.npy) or {name: array} (.npz), read in full so no file stays open."""
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            raw = np.load(f, allow_pickle=False)
+            return {k: raw[k] for k in raw.files} if isinstance(raw, np.lib.npyio.NpzFile) else raw
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"{path.name}: not a loadable numpy file ({type(e).__name__}: {e})") from e
 
 
 def read_directions(path: Path, fmt: str, *, name: Optional[str] = None, style_dims: Sequence[int] = (),
-                    num_ws: Optional[int] = None) -> List[Direction]:
+                    num_ws: Optional[int] = None, w_dim: Optional[int] = None) -> List[Direction]:
     """Directions in ``path`` (format ``fmt``); ``name`` names single-direction files (default: the
     file's stem); ``style_dims`` (``G.synthesis.style_dims``) is needed for StyleSpace lists;
-    ``num_ws`` checks W+ directions fit the generator."""
+    ``num_ws`` and ``w_dim`` (and ``style_dims``) check that the directions fit the generator."""
     path = Path(path)
-    name = name or path.stem
+    directions = _read(path, fmt, name or path.stem, style_dims, num_ws)
+    widths = {"w": w_dim, "w+": w_dim, "s": sum(style_dims) if style_dims else None}
+    for d in directions:
+        width = widths.get(d.space)
+        if width is not None and d.vector.shape[-1] != width:
+            raise CheckpointError(f"{path.name}: direction {d.name!r} is {d.vector.shape[-1]} wide in "
+                                  f"{d.space.upper()}; this generator's {d.space.upper()} is {width} wide")
+        if d.space == "w+" and num_ws is not None and d.vector.shape[0] != num_ws:
+            raise CheckpointError(f"{path.name}: direction {d.name!r} has {d.vector.shape[0]} layers; "
+                                  f"the generator has {num_ws}")
+    return directions
+
+
+def _read(path: Path, fmt: str, name: str, style_dims: Sequence[int], num_ws: Optional[int]) -> List[Direction]:
     if fmt == "interfacegan":
         v = _tensor(_load_np(path), path)
         if v.ndim != 2 or v.shape[0] != 1:
@@ -72,7 +91,7 @@ def read_directions(path: Path, fmt: str, *, name: Optional[str] = None, style_d
         raise CheckpointError(f"{path.name}: an e4e direction is (1, C) or (1, L, C), got {tuple(v.shape)}")
     if fmt == "ganspace":
         raw = _load_np(path) if path.suffix == ".npz" else _load_pt(path)
-        keys = set(raw.files if hasattr(raw, "files") else raw)
+        keys = set(raw) if isinstance(raw, dict) else set()
         if {"lat_comp", "lat_stdev"} <= keys:
             comp, std = raw["lat_comp"], raw["lat_stdev"]
         elif {"comp", "std"} <= keys:

@@ -22,7 +22,8 @@ def directions_for(registry, model: str) -> List[Direction]:
         except SemeditError:
             continue
         out += read_directions(path, spec.format, name=spec.config.get("name"),
-                               style_dims=G.synthesis.style_dims, num_ws=G.num_ws)
+                               style_dims=G.synthesis.style_dims, num_ws=G.num_ws,
+                               w_dim=G.config.w_dim)
     return out
 
 

@@ -30,7 +30,8 @@ def _edited(registry, model: str, r, d: Direction, units: float, labels, cls=Non
     methods), or on the chunk that holds most of class ``cls`` (local edits) or every chunk (ChunkyGAN)."""
     if r.chunk_masks is None:
         source = pipeline.source_from_result(r)
-        return pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, [(d, units)]))
+        G = pipeline.source_generator(registry, source)
+        return pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, [(d, units)], G), G)
     project = ChunkProject.from_result(r)
     if cls is not None and labels is not None and (labels == cls).any():
         chunks = [int(project.masks[:, labels == cls].sum(1).argmax())]

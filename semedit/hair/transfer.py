@@ -166,11 +166,19 @@ def blend_mask(face_labels: torch.Tensor, result_hair: torch.Tensor, size: int, 
 
 
 def alpha_blend(result: HairResult, face: torch.Tensor, face_labels: torch.Tensor,
-                result_labels: torch.Tensor) -> HairResult:
-    """The result inside ``blend_mask`` (its hair and the old hair), the face image elsewhere."""
+                result_labels: Optional[torch.Tensor] = None) -> HairResult:
+    """The result inside ``blend_mask`` (its hair and the old hair), the face image elsewhere.
+    ``result_labels``: the result's label map; without one (no segmenter), the hair region the
+    transfer put the hair image's hair into (``result.hair_region``) stands for the result's hair."""
     res = result.image.shape[-1]
     f = prepare_target(face, res, torch.device("cpu"))
-    m = blend_mask(face_labels, hair_mask(result_labels), res)
+    if result_labels is not None:
+        new_hair = hair_mask(result_labels)
+    elif result.hair_region is not None:
+        new_hair = result.hair_region.float().cpu()
+    else:
+        raise ValueError("alpha_blend needs the result's labels or its hair region")
+    m = blend_mask(face_labels, new_hair, res)
     image = result.image * m + f * (1 - m)
     return replace(result, method=result.method + " + alpha blend", image=image, latent=None,
                    face_region=1 - m, hair_region=m)

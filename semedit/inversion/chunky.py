@@ -16,11 +16,12 @@ bands.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import SettingError
 from ..latents import Latent, mean_latent, synthesize
 from ..losses import PerceptualModel
 from ..networks.stylegan2 import StyleGAN2Generator
@@ -63,11 +64,11 @@ class ChunkyConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_chunks <= max(CHUNK_GROUPS):
-            raise ValueError(f"n_chunks must be between 1 and {max(CHUNK_GROUPS)}")
+            raise SettingError(f"n_chunks must be between 1 and {max(CHUNK_GROUPS)}")
         if self.mask_init not in MASK_INITS:
-            raise ValueError(f"mask_init must be one of {', '.join(MASK_INITS)}")
+            raise SettingError(f"mask_init must be one of {', '.join(MASK_INITS)}")
         if self.lambda_reg < 0:
-            raise ValueError("lambda_reg must be >= 0")
+            raise SettingError("lambda_reg must be >= 0")
 
 
 def chunk_classes(n: int) -> list:
@@ -119,12 +120,12 @@ def invert_chunky(G: StyleGAN2Generator, target: torch.Tensor, config: ChunkyCon
     target = prepare_target(target, res, device)
     if config.mask_init == "given":
         if masks is None or masks.shape[0] != n:
-            raise ValueError(f"mask_init 'given' needs {n} masks, got {None if masks is None else masks.shape[0]}")
+            raise SettingError(f"mask_init 'given' needs {n} masks, got {None if masks is None else masks.shape[0]}")
         start = masks
     elif config.mask_init == "segmentation":
         if labels is None:
             if segmenter is None:
-                raise ValueError("mask_init 'segmentation' needs labels or a segmenter")
+                raise SettingError("mask_init 'segmentation' needs labels or a segmenter")
             with torch.no_grad():
                 labels = segmenter.to(device).predict(target)[0]
         start = masks_from_labels(labels.cpu(), n)
@@ -157,9 +158,3 @@ def composite_parts(G: StyleGAN2Generator, codes: Latent, logits: torch.Tensor):
     return chunks, soft
 
 
-def recomposite(chunks: torch.Tensor, masks: torch.Tensor, replace: Optional[Sequence] = None) -> torch.Tensor:
-    """sum_i chunk_i * mask_i -> [1, 3, R, R]; ``replace`` = (index, new chunk [3, R, R]) edits one chunk."""
-    chunks = chunks.clone()
-    if replace is not None:
-        chunks[replace[0]] = replace[1]
-    return (chunks * masks[:, None]).sum(0, keepdim=True)

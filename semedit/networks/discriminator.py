@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -117,8 +116,3 @@ class StyleGAN2Discriminator(nn.Module):
         return self.out(x)[:, 0]
 
 
-def discriminator_for(resolution: int, generator_channels: Optional[tuple] = None) -> DiscriminatorConfig:
-    """A discriminator mirroring a generator's widths (4 px first there, R px first here)."""
-    if generator_channels is None:
-        return DiscriminatorConfig(resolution=resolution)
-    return DiscriminatorConfig(resolution=resolution, channels=tuple(reversed(generator_channels)))
