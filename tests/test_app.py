@@ -82,9 +82,29 @@ def test_bad_input_gives_message_and_app_keeps_serving(client):
     assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1
 
 
+def test_sample_seeds_reach_the_last_32_bit_seed_and_no_further():
+    import gradio as gr
+    from semedit.ui.sampling import _check
+    assert _check(DEFAULT, 2 ** 32 - 4, 4, 16) == [2 ** 32 - 4, 2 ** 32 - 3, 2 ** 32 - 2, 2 ** 32 - 1]
+    for seed, count in ((2 ** 32 - 3, 4), (-1, 1), (0, 17)):
+        with pytest.raises(gr.Error):
+            _check(DEFAULT, seed, count, 16)
+
+
 def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
+    from gradio_client import handle_file
+    from semedit.ui.hair import default_method
     from semedit.ui.inversion import method_choices
     registry = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), Settings(device="cpu", hub_offline=True))
+    # an API client may invert with any generator's own encoder, not only the start-up generator's
+    example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
+    *_, status = client.predict("embedded-portraits-64-gan-quarter", example,
+                                ["encoder:embedded-portraits-64-gan-quarter-e4e"], 10, 1.0, 2, "w+", "stlpips-alex",
+                                "auto", api_name="/invert")
+    assert status.startswith("Done: 1 methods")
+    # the hair tab's method follows the generator: the network where one is trained
+    assert default_method(registry, DEFAULT) == "model"
+    assert default_method(registry, "embedded-portraits-64-gan-quarter") == "optimisation"
     default = [key for _, key in method_choices(registry, DEFAULT)]
     quarter = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-quarter")]
     assert "encoder:embedded-e4e-64" in default and "w+" in default
@@ -273,6 +293,30 @@ def test_a_session_keeps_only_its_newest_folders(tmp_path):
     assert [f.exists() for f in made] == [False] * 3 + [True] * FOLDERS_PER_SESSION
 
 
+def test_a_long_runs_folder_outlives_exports_made_during_the_run(tmp_path):
+    """An inversion saves its latents into the folder it made at its start; exports meanwhile in
+    other tabs may prune that folder, and saving then makes it again."""
+    import time
+    from types import SimpleNamespace
+    from semedit.inversion.common import InversionResult
+    from semedit.latents import Latent
+    from semedit.ui.inversion import save_latents
+    from semedit.ui.sessions import FOLDERS_PER_SESSION, Sessions
+    sessions = Sessions(Settings(temp_dir=tmp_path))
+    me = SimpleNamespace(session_hash="me")
+    run = sessions.folder(me, "inversion-")
+    time.sleep(0.05)
+    [sessions.folder(me, "edit-") for _ in range(FOLDERS_PER_SESSION)]
+    assert not run.exists()
+    r = InversionResult(method="W+", image=torch.zeros(1, 3, 8, 8), latent=Latent("w+", torch.zeros(1, 2, 4)),
+                        losses=(1.0,), seconds=0.1, generator="g", key="w+")
+    saved = save_latents({"w+": r}, run)
+    assert saved.exists() and torch.load(saved, weights_only=True)["w+"]["generator"] == "g"
+    time.sleep(0.05)
+    sessions.folder(me, "edit-")
+    assert saved.exists()  # the folder saved into last is among the newest, so it is kept
+
+
 def test_old_session_folders_are_swept(tmp_path):
     import os
     import time
@@ -354,6 +398,13 @@ def test_painted_segments_steer_chunkygan(client, tmp_path):
     unpainted = session.predict(DEFAULT, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
                                 api_name="/invert")[-2]
     assert torch.load(unpainted, weights_only=True)["chunky"]["masks"][0, 26:38, 22:42].mean() < 0.2
+    # segments belong to their target: inverting another image does not start from them
+    another = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
+    args = (DEFAULT, another, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto")
+    stale = session.predict(*args, 0.0, painted, api_name="/invert")[-2]
+    fresh = Client(client.src, verbose=False).predict(*args, api_name="/invert")[-2]
+    assert torch.equal(torch.load(stale, weights_only=True)["chunky"]["masks"],
+                       torch.load(fresh, weights_only=True)["chunky"]["masks"])
 
 
 def test_segment_endpoint_on_a_photo(client):
@@ -475,6 +526,13 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     (_, after), table = session.predict(*_slider_args(["guided smile"], [3.0]), api_name="/edit")
     rows = {r[0]: r for r in table["data"]}
     assert rows["smile"][3] > 0  # the gradient of the regressor's smile raises it
+    quarter = "embedded-portraits-64-gan-quarter"
+    with pytest.raises(AppError, match=f"a code of {DEFAULT}: pick that generator"):
+        session.predict(quarter, "guided", "smile", [], 300, api_name="/fit_direction")
+    # the same name fitted for another generator leaves this generator's fit in place
+    session.predict(quarter, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
+    (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
+    assert not np.array_equal(load(before), load(after))
 
 
 def test_sliders_edit_an_inversion_result_and_paste_back(client):
@@ -532,6 +590,9 @@ def test_segment_editor_edits_one_chunk_undoes_saves_and_compares(client, tmp_pa
     assert "chunk 2: PC0 +2" in status
     _, _, status, _, _ = session.predict(0, 5, 0.5, api_name="/chunk_towards")
     assert "towards seed 5" in status
+    session.predict(2, "mouth channel 7:51", 2.0, api_name="/chunk_edit")    # a StyleSpace edit on a W+ chunk,
+    _, _, status, _, _ = session.predict(2, 5, 0.5, api_name="/chunk_towards")  # then towards a sample: in S
+    assert "chunk 3: mouth channel 7:51 +2" in status and "towards seed 5 (chunk 3)" in status
     _, _, status, _, _ = session.predict(0, "grow", 2, api_name="/chunk_mask")
     project = session.predict(api_name="/chunk_save")
     other = Client(client.src, verbose=False)

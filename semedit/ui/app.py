@@ -28,7 +28,9 @@ def build_demo(registry: Optional[Registry] = None, settings: Optional[Settings]
     # SEMEDIT_CACHE_MIN_AGE_MINUTES old, are removed (an upload must outlive its request's wait in
     # the queue: a load test with a 2-minute age lost uploads that had waited longer than that)
     age = max(int(settings.cache_min_age_minutes * 60), int(ttl))
-    with gr.Blocks(title="semedit", delete_cache=(max(60, int(min(ttl, age) // 4)), age)) as demo:
+    # analytics off: the app sends nothing about its use anywhere
+    with gr.Blocks(title="semedit", delete_cache=(max(60, int(min(ttl, age) // 4)), age),
+                   analytics_enabled=False) as demo:
         gr.Markdown(INTRO.format(device=settings.torch_device))
         picker = create_model_picker(registry)
         # this session's inversion results and fitted directions, for the editing tabs; freed when

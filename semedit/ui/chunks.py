@@ -25,7 +25,7 @@ from ..editing.directions import Direction, apply_edits
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..inversion.chunky import chunk_classes
 from ..inversion.suite import Knobs
-from ..latents import Latent, convert
+from ..latents import SPACES, Latent, convert
 from ..registry import Registry
 from ..targets import Target
 from .common import user_errors
@@ -184,7 +184,8 @@ def make_towards(registry: Registry):
         seed_code = convert(G, Latent("w+", sample(G, [int(seed)]).ws.to(G.w_avg.device)), p.codes.space
                             if p.codes.space != "w" else "w+")
         own = p.edited_codes(G, [chunk])
-        own = convert(G, own, seed_code.space)
+        space = max(seed_code.space, own.space, key=SPACES.index)  # an S edit on a W+ chunk: both in S
+        seed_code, own = convert(G, seed_code, space), convert(G, own, space)
         d = Direction(f"towards seed {int(seed)} (chunk {chunk + 1})", seed_code.space,
                       (seed_code.value[0] - own.value[0]).cpu(), source="interpolation towards a sample's code")
         project = p.with_edit(chunk, d, float(amount))

@@ -171,6 +171,11 @@ def make_export(sessions: Sessions):
     return export
 
 
+def default_method(registry: Registry, model: Optional[str]) -> str:
+    """The network when ``model`` has a trained hair model, else optimisation."""
+    return "model" if model and pipeline.hair_model_for(registry, model) else "optimisation"
+
+
 def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> None:
     outcome_state = gr.State(None, time_to_live=sessions.ttl_s)
     with gr.Row():
@@ -181,9 +186,8 @@ def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> N
             hair_kind = gr.Radio(SOURCES, value="image", label="Hair (the hairstyle)")
             hair_image = gr.File(label="Hair image", file_types=["image"], type="filepath", height=100)
             hair_seed = gr.Number(1, precision=0, minimum=0, label="Hair sample seed")
-            default = registry.catalogue.default_generator
             method = gr.Radio([(label, key) for key, label in pipeline.HAIR_METHODS.items()],
-                              value="model" if default and pipeline.hair_model_for(registry, default) else "optimisation",
+                              value=default_method(registry, picker.value),
                               label="Method (the network needs a trained model for the generator)")
             steps = gr.Slider(50, 500, value=150, step=50, label="Optimisation: steps per inversion")
             run_button = gr.Button("Transfer the hair", variant="primary")
@@ -205,6 +209,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> N
     if pairs:
         gr.Examples(pairs, inputs=[face_image, hair_image], label="Embedded-domain pairs (different poses; "
                                                                    "the true image is known)")
+    # the method follows the generator: the network where it has one, else optimisation
+    picker.change(lambda model: gr.update(value=default_method(registry, model)), inputs=picker, outputs=method,
+                  api_name=False, queue=False)
     # a long job: photos are aligned and segmented, and the optimisation method runs for seconds
     sessions.long(run_button.click, make_transfer(registry, sessions),
                   inputs=[picker, face_kind, face_image, face_seed, hair_kind, hair_image, hair_seed, method, steps],

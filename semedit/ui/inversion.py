@@ -1,6 +1,8 @@
 """Inversion comparison tab: one image, many methods side by side, with metrics and loss curves."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -35,6 +37,10 @@ EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
 
 
 def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
+    """The results' latents in ``folder`` (made again if the session's pruning took it during a
+    long run), whose time of use is renewed so the pruning keeps it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)
     return pipeline.save_latents(results.values(), folder / "latents.pt")
 
 
@@ -57,10 +63,22 @@ def load_target(registry: Registry, model: str, image, alignment: str, face_inde
         raise gr.Error(str(e)) from e
 
 
+@dataclass(frozen=True)
+class TargetSegments:
+    """The automatic label map (numpy [256, 256]) of one target; ``of``: ``target_key`` of it."""
+    of: tuple
+    labels: np.ndarray
+
+
+def target_key(model, image, alignment, face_index) -> tuple:
+    """What makes a target: generator, image file, alignment and face."""
+    return (model, str(image), alignment, int(face_index or 0))
+
+
 def make_segment(registry: Registry):
     def segment(model, image, alignment, face_index=0):
-        """The target's automatic segments: (editor value, label map for the session). Aligned
-        photos are segmented with mediapipe; centre crops by the generator's segmenter, if any."""
+        """The target's automatic segments: (editor value, its TargetSegments for the session).
+        Aligned photos are segmented with mediapipe; centre crops by the generator's segmenter, if any."""
         target = load_target(registry, model, image, alignment, face_index)
         spec = registry.catalogue.get(model)
         try:
@@ -72,7 +90,7 @@ def make_segment(registry: Registry):
                 labels = segments_in_crop(np.asarray(target.photo), target.alignment, target.face_index)
         except SemeditError as e:
             raise gr.Error(str(e)) from e
-        return editor_value(labels), labels
+        return editor_value(labels), TargetSegments(target_key(model, image, alignment, face_index), labels)
     return segment
 
 
@@ -108,8 +126,10 @@ def make_run(registry: Registry, sessions: Sessions):
             raise gr.Error("The identity loss needs an identity model; this generator's domain has none "
                            "(set its weight to 0).")
         target = load_target(registry, model, image, alignment, face_index)
-        if auto_labels is not None:  # the user looked at (and maybe painted) the segments
-            target = target.with_labels(torch.from_numpy(apply_paint(auto_labels, painted)))
+        # the user looked at (and maybe painted) this target's segments; those of another target
+        # (an API client that segmented one image and inverts another) are not used
+        if auto_labels is not None and auto_labels.of == target_key(model, image, alignment, face_index):
+            target = target.with_labels(torch.from_numpy(apply_paint(auto_labels.labels, painted)))
         results: Dict[str, InversionResult] = {}
         gallery = [(tensor_to_uint8(target.image)[0], "target (aligned)" if target.aligned else "target")]
         pasted = []
@@ -169,6 +189,15 @@ def method_choices(registry: Registry, model: Optional[str]) -> List[Tuple[str, 
                        f"{pipeline.ENCODER_PREFIX}{n}") for n in names]
 
 
+def every_method_choice(registry: Registry) -> List[Tuple[str, str]]:
+    """``method_choices`` of every catalogued generator together (each key once)."""
+    seen = {}
+    for model in registry.catalogue.names("generator"):
+        for label, key in method_choices(registry, model):
+            seen.setdefault(key, label)
+    return [(label, key) for key, label in seen.items()]
+
+
 def make_preview(limits: ImageLimits):
     def preview(path):
         """The uploaded file as the methods will see it (upright, RGB, reduced to the size limit),
@@ -204,7 +233,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             shown = gr.Image(label="Target as loaded", interactive=False, height=256)
             alignment = gr.Radio(ALIGN_CHOICES, value="auto", label="Face alignment")
             face_index = gr.Number(0, minimum=0, maximum=7, precision=0, label="Face to align (0 = the largest; numbered on the image)")
-            methods = gr.CheckboxGroup(method_choices(registry, picker.value), value=["w", "w+", "chunky"],
+            # every generator's encoders are valid values (API clients pick any generator); a browser
+            # session is shown only those of the chosen generator (on load, and on each change)
+            methods = gr.CheckboxGroup(every_method_choice(registry), value=["w", "w+", "chunky"],
                                        label="Methods (encoders: a forward pass or a few, for the generator they were "
                                              "made for)")
             steps = gr.Slider(10, 1000, value=300, step=10, label="Steps per method")
@@ -238,7 +269,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                                  color_map=CURVE_COLOURS)
             gr.Markdown(" ".join(f"<span style='color:{c}'>&#9644; {name}</span>" for name, c in CURVE_COLOURS.items()))
             latents = gr.File(label="Latents (torch.load(..., weights_only=True))")
-    segments = gr.State(None)  # the automatic label map of the current target (numpy [256, 256])
+    segments = gr.State(None)  # TargetSegments of the current target
     files = example_files(EXAMPLES_DIR)
     if files:
         gr.Examples(files, inputs=image, label="Embedded-domain examples (held out; some with accessories)")
@@ -250,6 +281,8 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
         keys = {key for _, key in choices}
         return gr.update(choices=choices, value=[m for m in ticked or [] if m in keys])
     picker.change(offer_methods, inputs=[picker, methods], outputs=methods, api_name=False, queue=False)
+    gr.on(triggers=None, fn=lambda: gr.update(choices=method_choices(registry, picker.value)), inputs=None,
+          outputs=methods, api_name=False, queue=False)  # no inputs: on load only
     for control in (image, alignment, picker, face_index):  # segments of another target or crop are stale
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
     sessions.short(segment_button.click, make_segment(registry), inputs=[picker, image, alignment, face_index],

@@ -28,8 +28,8 @@ def _check(model: str, seed: float, count: float, max_samples: int) -> List[int]
     count, seed = int(count), int(seed)
     if not 1 <= count <= max_samples:
         raise gr.Error(f"The number of samples must be between 1 and {max_samples}.")
-    if not 0 <= seed < 2 ** 32 - count:
-        raise gr.Error("The seed must be between 0 and 4294967295.")
+    if not 0 <= seed <= 2 ** 32 - count:  # every seed of the grid is a 32-bit seed
+        raise gr.Error(f"The first seed must be between 0 and {2 ** 32 - count} for {count} samples.")
     return list(range(seed, seed + count))
 
 

@@ -73,6 +73,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _last_use(folder: Path) -> float:
+    """The folder's modification time; 0 when another thread removed it meanwhile."""
+    try:
+        return folder.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def session_key(request: Optional[gr.Request]) -> str:
     key = getattr(request, "session_hash", None) if request is not None else None
     return "".join(c for c in str(key) if c.isalnum() or c in "-_")[:64] if key else LOCAL_SESSION
@@ -106,7 +114,7 @@ class Sessions:
         base.mkdir(parents=True, exist_ok=True)
         os.utime(base)  # last use, for the sweep
         folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-        older = sorted((f for f in base.iterdir() if f != folder), key=lambda f: f.stat().st_mtime, reverse=True)
+        older = sorted((f for f in base.iterdir() if f != folder), key=_last_use, reverse=True)
         for stale in older[FOLDERS_PER_SESSION - 1:]:
             shutil.rmtree(stale, ignore_errors=True)
         return folder

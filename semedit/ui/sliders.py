@@ -128,8 +128,9 @@ def make_edit(registry: Registry):
             raise gr.Error("Load a source first.")
         names, values = names_values[:N_SLIDERS], names_values[N_SLIDERS:]
         edits = _edits(registry, source, custom, names, values)
-        before = pipeline.render_source(registry, source)
-        after = pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, edits))
+        G = pipeline.source_generator(registry, source)
+        before = pipeline.render_source(registry, source, generator=G)
+        after = pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, edits, G), G)
         return (_image(before), _image(after)), measure(registry, source.generator, before, after)
     return edit
 
@@ -145,10 +146,10 @@ def make_strip(registry: Registry):
             raise gr.Error("Pick a direction for the strip.")
         if k is None or not 0 < float(k) <= MAX_STRIP_K:
             raise gr.Error(f"k must be above 0 and at most {MAX_STRIP_K:g} units (the strip reaches 2k).")
-        G = registry.get(source.generator)
+        G = pipeline.source_generator(registry, source)
         steps = [-2 * float(k), -float(k), 0.0, float(k), 2 * float(k)]
         images = torch.cat([pipeline.render_source(registry, source,
-                                                   pipeline.edited_latent(registry, source, [(known[name], s)]))
+                                                   pipeline.edited_latent(registry, source, [(known[name], s)], G), G)
                             for s in steps])
         att = pipeline.read_attributes(registry, source.generator, images)
         rows = [{"value": s, "measure": m, "change": float(v[i] - v[2])} for m, v in att.items()
@@ -194,8 +195,11 @@ def make_fit(registry: Registry, sessions: Sessions):
                 raise gr.Error(f"Only W directions of {model} can be held; not {', '.join(map(repr, unknown))}.")
             held = [known[c] for c in conditions or []]
         if method == "guided":
-            if source is None or source.generator != model:
+            if source is None:
                 raise gr.Error("The guided direction is computed at the loaded source: load one first.")
+            if source.generator != model:
+                raise gr.Error(f"The guided direction is computed at the loaded source, which is a code of "
+                               f"{source.generator}: pick that generator, or load a source of {model}.")
             d = guided_direction(pipeline.source_generator(registry, source), source.latent,
                                  attribute_model(registry, model, attribute), f"guided {attribute}")
             new = [replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})]
@@ -225,7 +229,9 @@ def make_fit(registry: Registry, sessions: Sessions):
         return _fitted(model, custom, new, note, request, source)
 
     def _fitted(model, custom, new, note, request, source):
-        custom = [c for c in (custom or []) if c.name not in {d.name for d in new}] + new
+        # a new fit replaces the same-named one of this generator; other generators' fits stay
+        custom = [c for c in (custom or []) if c.metrics.get("generator") != model
+                  or c.name not in {d.name for d in new}] + new
         path = save_directions(sessions.folder(request, "directions-") / "directions.safetensors",
                                [d for d in custom if d.metrics.get("generator") == model], generator=model)
         every = available_directions(registry, model, custom)
@@ -260,8 +266,9 @@ def make_export(registry: Registry, sessions: Sessions):
             raise gr.Error("Load a source first.")
         names, values = names_values[:N_SLIDERS], names_values[N_SLIDERS:]
         edits = _edits(registry, source, custom, names, values)
-        latent = pipeline.edited_latent(registry, source, edits)
-        image = pipeline.render_source(registry, source, latent)
+        G = pipeline.source_generator(registry, source)
+        latent = pipeline.edited_latent(registry, source, edits, G)
+        image = pipeline.render_source(registry, source, latent, G)
         folder = sessions.folder(request, "edit-")
         files = [folder / "edited.png"]
         tensor_to_pil(image).save(files[0])
