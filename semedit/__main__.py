@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,41 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: give at least 1")
     return value
+
+
+def _truncation(text: str) -> float:
+    """argparse type: a truncation psi in [0, 1.5], the app's range (0: the average face)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.5:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0 to 1.5")
+    return value
+
+
+#: what --out may end in for images (Pillow writes each by its suffix)
+IMAGE_OUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _writable(path: Path) -> Path:
+    """``path`` when its folder exists and is writable, or can be made in a writable folder."""
+    folder = path.parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{path}: cannot write in {folder}")
+    return path
+
+
+def _image_out(text: str) -> Path:
+    """argparse type: an image file to write, checked before any work is done (suffix, folder)."""
+    path = Path(text)
+    if path.suffix.lower() not in IMAGE_OUT_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text}: end it in one of {', '.join(IMAGE_OUT_SUFFIXES)}")
+    return _writable(path)
+
+
+def _file_out(text: str) -> Path:
+    """argparse type: a file to write (any suffix), checked before any work is done."""
+    return _writable(Path(text))
 
 
 def _generator(registry, name) -> str:
@@ -65,6 +101,7 @@ def _cmd_sample(a: argparse.Namespace) -> None:
         sys.exit("error: the seeds run past 4294967295: lower --seed or -n")
     G = registry.get(name)
     s = sample(G, range(a.seed, a.seed + a.n), truncation_psi=a.truncation)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(make_grid(list(tensor_to_uint8(s.images)))).save(a.out)
     print(f"wrote {a.n} samples of {name} to {a.out}")
 
@@ -259,6 +296,7 @@ def _cmd_faces(a: argparse.Namespace) -> None:
     for i, face in enumerate(faces):
         print(f"{i}: " + ", ".join(f"{v:.0f}" for v in face.box))
     if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
         draw_faces(photo, faces).save(a.out)
         print(f"wrote {a.out}")
     if not faces:
@@ -318,8 +356,8 @@ def main(argv=None) -> None:
     p.add_argument("--model", help="catalogue name (default: the catalogue's default generator)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("-n", type=_count, default=16)
-    p.add_argument("--truncation", type=float, default=0.7)
-    p.add_argument("--out", default="samples.png")
+    p.add_argument("--truncation", type=_truncation, default=0.7)
+    p.add_argument("--out", type=_image_out, default="samples.png")
     p.set_defaults(func=_cmd_sample)
     p = sub.add_parser("invert", help="invert images (files or folders) with several methods; write images, "
                                       "latents and metrics.csv")
@@ -344,7 +382,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("edit", help="move a sample or an inverted image along named directions")
     p.add_argument("--model", help="generator (default: the catalogue's default)")
     p.add_argument("--seed", type=_seed, default=0, help="the sample to edit (without --image)")
-    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--truncation", type=_truncation, default=0.7)
     p.add_argument("--image", help="an image to invert and edit instead of a sample")
     p.add_argument("--inversion", default="w+", choices=["w+", "encoder"],  # pipeline.SOURCE_INVERSIONS
                    help="how --image is inverted: W+ optimisation, or one pass of the generator's encoder (e4e first)")
@@ -353,7 +391,7 @@ def main(argv=None) -> None:
     p.add_argument("--face", type=int, default=0)
     p.add_argument("--direction", action="append", default=[], metavar="NAME=UNITS",
                    help="repeatable, e.g. --direction smile=2 --direction age=-1")
-    p.add_argument("--out", default="edit.png")
+    p.add_argument("--out", type=_image_out, default="edit.png")
     p.set_defaults(func=_cmd_edit)
     p = sub.add_parser("chunk-edit", help="invert an image with ChunkyGAN (or open a project) and edit single chunks")
     p.add_argument("image", nargs="?", help="an image to invert with ChunkyGAN")
@@ -371,8 +409,8 @@ def main(argv=None) -> None:
     p.add_argument("--mask", action="append", default=[], metavar="CHUNK:OP=PIXELS",
                    help="repeatable; OP is grow, shrink or feather, e.g. --mask hair:grow=2")
     p.add_argument("--compare", action="store_true", help="also write the same edits on a W+ inversion (_global)")
-    p.add_argument("--save", help="write the project (codes, masks, edits) here")
-    p.add_argument("--out", default="chunk-edit.png")
+    p.add_argument("--save", type=_file_out, help="write the project (codes, masks, edits) here")
+    p.add_argument("--out", type=_image_out, default="chunk-edit.png")
     p.set_defaults(func=_cmd_chunk_edit)
     p = sub.add_parser("hair", help="put the hair of one face image on the person of another")
     p.add_argument("face", help="the person")
@@ -383,7 +421,7 @@ def main(argv=None) -> None:
     p.add_argument("--align", default="auto", choices=["auto", "align", "centre"])
     p.add_argument("--face-index", type=int, default=0, help="which face of the face photo: 0 = the largest")
     p.add_argument("--hair-index", type=int, default=0, help="which face of the hair photo")
-    p.add_argument("--out", default="hair.png")
+    p.add_argument("--out", type=_image_out, default="hair.png")
     p.set_defaults(func=_cmd_hair)
     p = sub.add_parser("eval", help="the evaluation harness: Table 1, Table 2 or the hair retrieval figures, "
                                     "resumable, sharded under torchrun")
@@ -409,14 +447,16 @@ def main(argv=None) -> None:
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("faces", help="list the faces of a photo with their boxes (for --face)")
     p.add_argument("image")
-    p.add_argument("--out", help="also write the photo with the numbered boxes drawn on it")
+    p.add_argument("--out", type=_image_out, help="also write the photo with the numbered boxes drawn on it")
     p.set_defaults(func=_cmd_faces)
     p = sub.add_parser("convert", help="convert a rosinality .pt or NVIDIA .pkl to pickle-free safetensors")
     p.add_argument("src")
     p.add_argument("--format", required=True,
-                   choices=["rosinality", "nvlabs", "safetensors", "fg21", "fg21-decoder", "psp", "psp-decoder"],
+                   choices=["rosinality", "nvlabs", "safetensors", "fg21", "fg21-decoder", "psp", "psp-decoder",
+                            "hyperstyle", "hyperstyle-decoder"],
                    help="fg21: the hair network of an FG'21 checkpoint; fg21-decoder: its generator; psp: the encoder "
-                        "of a pSp, e4e or ReStyle checkpoint; psp-decoder: its generator")
+                        "of a pSp, e4e or ReStyle checkpoint; psp-decoder: its generator; hyperstyle: a HyperStyle "
+                        "checkpoint's hypernetwork; hyperstyle-decoder: its generator")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("random-generator", help="write a StyleGAN2 with random weights (placeholders, tests)")
@@ -435,6 +475,8 @@ def main(argv=None) -> None:
         a.func(a)
     except SemeditError as e:
         sys.exit(f"error: {e}")
+    except OSError as e:  # a full disk, a folder removed meanwhile: a message, not a traceback
+        sys.exit(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "))
 
 
 if __name__ == "__main__":

@@ -232,6 +232,14 @@ def test_bad_direction_files_are_refused(tmp_path):
     (tmp_path / "x.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError):
         read_directions(tmp_path / "x.safetensors", "semedit")
+    np.save(tmp_path / "wide.npy", np.zeros((1, TINY.w_dim * 2), dtype=np.float32))  # a boundary of another G
+    with pytest.raises(CheckpointError, match="wide in W"):
+        read_directions(tmp_path / "wide.npy", "interfacegan", w_dim=TINY.w_dim)
+    np.savez(tmp_path / "pcs.npz", lat_comp=np.ones((2, 1, TINY.w_dim + 1)), lat_stdev=np.ones(2))
+    with pytest.raises(CheckpointError, match="wide in W"):
+        read_directions(tmp_path / "pcs.npz", "ganspace", w_dim=TINY.w_dim)
+    with pytest.raises(CheckpointError, match="not an array of numbers"):
+        read_directions(tmp_path / "pcs.npz", "interfacegan")                  # an archive where an array belongs
 
 
 def test_catalogue_directions_load_through_the_registry(tmp_path, make_registry, tiny_file):
@@ -296,3 +304,16 @@ def test_command_line_edits_a_sample_and_refuses_unknown_directions(tmp_path, mo
         main(["sample", "--model", "embedded-segmenter-64"])
     with pytest.raises(SystemExit):  # argparse: at least one sample
         main(["sample", "-n", "0"])
+
+
+@pytest.mark.parametrize("argv", [["edit", "--out", "{tmp}/edit_no_suffix"], ["sample", "--out", "{tmp}/grid.txt"],
+                                  ["edit", "--out", "{tmp}/a_file/edit.png"], ["edit", "--truncation", "50"],
+                                  ["sample", "--truncation", "-3"]])
+def test_command_line_refuses_bad_output_paths_and_truncation_before_any_work(tmp_path, argv, capsys):
+    from semedit.__main__ import main
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as stop:
+        main([a.format(tmp=tmp_path) for a in argv])
+    assert stop.value.code == 2  # argparse's usage error, before the generator is even loaded
+    err = capsys.readouterr().err
+    assert "end it in one of" in err or "cannot write" in err or "outside 0 to 1.5" in err
