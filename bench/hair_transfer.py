@@ -143,7 +143,7 @@ def main(argv=None) -> None:
              "|---|---|---|---|---|---|", *rows, "",
              "## The FG'21 retrieval protocol\n",
              f"Gallery: {a.gallery:,} generated people; queries: {a.queries:,} of them with another person's "
-             "hair (turned to a random yaw), ranked by the regressor's identity fields (Euclidean).\n",
+             "hair (turned to a random yaw), ranked by the regressor's identity distance (weighted identity fields).\n",
              "| transfer | top-1 | mean rank |", "|---|---|---|"]
     for name, r in retrieval.items():
         lines.append(f"| {name} | {100 * r['top1']:.1f} % | {r['mean_rank']:.3f} |")

@@ -53,6 +53,29 @@ def test_calibrated_threshold_separates_two_groups():
     assert acc == 0.75
 
 
+def test_identity_weights_count_steady_fields_most_and_ride_in_the_checkpoint(tmp_path):
+    from dataclasses import replace
+    from semedit.training.regressor import fit_identity_weights
+    g = torch.Generator().manual_seed(0)
+    first = torch.rand(500, 3, generator=g)
+    noise = torch.randn(500, 3, generator=g) * torch.tensor([0.01, 0.04, 0.04])  # field 0 read steadily
+    weights = torch.tensor(fit_identity_weights(first, first + noise))
+    assert torch.isclose(weights.square().mean(), torch.tensor(1.0), atol=1e-3)    # scaled to RMS 1
+    assert torch.allclose(weights[0] / weights[1:], torch.tensor([4.0, 4.0]), rtol=0.15)
+    net = RegressorTrainer(RegressorTraining(batch=8, size=16, steps=1)).net.eval()
+    x, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    plain = RegressorIdentity(net)(x, y)
+    unit = tuple([1.0] * len(IDENTITY_FIELDS))
+    net.config = replace(net.config, identity_weights=unit)
+    assert torch.allclose(RegressorIdentity(net)(x, y), plain, atol=1e-6)             # weights of 1: unweighted
+    net.config = replace(net.config, identity_weights=(2.0,) + unit[1:])
+    only_first = (net.identity(x) - net.identity(y))[:, 0].square()
+    assert torch.allclose(RegressorIdentity(net)(x, y).square(), plain.square() + 3 * only_first / len(unit),
+                          atol=1e-6)                                                 # field 0 counts 4x in the square
+    save_safetensors(tmp_path / "r.safetensors", net.config, net.state_dict())
+    assert load_module(tmp_path / "r.safetensors", "parameter-regressor").config.identity_weights == net.config.identity_weights
+
+
 def test_regressor_training_steps_and_checkpoint_round_trip(tmp_path):
     t = RegressorTrainer(RegressorTraining(batch=8, size=16, steps=40))
     assert t.net.config.parts == domain_parts(16)

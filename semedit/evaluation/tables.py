@@ -474,7 +474,7 @@ class HairRetrieval:
             rendered_people, rendered_truth = self.set.rendered(G.config.resolution)
             self._draws = ({"gallery": self.set.people(G), RENDERED_GALLERY: rendered_people},
                            {**transfers, RENDERED: rendered_truth},
-                           lambda x: regressor.identity(x.to(G.w_avg.device)).cpu())
+                           lambda x: regressor.identity_embedding(x.to(G.w_avg.device)).cpu())
         return self._draws
 
     def _encoder(self) -> Optional[str]:
@@ -539,7 +539,8 @@ class HairRetrieval:
         lines = [f"# The FG'21 retrieval protocol on `{self.model}`\n",
                  f"Gallery: {self.cfg.gallery:,} generated people; queries: {self.cfg.queries:,} of them given "
                  f"{donor} by each transfer; each query ranked against the whole gallery "
-                 "by the distance between the parameter regressor's identity fields (Euclidean).\n",
+                 "by the parameter regressor's identity distance (its identity fields, each weighted by how "
+                 "steadily it reads them for one person).\n",
                  "| transfer | top-1 | mean rank |", "|---|---|---|"]
         for name, r in results.items():
             lines.append(f"| {name} | {100 * r['top1']:.1f} % | {r['mean_rank']:.3f} |")

@@ -12,8 +12,10 @@ reads that part's fields from the window's features and the whole image's (they 
 whole-image head's values for those names).
 
 ``RegressorIdentity(x, y) -> [N]``: the root-mean-square difference between the identity fields
-predicted for x and for y (unit parameters), with the threshold below which two images show
-the same person (calibrated when the regressor was trained).
+predicted for x and for y, each field weighted by how steadily the regressor reads it for one
+person (the config's ``identity_weights``: 1 / the field's spread over the same person turned and
+with other hair, scaled to a root-mean-square weight of 1), with the threshold below which two
+images show the same person (both calibrated on renders when the regressor was trained).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class RegressorConfig:
     widths: tuple = (24, 48, 96, 192, 256)  # stem at R px, then one stride-2 block per width
     hidden: int = 512
     same_person_below: Optional[float] = None  # identity distance threshold (calibrated)
+    identity_weights: tuple = ()      # one weight per identity field (calibrated; empty: all 1)
     parts: tuple = ()                 # Part windows read at full resolution (none: the whole-image head only)
 
     def to_dict(self) -> dict:
@@ -140,11 +143,20 @@ class ParameterRegressor(nn.Module):
         """img [N, 3, H, W] -> predicted identity fields [N, len(identity_fields)] in [0, 1]."""
         return self(img).fields.index_select(1, self.identity_index)
 
+    def identity_embedding(self, img: torch.Tensor) -> torch.Tensor:
+        """img [N, 3, H, W] -> the identity fields times their weights [N, len(identity_fields)]:
+        Euclidean distance between embeddings is the identity distance times sqrt(fields)."""
+        fields = self.identity(img)
+        if not self.config.identity_weights:
+            return fields
+        return fields * fields.new_tensor(self.config.identity_weights)
+
 
 class RegressorIdentity(nn.Module):
-    """Identity distance of the embedded domain: RMS difference of predicted identity fields -> [N]."""
+    """Identity distance of the embedded domain: weighted RMS difference of predicted identity
+    fields -> [N] (see the module docstring)."""
 
-    distance = "RMS parameter"
+    distance = "weighted RMS parameter"
 
     def __init__(self, regressor: ParameterRegressor, name: str = "embedded parameter regressor"):
         super().__init__()
@@ -153,5 +165,5 @@ class RegressorIdentity(nn.Module):
         self.same_person_below = regressor.config.same_person_below
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        a, b = self.regressor.identity(x), self.regressor.identity(y)
+        a, b = self.regressor.identity_embedding(x), self.regressor.identity_embedding(y)
         return (a - b).square().mean(1).add(1e-12).sqrt()

@@ -9,8 +9,9 @@ parameter the image shows (``synth.params.observable_targets``) plus cross-entro
 style and the accessory. The parts (PART_LAYOUT: mouth and eyes) are cropped at the label map's
 centroid of their class, jittered by up to 1.5 px, while the network learns to predict that centre
 (L1) for images without labels. After training, held-out accuracy per parameter goes into the report,
-and the identity threshold is calibrated on the same person turned and with another person's
-hair against different people; it is stored in the checkpoint's config.
+and the identity distance is calibrated on the same person turned and with another person's hair
+(a weight per identity field, then the same-person threshold against different people); both are
+stored in the checkpoint's config. ``--calibrate --init FILE`` does only that, for a trained file.
 """
 from __future__ import annotations
 
@@ -238,20 +239,56 @@ def crosstalk(read, p: Portraits, before: dict, field: str, stds: dict, size: in
 
 
 @torch.no_grad()
-def identity_pairs(identity: RegressorIdentity, n: int = 512, size: int = 64, seed: int = HELD_OUT_SEED + 7,
-                   generator=None):
-    """Distances for n same-person pairs (turned to another yaw and given another person's hair)
-    and n different-person pairs: (same [n], different [n]); renders, or a paired generator's images."""
+def same_person_images(n: int = 512, size: int = 64, seed: int = HELD_OUT_SEED + 7, generator=None) -> tuple:
+    """(people, the same people turned to another yaw and given another person's hair, other
+    people), each [n, 3, size, size] in [-1, 1]: renders, or a paired generator's images."""
     g = torch.Generator().manual_seed(seed)
     z_people, z_others = torch.randn(n, 64, generator=g), torch.randn(n, 64, generator=g)
     yaw = (torch.rand(n, generator=g) * 2 - 1) * MAX_YAW * 0.99
     z_same = latent_with(z_people, hair_of=z_others, yaw=yaw)
     if generator is None:
-        a, b, c = (render(params_from_latent(z), size).image for z in (z_people, z_same, z_others))
-    else:
-        a, b, c = (generator(z.to(generator.w_avg.device), fused=False).clamp(-1, 1).cpu()
-                   for z in (z_people, z_same, z_others))
+        return tuple(render(params_from_latent(z), size).image for z in (z_people, z_same, z_others))
+    return tuple(generator(z.to(generator.w_avg.device), fused=False).clamp(-1, 1).cpu()
+                 for z in (z_people, z_same, z_others))
+
+
+@torch.no_grad()
+def identity_pairs(identity: RegressorIdentity, n: int = 512, size: int = 64, seed: int = HELD_OUT_SEED + 7,
+                   generator=None):
+    """Distances for n same-person pairs (turned to another yaw and given another person's hair)
+    and n different-person pairs: (same [n], different [n]); renders, or a paired generator's images."""
+    a, b, c = same_person_images(n, size, seed, generator)
     return identity(a, b), identity(a, c)
+
+
+def fit_identity_weights(first: torch.Tensor, second: torch.Tensor) -> tuple:
+    """Identity fields read twice from the same people [n, F] (turned, other hair) -> one weight
+    per field: 1 / the field's RMS difference between the two readings, scaled to RMS weight 1.
+    Fields the regressor reads unsteadily for one person count less in the identity distance."""
+    spread = (first - second).square().mean(0).sqrt().clamp_min(1e-4)
+    weights = spread.reciprocal()
+    weights = weights / weights.square().mean().sqrt()
+    return tuple(round(float(v), 4) for v in weights)
+
+
+@torch.no_grad()
+def calibrate_identity(net: ParameterRegressor, generator=None, n_weights: int = 2048) -> tuple:
+    """Calibrate ``net``'s identity distance: the field weights on n_weights rendered same-person
+    pairs (``fit_identity_weights``), then the same-person threshold on the held-out pairs of
+    ``identity_pairs`` (renders, and a paired ``generator``'s images when given). Returns (the net
+    with both in its config, {images: (same, different) distances}, threshold, accuracy)."""
+    net = net.eval()
+    first, second, _ = same_person_images(n_weights, seed=HELD_OUT_SEED + 8)
+    read = lambda x: torch.cat([net.identity(c) for c in x.split(256)])  # noqa: E731
+    net.config = replace(net.config, identity_weights=fit_identity_weights(read(first), read(second)))
+    pairs = {"renders": identity_pairs(RegressorIdentity(net))}
+    if generator is not None:
+        pairs["generator images"] = identity_pairs(RegressorIdentity(net), generator=generator)
+    same = torch.cat([s_ for s_, _ in pairs.values()])
+    different = torch.cat([d_ for _, d_ in pairs.values()])
+    threshold, accuracy = calibrate_threshold(same, different)
+    net.config = replace(net.config, same_person_below=round(threshold, 4))
+    return net, pairs, threshold, accuracy
 
 
 def calibrate_threshold(same: torch.Tensor, different: torch.Tensor) -> tuple:
@@ -297,8 +334,6 @@ def report(acc_clean: dict, acc_blur: dict, pairs: dict, threshold: float, accur
         + ("---|" if gen else "") + "---|\n"
     chead = "| class | accuracy | accuracy blurred |" + (" accuracy generator |" if gen else "") + "\n|---|---|---|" \
         + ("---|" if gen else "") + "\n"
-    ident = "; ".join(f"{images}: same person {float(s_.mean()):.3f} +- {float(s_.std()):.3f}, different people "
-                      f"{float(d_.mean()):.3f} +- {float(d_.std()):.3f}" for images, (s_, d_) in pairs.items())
     return (f"# Embedded parameter regressor: held-out accuracy\n\n`{command}` ({steps} steps)\n\n"
             "2,048 held-out renders (one in ten with an out-of-domain accessory); *blurred*: the same "
             "kind of renders blurred by a Gaussian of up to 1 px, as a generator's softer images look"
@@ -306,11 +341,29 @@ def report(acc_clean: dict, acc_blur: dict, pairs: dict, threshold: float, accur
                "their labels are exact)" if gen else "")
             + ". MAE in unit parameters [0, 1]; R^2 over the images that show the parameter (n).\n\n"
             + head + rows + "\n\n" + chead + classes
-            + parts_line(acc_clean, acc_generator, parts) +
-            f"\n\n**Identity** (RMS difference of the {len(IDENTITY_FIELDS)} predicted identity parameters; "
-            f"512 same-person pairs, turned to another yaw and with another person's hair, and 512 different "
-            f"people): {ident}. Threshold {threshold:.3f} (same person below) separates them with accuracy "
-            f"{accuracy:.3f}.\n")
+            + parts_line(acc_clean, acc_generator, parts) + "\n\n" + identity_paragraph(pairs, threshold, accuracy))
+
+
+def identity_paragraph(pairs: dict, threshold: float, accuracy: float) -> str:
+    """The report's identity paragraph (one line starting ``**Identity**``); ``pairs``: {images:
+    (same, different) distances}."""
+    ident = "; ".join(f"{images}: same person {float(s_.mean()):.3f} +- {float(s_.std()):.3f}, different people "
+                      f"{float(d_.mean()):.3f} +- {float(d_.std()):.3f}" for images, (s_, d_) in pairs.items())
+    return (f"**Identity** (RMS difference of the {len(IDENTITY_FIELDS)} predicted identity parameters, each "
+            "weighted by 1 / its spread over 2,048 rendered people read twice, turned and with other hair "
+            "(weights scaled to RMS 1); 512 held-out same-person pairs, turned to another yaw and with another "
+            f"person's hair, and 512 different people): {ident}. Threshold {threshold:.3f} (same person below) "
+            f"separates them with accuracy {accuracy:.3f}.\n")
+
+
+def replace_identity_paragraph(text: str, paragraph: str) -> str:
+    """``text`` (a report) with its ``**Identity**`` line replaced by ``paragraph`` (appended if none)."""
+    lines = text.splitlines(keepends=True)
+    at = [i for i, line in enumerate(lines) if line.startswith("**Identity**")]
+    if not at:
+        return text.rstrip("\n") + "\n\n" + paragraph
+    lines[at[0]] = paragraph
+    return "".join(lines)
 
 
 def main(argv=None) -> None:
@@ -327,6 +380,9 @@ def main(argv=None) -> None:
     ap.add_argument("--generator", help="catalogue name of a generator paired with the renderer whose images "
                                         "join the batches (and the report)")
     ap.add_argument("--generator-share", type=float, default=0.5)
+    ap.add_argument("--calibrate", action="store_true",
+                    help="train nothing: recalibrate the identity distance (field weights, threshold) of --init, "
+                         "write it to --out and replace the identity paragraph of --report")
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     G = None
@@ -336,6 +392,19 @@ def main(argv=None) -> None:
         if not registry.catalogue.get(a.generator).paired_with_renderer:
             raise SystemExit(f"{a.generator} is not paired with the renderer: its images have no exact labels")
         G = registry.get(a.generator, device)
+    if a.calibrate:
+        if not a.init:
+            raise SystemExit("--calibrate needs --init (the regressor to calibrate)")
+        net = load_module(a.init, "parameter-regressor").eval().cpu().requires_grad_(False)
+        net, pairs, threshold, accuracy = calibrate_identity(net, None if G is None else G.cpu())
+        save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16,
+                         note=f"semedit.training.regressor --calibrate of {a.init.name}")
+        paragraph = identity_paragraph(pairs, threshold, accuracy)
+        old = a.report.read_text() if a.report.exists() else ""
+        a.report.parent.mkdir(parents=True, exist_ok=True)
+        a.report.write_text(replace_identity_paragraph(old, paragraph))
+        print(paragraph, "weights:", dict(zip(net.config.identity_fields, net.config.identity_weights)))
+        return
     cfg = RegressorTraining(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, max_blur=a.max_blur,
                             generator_share=a.generator_share if G is not None else 0.0)
     init = load_module(a.init, "parameter-regressor") if a.init else None
@@ -343,13 +412,7 @@ def main(argv=None) -> None:
     loop.run(trainer, work_dir=a.work_dir, total_steps=cfg.steps, minutes=a.minutes, resume=a.resume)
     net = trainer.net.eval().cpu().requires_grad_(False)
     G = None if G is None else G.cpu()
-    pairs = {"renders": identity_pairs(RegressorIdentity(net))}
-    if G is not None:
-        pairs["generator images"] = identity_pairs(RegressorIdentity(net), generator=G)
-    same = torch.cat([s_ for s_, _ in pairs.values()])
-    different = torch.cat([d_ for _, d_ in pairs.values()])
-    threshold, accuracy = calibrate_threshold(same, different)
-    net.config = replace(net.config, same_person_below=round(threshold, 4))
+    net, pairs, threshold, accuracy = calibrate_identity(net, G)
     save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16,  # half the file; loads as float32
                      note=f"trained by semedit.training.regressor, {trainer.step} steps, {cfg}")
     text = report(held_out_accuracy(net), held_out_accuracy(net, blur=1.0), pairs, threshold, accuracy,
