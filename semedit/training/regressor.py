@@ -275,11 +275,14 @@ def fit_identity_weights(first: torch.Tensor, second: torch.Tensor) -> tuple:
 def calibrate_identity(net: ParameterRegressor, generator=None, n_weights: int = 2048) -> tuple:
     """Calibrate ``net``'s identity distance: the field weights on n_weights rendered same-person
     pairs (``fit_identity_weights``), then the same-person threshold on the held-out pairs of
-    ``identity_pairs`` (renders, and a paired ``generator``'s images when given). Returns (the net
-    with both in its config, {images: (same, different) distances}, threshold, accuracy)."""
+    ``identity_pairs`` (renders, and a paired ``generator``'s images when given). Sets both in
+    ``net``'s config and returns (net, {images: (same, different) distances}, threshold, accuracy)."""
     net = net.eval()
+
+    def read(images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net.identity(chunk) for chunk in images.split(256)])
+
     first, second, _ = same_person_images(n_weights, seed=HELD_OUT_SEED + 8)
-    read = lambda x: torch.cat([net.identity(c) for c in x.split(256)])  # noqa: E731
     net.config = replace(net.config, identity_weights=fit_identity_weights(read(first), read(second)))
     pairs = {"renders": identity_pairs(RegressorIdentity(net))}
     if generator is not None:
