@@ -15,9 +15,10 @@ MAX_UNITS = 10.0
 
 def _seed(text: str) -> int:
     """argparse type: a seed in [0, 2^32)."""
+    from .sampling import MAX_SEED
     value = int(text)
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"{value} is not a seed (0 to 4294967295)")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed (0 to {MAX_SEED})")
     return value
 
 
@@ -94,11 +95,11 @@ def _named_units(item: str, option: str, known: dict, model: str):
 def _cmd_sample(a: argparse.Namespace) -> None:
     from .imaging import make_grid, tensor_to_uint8
     from .registry import Registry
-    from .sampling import sample
+    from .sampling import MAX_SEED, sample
     registry = Registry.from_settings()
     name = _generator(registry, a.model)
-    if a.seed + a.n > 2 ** 32:
-        sys.exit("error: the seeds run past 4294967295: lower --seed or -n")
+    if a.seed + a.n > MAX_SEED + 1:
+        sys.exit(f"error: the seeds run past {MAX_SEED}: lower --seed or -n")
     G = registry.get(name)
     s = sample(G, range(a.seed, a.seed + a.n), truncation_psi=a.truncation)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -280,7 +280,7 @@ def hair_model_for(registry, model: str) -> Optional[str]:
     return (local or names or [None])[0]
 
 
-def hair_network(registry, name: str, device=None) -> torch.nn.Module:
+def load_hair_network(registry, name: str, device=None) -> torch.nn.Module:
     """Hair model ``name`` ready to run, face, hair [N, 3, H, W] -> W+ [N, L, C]: an FG'21 network
     as it is, or a hair mixer joined with the encoder its catalogue entry names (``config.encoder``,
     default: the generator's ``encoder_of``)."""
@@ -395,7 +395,7 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
     ctx = context_for(registry, model)
     segment = _segment_fn(registry, model)
     if name is not None:
-        plain = transfer_with_model(G, hair_network(registry, name, device), face.image, hair.image, device=device,
+        plain = transfer_with_model(G, load_hair_network(registry, name, device), face.image, hair.image, device=device,
                                     segment=segment)
     else:
         face_labels, hair_labels = labels_of(registry, model, face), labels_of(registry, model, hair)

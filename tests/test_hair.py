@@ -338,17 +338,17 @@ def test_a_catalogued_hair_mixer_runs_with_the_encoder_it_names(tmp_path, make_r
                          "config": {"generator": "g"}},
         "lone-hair": {"kind": "hair", "format": "safetensors", "file": "mix.safetensors", "config": {"generator": "x"}},
     })
-    net = pipeline.hair_network(reg, "g-hair")
+    net = pipeline.load_hair_network(reg, "g-hair")
     assert isinstance(net, EncoderHairTransfer) and net.encoder is reg.get("g-e4e")
     face, hair = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         codes = encoder(torch.nn.functional.interpolate(torch.cat([face, hair]), size=64, mode="bilinear"))
         assert torch.allclose(net(face, hair), mixer(codes[:2], codes[2:]), atol=1e-3)  # stored in float32 here
-    assert pipeline.hair_network(reg, "g-hair-named").encoder is reg.get("g-e4e")
+    assert pipeline.load_hair_network(reg, "g-hair-named").encoder is reg.get("g-e4e")
     with pytest.raises(EncoderMismatchError, match="the hair mixer takes"):
-        pipeline.hair_network(reg, "g-hair-wrong")
+        pipeline.load_hair_network(reg, "g-hair-wrong")
     with pytest.raises(SemeditError, match="has no encoder"):
-        pipeline.hair_network(reg, "lone-hair")
+        pipeline.load_hair_network(reg, "lone-hair")
 
 
 def test_retrieval_ranks_and_protocol():

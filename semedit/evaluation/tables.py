@@ -467,7 +467,7 @@ class HairRetrieval:
             seg = reg.get(spec.config["segmenter"]) if spec.config.get("segmenter") else None
             regressor = reg.get(spec.config["regressor"])
             encoder = self._encoder()
-            transfers = self.set.transfers(G, net=pipeline.hair_network(reg, hair) if hair else None,
+            transfers = self.set.transfers(G, net=pipeline.load_hair_network(reg, hair) if hair else None,
                                            segment=(lambda x: seg.predict(x.to(G.w_avg.device)).cpu()) if seg else None,
                                            paired=spec.paired_with_renderer,
                                            encoder=reg.get(encoder) if encoder else None)

@@ -27,6 +27,7 @@ from ..inversion.chunky import chunk_classes
 from ..inversion.suite import Knobs
 from ..latents import SPACES, Latent, convert
 from ..registry import Registry
+from ..sampling import MAX_SEED, sample
 from ..targets import Target
 from .common import user_errors
 from .sessions import Sessions, step_callback
@@ -176,11 +177,10 @@ def make_towards(registry: Registry):
     def towards(state, chunk, seed, amount):
         """The chunk's code moved ``amount`` of the way towards sample ``seed``'s code."""
         state = _need(state)
-        if seed is None or not 0 <= int(seed) < 2 ** 32:
-            raise gr.Error("The sample seed must be between 0 and 4294967295.")
+        if seed is None or not 0 <= int(seed) <= MAX_SEED:
+            raise gr.Error(f"The sample seed must be between 0 and {MAX_SEED}.")
         chunk, p = int(chunk or 0), state.project
         G = registry.get(p.generator)
-        from ..sampling import sample
         seed_code = convert(G, Latent("w+", sample(G, [int(seed)]).ws.to(G.w_avg.device)), p.codes.space
                             if p.codes.space != "w" else "w+")
         own = p.edited_codes(G, [chunk])

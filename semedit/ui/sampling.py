@@ -10,7 +10,7 @@ import numpy as np
 
 from ..imaging import tensor_to_uint8
 from ..registry import Registry
-from ..sampling import sample
+from ..sampling import MAX_SEED, sample
 from ..synth.ground_truth import predict_portraits, sample_with_ground_truth
 from ..segmentation import colorize
 from ..synth.params import HAIR_STYLES
@@ -28,8 +28,8 @@ def _check(model: str, seed: float, count: float, max_samples: int) -> List[int]
     count, seed = int(count), int(seed)
     if not 1 <= count <= max_samples:
         raise gr.Error(f"The number of samples must be between 1 and {max_samples}.")
-    if not 0 <= seed <= 2 ** 32 - count:  # every seed of the grid is a 32-bit seed
-        raise gr.Error(f"The first seed must be between 0 and {2 ** 32 - count} for {count} samples.")
+    if not 0 <= seed <= MAX_SEED + 1 - count:  # every seed of the grid is a 32-bit seed
+        raise gr.Error(f"The first seed must be between 0 and {MAX_SEED + 1 - count} for {count} samples.")
     return list(range(seed, seed + count))
 
 
