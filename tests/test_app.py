@@ -284,13 +284,18 @@ def test_per_session_limit_refuses_a_second_long_job():
     assert sessions.running(me) == 0
 
 
-def test_a_session_keeps_only_its_newest_folders(tmp_path):
+def test_a_session_keeps_only_its_newest_folders(tmp_path, monkeypatch):
+    import time
     from types import SimpleNamespace
     from semedit.ui.sessions import FOLDERS_PER_SESSION, Sessions
     sessions = Sessions(Settings(temp_dir=tmp_path))
     me = SimpleNamespace(session_hash="me")
+    # a file system clock too coarse to tell folders made in a row apart
+    frozen = time.time_ns()
+    monkeypatch.setattr(time, "time_ns", lambda: frozen)
     made = [sessions.folder(me, f"r{i}-") for i in range(FOLDERS_PER_SESSION + 3)]
     assert [f.exists() for f in made] == [False] * 3 + [True] * FOLDERS_PER_SESSION
+    assert sorted(made[3:], key=lambda f: f.stat().st_mtime_ns) == made[3:]  # strictly in the order made
 
 
 def test_a_long_runs_folder_outlives_exports_made_during_the_run(tmp_path):
@@ -305,14 +310,12 @@ def test_a_long_runs_folder_outlives_exports_made_during_the_run(tmp_path):
     sessions = Sessions(Settings(temp_dir=tmp_path))
     me = SimpleNamespace(session_hash="me")
     run = sessions.folder(me, "inversion-")
-    time.sleep(0.05)
     [sessions.folder(me, "edit-") for _ in range(FOLDERS_PER_SESSION)]
     assert not run.exists()
     r = InversionResult(method="W+", image=torch.zeros(1, 3, 8, 8), latent=Latent("w+", torch.zeros(1, 2, 4)),
                         losses=(1.0,), seconds=0.1, generator="g", key="w+")
-    saved = save_latents({"w+": r}, run)
+    saved = save_latents({"w+": r}, run, sessions)
     assert saved.exists() and torch.load(saved, weights_only=True)["w+"]["generator"] == "g"
-    time.sleep(0.05)
     sessions.folder(me, "edit-")
     assert saved.exists()  # the folder saved into last is among the newest, so it is kept
 

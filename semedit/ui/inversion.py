@@ -1,7 +1,6 @@
 """Inversion comparison tab: one image, many methods side by side, with metrics and loss curves."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -36,11 +35,10 @@ METRIC_COLUMNS = ["method", "LPIPS", "L2 (MSE)", "PSNR dB", "identity distance",
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "embedded"
 
 
-def save_latents(results: Dict[str, InversionResult], folder: Path) -> Path:
+def save_latents(results: Dict[str, InversionResult], folder: Path, sessions: Sessions) -> Path:
     """The results' latents in ``folder`` (made again if the session's pruning took it during a
     long run), whose time of use is renewed so the pruning keeps it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.utime(folder)
+    sessions.touch(folder)
     return pipeline.save_latents(results.values(), folder / "latents.pt")
 
 
@@ -163,7 +161,7 @@ def make_run(registry: Registry, sessions: Sessions):
             if r.chunk_images is not None:
                 gallery += chunk_views(r)
             pasted.append((o.pasted, r.method))
-            table, saved, note = pd.DataFrame(rows, columns=METRIC_COLUMNS), str(save_latents(results, out_dir)), \
+            table, saved, note = pd.DataFrame(rows, columns=METRIC_COLUMNS), str(save_latents(results, out_dir, sessions)), \
                 f"{len(results)} of {len(methods)} done"
             # Gradio's plot keeps drawing only the series of the value it was first given: clear it, then refill
             yield gallery, pasted, table, None, saved, results, note
@@ -173,7 +171,7 @@ def make_run(registry: Registry, sessions: Sessions):
                                       "earlier results are kept.",)
             return
         yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
-               str(save_latents(results, out_dir)), results,
+               str(save_latents(results, out_dir, sessions)), results,
                status or f"Done: {len(results)} methods, perceptual loss {ctx.perceptual.name}, LPIPS column "
                f"scored by {ctx.scorer.name}, "
                f"{identity_note(ctx.identity)}.")

@@ -73,12 +73,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _last_use(folder: Path) -> float:
-    """The folder's modification time; 0 when another thread removed it meanwhile."""
+def _last_use(folder: Path) -> int:
+    """The folder's modification time in ns; 0 when another thread removed it meanwhile."""
     try:
-        return folder.stat().st_mtime
+        return folder.stat().st_mtime_ns
     except OSError:
-        return 0.0
+        return 0
 
 
 def session_key(request: Optional[gr.Request]) -> str:
@@ -95,6 +95,7 @@ class Sessions:
         self.ttl_s = settings.session_ttl_minutes * 60
         self._lock = threading.Lock()
         self._jobs: Dict[str, List[CancelFlag]] = {}
+        self._last_stamp_ns = 0
 
     def short(self, listener, fn, **event):
         """Register ``fn`` on ``listener`` (``button.click``, ``slider.change`` ...) as a short job."""
@@ -114,10 +115,21 @@ class Sessions:
         base.mkdir(parents=True, exist_ok=True)
         os.utime(base)  # last use, for the sweep
         folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        self.touch(folder)
         older = sorted((f for f in base.iterdir() if f != folder), key=_last_use, reverse=True)
         for stale in older[FOLDERS_PER_SESSION - 1:]:
             shutil.rmtree(stale, ignore_errors=True)
         return folder
+
+    def touch(self, folder: Path) -> None:
+        """Mark ``folder`` as just used (made again if the pruning took it): its modification
+        time becomes later than every earlier touch, even where the file system's clock is too
+        coarse to tell two folders made in a row apart, so the pruning keeps the newest."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._last_stamp_ns = max(time.time_ns(), self._last_stamp_ns + 1)
+            stamp = self._last_stamp_ns
+        os.utime(folder, ns=(stamp, stamp))
 
     @contextmanager
     def long_job(self, request: Optional[gr.Request], flag: Optional[CancelFlag] = None) -> Iterator[CancelFlag]:
