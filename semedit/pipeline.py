@@ -137,13 +137,17 @@ def method_keys(registry, model: str) -> List[str]:
 
 
 def save_latents(results: Iterable[InversionResult], path: Path) -> Path:
-    """The latents (and ChunkyGAN masks) of ``results`` as one torch file keyed by method key,
-    loadable with ``torch.load(weights_only=True)``."""
+    """The latents of ``results`` as one torch file keyed by method key, loadable with
+    ``torch.load(weights_only=True)``: each entry's method, generator, space and latent, with
+    ChunkyGAN's masks and, for PTI and HyperStyle, ``weight_delta`` (the tuned weights minus the
+    generator's, by parameter name), without which their latent does not give their image."""
     payload = {}
     for r in results:
         entry = {"method": r.method, "generator": r.generator, "space": r.latent.space, "latent": r.latent.value}
         if r.chunk_masks is not None:
             entry["masks"] = r.chunk_masks
+        if r.weight_delta:
+            entry["weight_delta"] = {k: v.cpu() for k, v in r.weight_delta.items()}
         payload[r.key or r.method] = entry
     path = Path(path)
     torch.save(payload, path)

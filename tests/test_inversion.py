@@ -1,8 +1,11 @@
 """Inversion methods on tiny models: losses go down, shapes, PTI leaves the shared G alone,
 ChunkyGAN masks sum to one."""
+from dataclasses import replace
+
 import pytest
 import torch
 
+from semedit.editing.chunks import ChunkProject, render_chunks
 from semedit.inversion import (ChunkyConfig, InversionCancelled, OptimizationConfig, PTIConfig, invert_chunky,
                                invert_optimization, invert_pti)
 from semedit.inversion.chunky import band_masks, masks_from_labels
@@ -72,7 +75,7 @@ def test_a_batch_of_targets_fits_one_code_each(perceptual, target):
     assert min(r.losses[-5:]) < 0.7 * r.losses[0]
 
 
-def test_pti_tunes_a_copy_and_never_the_shared_generator(make_registry, tiny_file, perceptual, target):
+def test_pti_tunes_a_copy_and_never_the_shared_generator(make_registry, tiny_file, perceptual, target, tmp_path):
     reg = make_registry({"tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors"}})
     G = reg.get("tiny")
     before = {k: v.clone() for k, v in G.state_dict().items()}
@@ -89,22 +92,36 @@ def test_pti_tunes_a_copy_and_never_the_shared_generator(make_registry, tiny_fil
     tuned = r.generator_for(G)  # the shared G plus the stored difference reproduces the result
     torch.testing.assert_close(synthesize(tuned, Latent("w", r.latent.value)), r.image, atol=1e-5, rtol=0)
     assert r.generator_for(G) is not G and all(torch.equal(v, before[k]) for k, v in G.state_dict().items())
+    # the editing tabs take the result with its tuned weights, and the saved latents keep them
+    from semedit import pipeline
+    from semedit.inversion.common import with_weight_delta
+    r = replace(r, generator="tiny")
+    source = pipeline.source_from_result(r)
+    torch.testing.assert_close(pipeline.render_source(reg, source), r.image.clamp(-1, 1), atol=1e-5, rtol=0)
+    untuned = synthesize(G, Latent("w", r.latent.value)).clamp(-1, 1)
+    assert (pipeline.render_source(reg, source) - untuned).abs().max() > 1e-3
+    saved = torch.load(pipeline.save_latents([r], tmp_path / "latents.pt"), weights_only=True)[r.method]
+    again = synthesize(with_weight_delta(G, saved["weight_delta"]), Latent(saved["space"], saved["latent"]))
+    torch.testing.assert_close(again, r.image, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("lambda_reg", [0.0, 1.0])
-def test_chunky_masks_sum_to_one_and_loss_drops(perceptual, target, lambda_reg):
+@pytest.mark.parametrize("lambda_reg, space", [(0.0, "w+"), (1.0, "w+"), (1.0, "w"), (1.0, "s")])
+def test_chunky_masks_sum_to_one_and_loss_drops(perceptual, target, lambda_reg, space):
     G = tiny_generator()
     labels = torch.zeros(16, 16, dtype=torch.long)
     labels[4:12, 4:12] = L.SKIN
     labels[:4] = L.HAIR
-    cfg = ChunkyConfig(n_chunks=3, steps=50, lambda_reg=lambda_reg, mask_resolution=8)
+    cfg = ChunkyConfig(n_chunks=3, steps=50, lambda_reg=lambda_reg, mask_resolution=8, space=space)
     r = invert_chunky(G, target, cfg, perceptual=perceptual, device=CPU, labels=labels)
     masks, chunks = r.chunk_masks, r.chunk_images
     assert masks.shape == (3, 16, 16) and chunks.shape == (3, 3, 16, 16)
     torch.testing.assert_close(masks.sum(0), torch.ones(16, 16))
     assert (masks >= 0).all()
     torch.testing.assert_close(r.image, (chunks * masks[:, None]).sum(0, keepdim=True))
-    assert r.latent.value.shape == (3, G.num_ws, TINY.w_dim)
+    per_chunk = {"w": (TINY.w_dim,), "w+": (G.num_ws, TINY.w_dim), "s": (sum(G.synthesis.style_dims),)}[space]
+    assert r.latent.space == space and r.latent.value.shape == (3, *per_chunk)
+    project = ChunkProject.from_result(replace(r, generator="tiny"))  # the segment editor starts where it ended
+    torch.testing.assert_close(render_chunks(G, project), chunks.clamp(-1, 1), atol=1e-4, rtol=0)
     assert min(r.losses[-5:]) < 0.8 * r.losses[0]
 
 
