@@ -3,17 +3,17 @@ import pytest
 import torch
 
 from semedit.editing.chunks import (ChunkProject, composite, leakage, load_project, render_chunks, reshape_mask,
-                                    save_project, share, update_chunk)
+                                    save_project, share, towards_code, update_chunk)
 from semedit.editing.directions import Direction
 from semedit.errors import CheckpointError, SemeditError
-from semedit.latents import Latent
+from semedit.latents import Latent, convert
 from tests.conftest import TINY, tiny_generator
 
 
 def project_of(G, n=3, space="w+"):
     g = torch.Generator().manual_seed(0)
     w = G.mapping(torch.randn(n, TINY.z_dim, generator=g))
-    codes = Latent("w+", G.broadcast(w)) if space == "w+" else Latent("w", w)
+    codes = Latent("w", w) if space == "w" else convert(G, Latent("w+", G.broadcast(w)), space)
     masks = torch.zeros(n, 16, 16)
     masks[0, :, :5], masks[1, :, 5:11], masks[2, :, 11:] = 1, 1, 1  # vertical bands, hard
     return ChunkProject("tiny", codes, masks)
@@ -38,6 +38,29 @@ def test_a_chunk_edit_changes_pixels_only_inside_its_mask():
     diff = (a2 - b2).abs().amax(1)[0]
     bound = soft[1] * (chunks[1] - before_chunks[1]).abs().amax(0)
     assert (diff <= bound + 1e-5).all()
+
+
+@pytest.mark.parametrize("space", ["w", "w+", "s"])
+def test_moving_a_chunk_towards_a_code(space):
+    """+1 of ``towards_code`` gives the chunk that code, +0.5 lies between, other chunks keep
+    theirs; after a StyleSpace edit of the chunk the move lies in S and still lands on the code."""
+    G = tiny_generator()
+    p = project_of(G, space=space)
+    code = Latent("w", G.mapping(torch.randn(1, TINY.z_dim, generator=torch.Generator().manual_seed(9))))
+    d = towards_code(G, p, 1, code, "towards")
+    assert d.space == ("s" if space == "s" else "w+")
+    as_moved = lambda q, i: convert(G, q.edited_codes(G, [i]), d.space).value  # noqa: E731
+    want = convert(G, code, d.space).value
+    torch.testing.assert_close(as_moved(p.with_edit(1, d, 1.0), 1), want, atol=1e-5, rtol=1e-5)
+    half = as_moved(p.with_edit(1, d, 0.5), 1)
+    torch.testing.assert_close(half, (as_moved(p, 1) + want) / 2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(as_moved(p.with_edit(1, d, 1.0), 0), as_moved(p, 0))
+    s_dim = sum(G.synthesis.style_dims)
+    styled = p.with_edit(1, Direction("channel", "s", torch.eye(s_dim)[3]), 2.0)
+    d_s = towards_code(G, styled, 1, code, "towards after S")
+    assert d_s.space == "s"
+    torch.testing.assert_close(styled.with_edit(1, d_s, 1.0).edited_codes(G, [1]).value,
+                               convert(G, code, "s").value, atol=1e-5, rtol=1e-5)
 
 
 def test_mask_operations_keep_masks_summing_to_one():

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, SemeditError
-from ..latents import Latent, convert, synthesize
+from ..latents import SPACES, Latent, convert, synthesize
 from ..networks.stylegan2 import StyleGAN2Generator
 from .directions import Direction, apply_edits
 
@@ -80,8 +80,19 @@ class ChunkProject:
         for i in chunks:
             own = [(by_name[e.direction], e.value) for e in self.edits if e.chunk == i]
             moved.append(apply_edits(G, Latent(self.codes.space, self.codes.value[i:i + 1].to(G.w_avg.device)), own))
-        space = max((m.space for m in moved), key=("w", "w+", "s").index)
+        space = max((m.space for m in moved), key=SPACES.index)
         return Latent(space, torch.cat([convert(G, m, space).value for m in moved]))
+
+
+def towards_code(G: StyleGAN2Generator, project: ChunkProject, chunk: int, code: Latent, name: str) -> Direction:
+    """The direction from ``chunk``'s edited code to ``code`` (one row, W, W+ or S): +1 of it
+    gives the chunk that code. It lies in the wider of the two spaces (a StyleSpace edit on a W+
+    chunk: S); a W code is broadcast to W+ so the chunk can take it."""
+    code = code if code.space != "w" else convert(G, code, "w+")
+    own = project.edited_codes(G, [chunk])
+    space = max(code.space, own.space, key=SPACES.index)
+    target, own = convert(G, code, space), convert(G, own, space)
+    return Direction(name, space, (target.value[0] - own.value[0]).cpu(), source="interpolation towards a code")
 
 
 @torch.no_grad()

@@ -20,12 +20,12 @@ import torch
 from .. import pipeline
 from .. import segmentation as L
 from ..editing.chunks import (ChunkProject, composite, leakage, load_project, render_chunks, reshape_mask,
-                              save_project, update_chunk)
-from ..editing.directions import Direction, apply_edits
+                              save_project, towards_code, update_chunk)
+from ..editing.directions import apply_edits
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..inversion.chunky import chunk_classes
 from ..inversion.suite import Knobs
-from ..latents import SPACES, Latent, convert
+from ..latents import Latent
 from ..registry import Registry
 from ..sampling import MAX_SEED, sample
 from ..targets import Target
@@ -181,13 +181,8 @@ def make_towards(registry: Registry):
             raise gr.Error(f"The sample seed must be between 0 and {MAX_SEED}.")
         chunk, p = int(chunk or 0), state.project
         G = registry.get(p.generator)
-        seed_code = convert(G, Latent("w+", sample(G, [int(seed)]).ws.to(G.w_avg.device)), p.codes.space
-                            if p.codes.space != "w" else "w+")
-        own = p.edited_codes(G, [chunk])
-        space = max(seed_code.space, own.space, key=SPACES.index)  # an S edit on a W+ chunk: both in S
-        seed_code, own = convert(G, seed_code, space), convert(G, own, space)
-        d = Direction(f"towards seed {int(seed)} (chunk {chunk + 1})", seed_code.space,
-                      (seed_code.value[0] - own.value[0]).cpu(), source="interpolation towards a sample's code")
+        seed_code = Latent("w+", sample(G, [int(seed)]).ws.to(G.w_avg.device))
+        d = towards_code(G, p, chunk, seed_code, f"towards seed {int(seed)} (chunk {chunk + 1})")
         project = p.with_edit(chunk, d, float(amount))
         return _outputs(state.push(project, update_chunk(G, project, state.chunks, chunk)), chunk)
     return towards
