@@ -134,10 +134,10 @@ def test_invert_endpoint_compares_methods(client):
 
 def test_invert_aligns_a_photo_and_pastes_back(client, tmp_path):
     from gradio_client import handle_file
-    from tests.test_faces import FACES
-    if not FACES.is_dir():
-        pytest.skip("needs ../shared/testdata/faces")
-    gallery, pasted, *_ = client.predict(DEFAULT, handle_file(str(FACES / "obama_small.jpg")), ["w"], 10, 1.0, 2,
+    from skimage.data import astronaut
+    photo = tmp_path / "astronaut_small.png"
+    Image.fromarray(astronaut()).crop((0, 0, 512, 384)).resize((320, 240)).save(photo)
+    gallery, pasted, *_ = client.predict(DEFAULT, handle_file(str(photo)), ["w"], 10, 1.0, 2,
                                          "w+", "stlpips-alex", "align", api_name="/invert")
     assert gallery[0]["caption"] == "target (aligned)"
     assert load(pasted[0]["image"]).shape == (240, 320, 3)  # the photo's size, not the crop's
@@ -173,11 +173,13 @@ def test_cancel_stops_a_long_inversion_and_keeps_what_finished(client):
     from gradio_client import Client, handle_file
     session = Client(client.src, verbose=False)
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
-    job = session.submit(DEFAULT, handle_file(str(example)), ["w", "pti"], 60, 1.0, 2, "w+", "stlpips-alex",
+    # 150 steps: PTI (pivot, then tuning) runs far longer than W, so the cancel lands during it
+    job = session.submit(DEFAULT, handle_file(str(example)), ["w", "pti"], 150, 1.0, 2, "w+", "stlpips-alex",
                          "auto", api_name="/invert")
     start = time.time()
-    while len(job.outputs()) < 2 and time.time() - start < 60:  # until W has finished and PTI runs
+    while len(job.outputs()) < 2 and time.time() - start < 120:  # until W has finished and PTI runs
         time.sleep(0.2)
+    assert len(job.outputs()) >= 2 and not job.done(), "W did not finish, or PTI finished, before the cancel"
     session.predict(api_name="/cancel")
     gallery, _, metrics, _, _, status = job.result(timeout=60)
     assert "Cancelled during Pivotal Tuning" in status and "finished methods are kept" in status
@@ -341,6 +343,7 @@ def test_handlers_give_memory_back_when_they_end(monkeypatch):
     """Every handler is wrapped so freed heap memory goes back to the system after it ends: the
     wrapper keeps what Gradio reads of a handler (signature, generator or not) and releases even
     when the handler fails; short jobs release at most once per interval."""
+    from types import SimpleNamespace
     import inspect
     import gradio as gr
     from semedit.ui import sessions
@@ -367,7 +370,11 @@ def test_handlers_give_memory_back_when_they_end(monkeypatch):
     rare(None), rare(None)
     assert len(calls) == 4  # the second call came within the interval
     monkeypatch.undo()
-    assert sessions.release_memory() in (True, False)  # glibc: gives back what it can; elsewhere a no-op
+    trims = []
+    monkeypatch.setattr(sessions, "_libc", lambda: SimpleNamespace(malloc_trim=lambda pad: trims.append(pad) or 1))
+    assert sessions.release_memory() and trims == [0]  # glibc: malloc_trim(0) gives back what it can
+    monkeypatch.setattr(sessions, "_libc", lambda: None)
+    assert sessions.release_memory() is False  # no glibc: a no-op
 
 
 def test_api_lists_named_endpoints(client):
@@ -624,7 +631,8 @@ def test_hair_tab_transfers_an_example_pair_with_the_network(client):
     assert any(c.startswith("result: FG'21 network") for c in captions)
     measures = {r[0]: r[1] for r in table["data"]}
     assert measures["PSNR to the true image (dB)"] > 12 and 0 <= measures["hair IoU with the true image"] <= 1
-    assert float(status.split(":")[1].split("s")[0]) < 1.0  # a transfer takes well under a second
+    # the time is reported (its speed is measured by bench/hair_transfer.py, not by a timed test)
+    assert 0 < float(status.split(":")[1].split("s")[0]) < 60
     assert load(pasted).shape == (256, 256, 3)
     none, half = (load(session.predict(DEFAULT, a, api_name="/hair_amount")) for a in (0.0, 0.5))
     assert not np.array_equal(none, load(amount_one)) and not np.array_equal(half, none)

@@ -1,5 +1,6 @@
 """The embedded domain end to end: ground truth of samples, shipped weights, examples."""
 import json
+import math
 
 import pytest
 import torch
@@ -97,21 +98,21 @@ def test_examples_exist_and_are_what_the_script_writes(tmp_path):
     assert any(e["accessory"] != "none" for e in index)
 
 
-@pytest.mark.skipif(not (PROJECT_ROOT.parent / "shared" / "testdata" / "faces").is_dir(), reason="needs ../shared")
 def test_auto_alignment_treats_photos_as_photos_with_the_embedded_default(shipped, tmp_path):
     """With the embedded generator, "auto" centre-crops the domain's own square images but
     aligns a (non-square) photograph around its face; one with no face is refused, not inverted
     as a face-like blob of its centre."""
     from PIL import Image
+    from skimage.data import astronaut
     from semedit.faces.landmarks import NoFaceError
     from semedit.pipeline import load_target
     model = "embedded-portraits-64"
     own = load_target(shipped, model, PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png")
     assert not own.aligned
-    tall = load_target(shipped, model, PROJECT_ROOT.parent / "shared" / "testdata" / "faces" / "obama.jpg")
-    assert tall.aligned and tall.photo.size == (910, 1137)
-    assert not load_target(shipped, model, PROJECT_ROOT.parent / "shared" / "testdata" / "faces" / "obama.jpg",
-                           alignment="centre").aligned
+    Image.fromarray(astronaut()).crop((40, 0, 400, 480)).save(tmp_path / "tall.png")
+    tall = load_target(shipped, model, tmp_path / "tall.png")
+    assert tall.aligned and tall.photo.size == (360, 480)
+    assert not load_target(shipped, model, tmp_path / "tall.png", alignment="centre").aligned
     Image.new("RGB", (300, 200), (90, 140, 60)).save(tmp_path / "lawn.png")
     with pytest.raises(NoFaceError, match="no face"):
         load_target(shipped, model, tmp_path / "lawn.png")
@@ -142,3 +143,44 @@ def test_an_image_becomes_an_editing_source_in_one_encoder_pass(shipped):
                                                                     if m.kind != "encoder")), shipped.settings)
     with pytest.raises(SemeditError, match="has no encoder"):
         pipeline.source_from_target(no_encoders, model, target, inversion="encoder")
+
+
+def test_the_hair_optimisations_yaw_turner_moves_a_code_towards_the_faces_yaw(shipped):
+    """``yaw_turner``: the hair image's code is turned along the generator's yaw direction
+    towards the face's measured yaw (0.3 away on either side: every turn ends closer)."""
+    from semedit import pipeline
+    from semedit.latents import Latent, synthesize
+    from semedit.sampling import sample
+    model = "embedded-portraits-64"
+    G = shipped.get(model)
+    yaw_of = lambda code: float(pipeline.read_attributes(shipped, model, synthesize(G, code).clamp(-1, 1))["yaw"][0])  # noqa: E731
+    gaps = []
+    for seed in range(3):
+        code = Latent("w+", sample(G, [seed]).ws)
+        start = yaw_of(code)
+        for target in (start - 0.3, start + 0.3):
+            turned = yaw_of(pipeline.yaw_turner(shipped, model, target)(code))
+            assert (turned - start) * (target - start) > 0  # the right way
+            gaps.append(abs(turned - target))
+    assert max(gaps) < 0.3 and sum(gaps) / len(gaps) < 0.2  # measured: 0.09-0.22, mean 0.15
+    assert pipeline.yaw_turner(shipped, model, float("nan")) is None  # no face yaw measured: no turning
+
+
+def test_network_transfer_with_alpha_blend_keeps_the_face_images_pixels(shipped):
+    """"model+blend": the network's result inside the blend mask, the face image's own pixels
+    everywhere else, measured like the others."""
+    from semedit import pipeline
+    from semedit.inversion.common import prepare_target
+    from semedit.synth.examples import HAIR_PAIRS
+    model = "embedded-portraits-64"
+    face, hair = (pipeline.load_target(shipped, model, PROJECT_ROOT / "examples" / "embedded" / f"{n}.png")
+                  for n in HAIR_PAIRS[0])
+    out = pipeline.transfer_hair(shipped, model, face, hair, "model+blend")
+    r = out.result
+    assert "alpha blend" in r.method and out.plain is not r
+    outside = r.face_region[None, None] > 0.999
+    f = prepare_target(face.image, r.image.shape[-1], torch.device("cpu"))
+    assert outside.float().mean() > 0.2  # much of the image is the face image's
+    torch.testing.assert_close(r.image * outside, f * outside, atol=1e-3, rtol=0)
+    assert not torch.allclose(out.plain.image * outside, f * outside, atol=1e-3)  # the network alone differs there
+    assert math.isfinite(out.measures["identity distance to the face"])

@@ -134,7 +134,8 @@ def test_table2_and_hair_presets_from_the_command_line(tmp_path):
     rows = _rows(tmp_path / "t2")
     assert {r["method"] for r in rows} == {"W+", "ChunkyGAN W+ lambda=1"}
     assert all(0 <= float(r["identity input vs edited"]) < 5 for r in rows)
-    assert any(r["change outside"] for r in rows if r["edit"] == "hair length")  # the leakage of the hair edit
+    # the leakage of the hair edit is measured: a global W+ edit changes pixels outside the hair
+    assert all(float(r["change outside"]) > 0 for r in rows if r["edit"] == "hair length" and r["method"] == "W+")
     hair = _eval(tmp_path / "hair", "--preset", "hair-small", "--gallery", "120", "--queries", "30", "--chunk", "40")
     assert hair.returncode == 0, hair.stderr[-2000:]
     summary = (tmp_path / "hair" / "summary.md").read_text()

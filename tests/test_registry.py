@@ -265,16 +265,36 @@ def test_one_gpu_has_one_name_so_models_load_once_per_gpu(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-def test_unreachable_hub_fails_fast_with_what_to_do(make_registry):
-    """Not offline, but nothing listens at the endpoint: a clear message within 2 s, not after retries."""
-    import time
+def test_unreachable_hub_fails_fast_with_what_to_do(make_registry, monkeypatch):
+    """Not offline, but nothing listens at the endpoint: a clear message after one short probe,
+    without a download attempt (and the Hub client's retries)."""
+    import semedit.registry as registry
+    downloads = []
+    real = registry._hub_download
+    monkeypatch.setattr(registry, "_hub_download", lambda hub, settings, *, local_files_only: (
+        downloads.append(local_files_only), real(hub, settings, local_files_only=local_files_only))[1])
     reg = make_registry({"g": hub_entry()}, hub_endpoint="http://127.0.0.1:9")
-    start = time.time()
     with pytest.raises(ModelNotAvailableError, match="cannot be reached.*HF_HUB_OFFLINE=1"):
         reg.get("g")
-    assert time.time() - start < 2.0
+    assert False not in downloads  # the cache may be looked in; nothing is downloaded
     from semedit.ui.model_picker import generator_choices
     assert generator_choices(reg) == [("g (not downloaded; the Hub cannot be reached)", "g")]
+
+
+def test_a_preferred_model_is_chosen_when_it_is_on_the_machine(make_registry, tmp_path):
+    """``first_local``: the preferred model when its file is here, else the first local one of
+    the kind in catalogue order, else None."""
+    reg = make_registry({"face-api": {"kind": "identity", "format": "face-descriptor", "file": "face-api.safetensors"},
+                         "arcface": {"kind": "identity", "format": "arcface-irse", "file": "arcface.pth"},
+                         "other": {"kind": "identity", "format": "face-descriptor", "file": "other.safetensors"}})
+    assert reg.first_local("identity", "arcface") is None
+    (tmp_path / "weights" / "other.safetensors").write_bytes(b"x")
+    assert reg.first_local("identity", "arcface") == "other"
+    (tmp_path / "weights" / "face-api.safetensors").write_bytes(b"x")
+    assert reg.first_local("identity", "arcface") == "face-api" and reg.first_local("identity") == "face-api"
+    (tmp_path / "weights" / "arcface.pth").write_bytes(b"x")
+    assert reg.first_local("identity", "arcface") == "arcface" and reg.first_local("identity") == "face-api"
+    assert reg.first_local("generator") is None
 
 
 def test_generators_are_compiled_only_where_asked(make_registry, tiny_file):
