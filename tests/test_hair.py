@@ -1,6 +1,7 @@
 """Hairstyle transfer: the FG'21 network and its checkpoint layout, the optimisation method,
 blending and interpolation, training and the retrieval protocol on tiny models."""
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -454,3 +455,12 @@ def test_the_hair_trainer_picks_the_generators_e4e_for_target_codes(tmp_path, ma
     assert generator_encoder(reg, "g", "g-restyle") is reg.get("g-restyle")
     with pytest.raises(ValueError, match="no encoder"):
         generator_encoder(reg, "nobody")
+
+
+def test_hair_training_writes_over_the_shipped_network_only_when_it_trains_that_network():
+    from semedit.training.hair import default_out
+    shipped = Path("weights/embedded-hair-64.safetensors")
+    assert default_out("embedded-portraits-64", "network") == shipped
+    others = {default_out(m, k) for m in ("embedded-portraits-64", "embedded-portraits-64-gan-quarter")
+              for k in ("network", "mixer")} - {shipped}
+    assert len(others) == 3 and all(p.parent == Path("weights") for p in others)

@@ -266,6 +266,14 @@ def generator_encoder(registry, model: str, name: Optional[str] = None) -> Encod
                      f"semedit.training.encoder), or name one with --encoder")
 
 
+def default_out(model: str, kind: str) -> Path:
+    """Where a run writes without ``--out``: over the shipped network only when it trains that
+    network (the default generator's), so training for another generator keeps the shipped file."""
+    if model == "embedded-portraits-64" and kind == "network":
+        return Path("weights/embedded-hair-64.safetensors")
+    return Path(f"weights/{model}-hair-{kind}.safetensors")
+
+
 def main(argv=None) -> None:
     from ..registry import Registry
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -285,8 +293,10 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
     loop.add_run_arguments(ap)
-    ap.add_argument("--out", type=Path, default=Path("weights/embedded-hair-64.safetensors"))
+    ap.add_argument("--out", type=Path, help="default: the shipped weights/embedded-hair-64.safetensors for the "
+                                              "default generator's network, else weights/<model>-hair-<kind>.safetensors")
     a = ap.parse_args(argv)
+    out = a.out or default_out(a.model, a.kind)
     device = resolve_device(a.device)
     registry = Registry.from_settings()
     paired = registry.catalogue.get(a.model).paired_with_renderer
@@ -311,9 +321,9 @@ def main(argv=None) -> None:
     net = trainer.net.eval().cpu()
     net = net.mixer if a.kind == "mixer" else net  # a mixer's file holds the mixer; the catalogue names its encoder
     how = "exact renderer pairs" if paired else "rendered pairs (encoder targets) and the paper's yaw recipe"
-    save_safetensors(a.out, net.config, net.state_dict(), storage=torch.float16 if a.kind == "mixer" else torch.float32,
+    save_safetensors(out, net.config, net.state_dict(), storage=torch.float16 if a.kind == "mixer" else torch.float32,
                      note=f"python -m semedit.training.hair, {trainer.step} steps on {a.model} ({how}), {cfg}")
-    print(f"wrote {a.out} after {trainer.step} steps")
+    print(f"wrote {out} after {trainer.step} steps")
 
 
 if __name__ == "__main__":
