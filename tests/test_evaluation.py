@@ -50,6 +50,20 @@ def test_shards_deal_items_round_robin():
     assert sorted(sum(parts, [])) == items
 
 
+def test_each_torchrun_process_takes_its_own_gpu(monkeypatch):
+    """"auto" (and "cuda") under torchrun: cuda:LOCAL_RANK, not the current GPU for every process;
+    an explicit index is kept. Two GPUs are faked (no process group: WORLD_SIZE 1)."""
+    import torch
+    from semedit.evaluation import sharding
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    for device in ("auto", "cuda"):
+        assert [sharding.start(device, {"LOCAL_RANK": str(r)}).device for r in (0, 1, 2)] == \
+            [torch.device("cuda", i) for i in (0, 1, 0)]
+    assert sharding.start("cuda:1", {"LOCAL_RANK": "0"}).device == torch.device("cuda", 1)
+
+
 def test_an_interrupted_run_resumes_with_the_items_left(tmp_path):
     first = Counting(stop_after=2)
     with pytest.raises(KeyboardInterrupt):
@@ -59,6 +73,23 @@ def test_an_interrupted_run_resumes_with_the_items_left(tmp_path):
     report = evaluate(again, tmp_path, log=lambda s: None)
     assert again.ran == ["n2", "n3", "n4"]
     assert report.summary.read_text() == "total 10\n" and report.n_rows == 10
+
+
+def test_an_item_cut_off_mid_write_runs_again(tmp_path):
+    """A crash (out of memory, a killed worker) in the middle of writing an item's rows: the
+    item is not taken as done, the next run starts on a new line, and the table is whole."""
+    evaluate(Counting(), tmp_path, log=lambda s: None)
+    own = tmp_path / "rows.rank0.csv"
+    lines = own.read_text().splitlines(keepends=True)
+    n3 = [i for i, line in enumerate(lines) if line.startswith("n3,")]
+    own.write_text("".join(lines[:n3[0] + 1]) + "n3,-")  # n3's first row, half its second, no #done
+    (tmp_path / "rows.csv").unlink()
+    assert sorted(read_rows(tmp_path)) == ["n0", "n1", "n2"]
+    again = Counting()
+    report = evaluate(again, tmp_path, log=lambda s: None)
+    assert again.ran == ["n3", "n4"]
+    assert report.summary.read_text() == "total 10\n" and report.n_rows == 10
+    assert sorted(read_rows(tmp_path)) == [f"n{i}" for i in range(5)]
     with open(report.rows, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["item"] for r in rows] == [f"n{i}" for i in range(5) for _ in range(2)]  # item order, both rows

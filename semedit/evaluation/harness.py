@@ -6,16 +6,19 @@
 A task (``semedit.evaluation.tables``) lists its work items by key and turns one item into
 rows (dicts of the task's columns); it makes its markdown summary and its plot from all rows.
 The harness deals the items that have no rows yet over the shards, appends each shard's rows
-to ``rows.rank{R}.csv`` in the output folder as soon as an item is done (so an interrupted run
-resumes where it stopped, with any number of shards), then gathers every shard's rows to the
-first one, which writes ``rows.csv`` (every row, in item order), ``summary.md`` and
-``plot.png``. ``config.json`` records the settings; a folder holding rows of other settings is
-refused rather than mixed.
+to ``rows.rank{R}.csv`` in the output folder as soon as an item is done, in one write ending
+with a ``#done`` line for the item (so an interrupted run resumes where it stopped, with any
+number of shards; an item cut off mid-write runs again, after a ``#resumed`` line), then gathers
+every shard's rows to the first one, which writes ``rows.csv`` (every row, in item order),
+``summary.md`` and ``plot.png``. ``config.json`` records the settings; a folder holding rows of
+other settings is refused rather than mixed.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,10 @@ from . import sharding
 from .sharding import Shard
 
 CONFIG_FILE, ROWS_FILE, SUMMARY_FILE, PLOT_FILE = "config.json", "rows.csv", "summary.md", "plot.png"
+#: the item column of the row that closes an item's rows in a shard's file
+DONE_MARK = "#done "
+#: the item column of the row a resumed run starts its appending with
+RESUMED_MARK = "#resumed"
 
 
 class Task(Protocol):
@@ -59,20 +66,50 @@ class Report:
 
 
 def read_rows(folder: Path) -> Dict[str, List[Dict[str, str]]]:
-    """{item: its rows} from every rows file in ``folder`` this process can see (merged and per
-    shard; an item's rows are taken from one file, never mixed)."""
+    """{item: its rows} of the finished items in every rows file in ``folder`` this process can
+    see (merged and per shard; an item's rows are taken from one file, never mixed). In a shard's
+    file an item counts only once its ``#done`` line follows its rows: one cut off by a crash, or
+    still being written by another shard, does not."""
     found: Dict[str, List[Dict[str, str]]] = {}
     for path in [folder / ROWS_FILE] + sorted(folder.glob("rows.rank*.csv")):
         if not path.is_file():
             continue
+        whole = path.name == ROWS_FILE  # written whole, then renamed into place
         per_file: Dict[str, List[Dict[str, str]]] = {}
+        block: List[Dict[str, str]] = []  # the rows since the last mark
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if row.get("item"):
-                    per_file.setdefault(row["item"], []).append(row)
+                item = row.get("item") or ""
+                if item.startswith(DONE_MARK):
+                    name = item[len(DONE_MARK):]
+                    per_file[name] = [r for r in block if r["item"] == name]
+                if item.startswith("#"):  # #done, or #resumed after a cut-off write: a new block starts
+                    block = []
+                elif whole:
+                    per_file.setdefault(item, []).append(row)
+                elif item:
+                    block.append(row)
         for item, rows in per_file.items():
             found.setdefault(item, rows)
     return found
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
+def _append_item(f, columns: Sequence[str], item: str, rows) -> None:
+    """``item``'s rows and its ``#done`` line, in one write, flushed to the disk."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="raise")
+    for row in rows:
+        writer.writerow({**row, "item": item})
+    writer.writerow({"item": DONE_MARK + item})
+    f.write(buffer.getvalue())
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _check_settings(folder: Path, settings: dict, check: bool = True) -> None:
@@ -119,15 +156,18 @@ def evaluate(task: Task, folder: Path, *, shard: Shard = Shard(), restart: bool 
         f"{len(mine)} of the {len(pending)} left run here")
     own = folder / f"rows.rank{shard.rank}.csv"
     new_file = not own.is_file() or own.stat().st_size == 0
+    cut_off = not new_file and _last_byte(own) != b"\n"  # a crash mid-line: start a new one
     t0 = time.time()
     with open(own, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(task.columns), extrasaction="raise")
+        writer = csv.DictWriter(f, fieldnames=list(task.columns))
         if new_file:
             writer.writeheader()
+        else:  # rows an earlier run left unfinished are not part of the next item's block
+            if cut_off:
+                f.write("\r\n")
+            writer.writerow({"item": RESUMED_MARK})
         for n, item in enumerate(mine, 1):
-            for row in task.run(item):
-                writer.writerow({**row, "item": item})
-            f.flush()
+            _append_item(f, task.columns, item, task.run(item))
             log(f"[{shard.rank + 1}/{shard.world}] {n}/{len(mine)} {item} ({time.time() - t0:.0f} s)")
     everything = sharding.gather_to_first(shard, read_rows(folder))
     if not shard.first:

@@ -41,8 +41,9 @@ def start(device: str = "auto", env: Optional[Mapping[str, str]] = None) -> Shar
     env = os.environ if env is None else env
     world = int(env.get("WORLD_SIZE", "1"))
     rank, local = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
+    unindexed = device in ("", "auto", "cuda")  # resolve_device would name the current GPU, the same for all
     dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None:
+    if dev.type == "cuda" and unindexed:
         dev = torch.device("cuda", local % max(1, torch.cuda.device_count()))
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
