@@ -271,12 +271,13 @@ class Registry:
     def model_files(self, model: str) -> Dict[str, str]:
         """{name: first 12 hex digits of its file's sha256} for the local files that results made
         with generator ``model`` depend on: its own, those its entry names (regressor, segmenter),
-        those that name it as their generator (encoders, directions, hair networks) and the
-        identity models. A results folder records them, so results of other files are not mixed."""
+        those that name it as their generator (encoders, directions, hair networks), the identity
+        models and the perceptual models (the loss and the one that scores). A results folder
+        records them, so results of other files are not mixed."""
         spec = self.catalogue.get(model)
         names = [model] + [v for v in spec.config.values() if isinstance(v, str) and v in self.catalogue.names()]
         names += [m.name for m in self.catalogue.models
-                  if m.config.get("generator") == model or m.kind == "identity"]
+                  if m.config.get("generator") == model or m.kind in ("identity", "perceptual")]
         paths = {name: self.local_path(name) for name in dict.fromkeys(names)}
         return {name: sha256_of(path)[:12] for name, path in paths.items() if path is not None}
 

@@ -78,7 +78,7 @@ def test_unknown_model_name(make_registry, tiny_file):
 
 def test_model_files_name_what_results_of_a_generator_depend_on(make_registry, tiny_file):
     folder = tiny_file.parent
-    for name in ("reader.safetensors", "dirs.safetensors", "other.safetensors"):
+    for name in ("reader.safetensors", "dirs.safetensors", "other.safetensors", "judge.pth"):
         (folder / name).write_bytes(name.encode())
     reg = make_registry({
         "tiny": {"kind": "generator", "format": "safetensors", "file": "tiny.safetensors",
@@ -87,9 +87,10 @@ def test_model_files_name_what_results_of_a_generator_depend_on(make_registry, t
         "dirs": {"kind": "directions", "format": "semedit", "file": "dirs.safetensors", "config": {"generator": "tiny"}},
         "other": {"kind": "directions", "format": "semedit", "file": "other.safetensors", "config": {"generator": "x"}},
         "absent": {"kind": "directions", "format": "semedit", "file": "absent.safetensors", "config": {"generator": "tiny"}},
+        "judge": {"kind": "perceptual", "format": "lpips", "file": "judge.pth"},  # the loss or the scorer
     })
     files = reg.model_files("tiny")
-    assert set(files) == {"tiny", "reader", "dirs"}  # not another generator's, not one that is not here
+    assert set(files) == {"tiny", "reader", "dirs", "judge"}  # not another generator's, not one that is not here
     assert files["reader"] == sha256_of(folder / "reader.safetensors")[:12]
     (folder / "reader.safetensors").write_bytes(b"retrained")
     assert reg.model_files("tiny")["reader"] != files["reader"]

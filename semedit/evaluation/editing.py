@@ -2,7 +2,7 @@
 chunk edit leaks outside its region compared with the same edit on a single code."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -44,23 +44,26 @@ def _edited(registry, model: str, r, d: Direction, units: float, labels, cls=Non
 
 
 def identity_after_edits(registry, model: str, targets: Sequence[Target], directions: Dict[str, Direction],
-                         identity, ctx: Context, *, steps: int = 300, units: float = 2.0,
-                         methods=TABLE2_METHODS, log: Callable[[str], None] = lambda s: None):
+                         identity, ctx: Context, *, steps: int = 300, pti_tune_steps: Optional[int] = None,
+                         seed: int = 0, units: float = 2.0, methods=TABLE2_METHODS,
+                         log: Callable[[str], None] = lambda s: None):
     """Table 2: {(method label, edit name): [(identity(reconstruction, edited), identity(input, edited))]}
     over ``targets``, and leakage rows (method label, change inside, change outside the edit's
-    exact region) for local edits of single-code W+ and ChunkyGAN results."""
+    exact region) for local edits of single-code W+ and ChunkyGAN results. ``steps`` per method
+    (PTI: + ``pti_tune_steps`` tuning steps, default ``steps``); ``seed`` seeds the inversions."""
     table: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
     leaks = []
+    tune = steps if pti_tune_steps is None else pti_tune_steps
     for i, target in enumerate(targets):
         for label, key, over in methods:
-            knobs = Knobs(steps=steps, n_chunks=4, pti_tune_steps=steps, **over)
+            knobs = Knobs(steps=steps, n_chunks=4, pti_tune_steps=tune, seed=seed, **over)
             (o,) = pipeline.invert(registry, model, target, [key], knobs, ctx=ctx)
             recon = o.result.image.clamp(-1, 1)
             for name, d in directions.items():
                 edited = _edited(registry, model, o.result, d, units, target.labels, LOCAL_EDITS.get(name))
-                with torch.no_grad():
-                    table.setdefault((label, name), []).append(
-                        (float(identity(recon, edited)), float(identity(target.image, edited))))
+                with torch.no_grad():  # the identity model sits on the generator's device, the images on the CPU
+                    a, b, e = (x.to(ctx.device) for x in (recon, target.image, edited))
+                    table.setdefault((label, name), []).append((float(identity(a, e)), float(identity(b, e))))
                 cls = LOCAL_EDITS.get(name)
                 if cls is not None and key in ("w+", "chunky") and target.labels is not None \
                         and (target.labels == cls).any():

@@ -69,8 +69,8 @@ class EvalConfig:
 PRESETS: Dict[str, EvalConfig] = {
     "table1": EvalConfig("table1", in_domain=20, ood=10, steps=200, pti_tune_steps=100),
     "table1-small": EvalConfig("table1", in_domain=2, ood=1, steps=4, pti_tune_steps=2),
-    "table2": EvalConfig("table2", in_domain=30, steps=150),
-    "table2-small": EvalConfig("table2", in_domain=2, steps=4),
+    "table2": EvalConfig("table2", in_domain=30, steps=150, pti_tune_steps=150),
+    "table2-small": EvalConfig("table2", in_domain=2, steps=4, pti_tune_steps=4),
     "hair": EvalConfig("hair", gallery=10_000, queries=1_000),
     "hair-small": EvalConfig("hair", gallery=200, queries=50, chunk=50),
 }
@@ -228,8 +228,9 @@ class Table1:
                  f"{self.cfg.steps} steps for every optimisation method (PTI: {self.cfg.steps} pivot + "
                  f"{self.cfg.pti_tune_steps} tuning steps; ChunkyGAN n = 4, lambda_reg = 1; ReStyle and HyperStyle: "
                  f"{self.cfg.encoder_iterations or 'their own'} iterations); loss "
-                 f"{ctx.perceptual.name}, LPIPS column {ctx.scorer.name}; identity distance: {ident}. Mean ± std "
-                 "over targets; seconds: mean wall time on the machine that ran it.\n",
+                 f"{ctx.perceptual.name}, LPIPS column {ctx.scorer.name}; identity distance: {ident}; L2: mean "
+                 "squared error of images in [-1, 1] (four times that of [0, 1] images; PSNR is the same on both). "
+                 "Mean ± std over targets; seconds: mean wall time on the machine that ran it.\n",
                  "| set | family | method | LPIPS ↓ | identity ↓ | L2 ↓ | PSNR dB ↑ | seconds |",
                  "|---|---|---|---|---|---|---|---|"]
         for s in sets:
@@ -374,7 +375,9 @@ class Table2:
             self._ctx = context_for(self.registry, self.model)
         identity = identity_for(self.registry, self.model)
         table, leaks = identity_after_edits(self.registry, self.model, [self.targets()[name]], self.directions,
-                                            identity, self._ctx, steps=self.cfg.steps, units=self.cfg.units,
+                                            identity, self._ctx, steps=self.cfg.steps,
+                                            pti_tune_steps=self.cfg.pti_tune_steps, seed=self.cfg.seed,
+                                            units=self.cfg.units,
                                             methods=[self.methods[label]])
         leak = {x[0]: x[1:] for x in leaks}
         rows = []
@@ -402,7 +405,8 @@ class Table2:
         table, leaks = self._tables(rows)
         n = len({r["target"] for r in rows})
         lines = [f"# Table 2 on `{self.model}`: identity after editing, per inversion method\n",
-                 f"{n} held-out renders with exact label maps; {self.cfg.steps} steps per method; edits of "
+                 f"{n} held-out renders with exact label maps; {self.cfg.steps} steps per method (PTI: "
+                 f"{self.cfg.steps} pivot + {self.cfg.pti_tune_steps} tuning steps); edits of "
                  f"+{self.cfg.units:g} units with the built-in W directions (ChunkyGAN: every chunk, the hair chunk "
                  "for hair length); identity: the domain's identity model.\n"]
         lines += table2_markdown(table, leaks, list(self.directions), self.missing,
@@ -550,8 +554,9 @@ class HairRetrieval:
         if net is not None:
             beats = net["top1"] > PAPER_RETRIEVAL["top1"] and net["mean_rank"] < PAPER_RETRIEVAL["mean_rank"]
             lines += ["", f"The FG'21 network {'beats' if beats else 'does not reach'} the paper's figures here"
-                      + ("" if beats or not paired else "; the ceiling row bounds what any transfer can reach with "
-                         "this generator and identity model") + "."]
+                      + ("" if beats or not paired else "; the ceiling row bounds what a transfer that draws its result "
+                         "with this generator can reach with this identity model (the naive paste, which keeps the "
+                         "face image's own pixels, is not bound by it)") + "."]
         if ENCODER_REFERENCE in results:
             lines += ["", f"*{ENCODER_REFERENCE}*: the generator's encoder ({self._encoder()}) reconstructing the face "
                       "image itself, no hair changed: how much of a person survives the trip through the encoder "
