@@ -88,7 +88,8 @@ def main(argv=None) -> None:
     lines = [f"# ChunkyGAN segment editing on {a.n} held-out renders\n",
              f"`python bench/chunk_editing.py {' '.join(sys.argv[1:] if argv is None else argv)}`; {a.steps} steps "
              f"per method, edits of +{a.units:g} units with the built-in W directions; identity: the parameter "
-             "regressor's (RMS difference of predicted identity parameters).\n"]
+             "regressor's (RMS difference of predicted identity parameters, each weighted by how steadily it "
+             "reads for one person).\n"]
     lines += table2_markdown(table, leaks, edits, missing)
 
     # speed: recomposite after a chunk edit vs G forward
