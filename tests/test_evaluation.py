@@ -165,8 +165,10 @@ def test_table2_and_hair_presets_from_the_command_line(tmp_path):
     rows = _rows(tmp_path / "t2")
     assert {r["method"] for r in rows} == {"W+", "ChunkyGAN W+ lambda=1"}
     assert all(0 <= float(r["identity input vs edited"]) < 5 for r in rows)
-    # the leakage of the hair edit is measured: a global W+ edit changes pixels outside the hair
-    assert all(float(r["change outside"]) > 0 for r in rows if r["edit"] == "hair length" and r["method"] == "W+")
+    # the leakage of the hair edit is measured (on targets with hair): a global W+ edit changes pixels outside it
+    leaks = [float(r["change outside"]) for r in rows
+             if r["edit"] == "hair length" and r["method"] == "W+" and r["change outside"] != ""]
+    assert leaks and all(x > 0 for x in leaks)
     hair = _eval(tmp_path / "hair", "--preset", "hair-small", "--gallery", "120", "--queries", "30", "--chunk", "40")
     assert hair.returncode == 0, hair.stderr[-2000:]
     summary = (tmp_path / "hair" / "summary.md").read_text()
