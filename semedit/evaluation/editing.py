@@ -59,11 +59,14 @@ def identity_after_edits(registry, model: str, targets: Sequence[Target], direct
             knobs = Knobs(steps=steps, n_chunks=4, pti_tune_steps=tune, seed=seed, **over)
             (o,) = pipeline.invert(registry, model, target, [key], knobs, ctx=ctx)
             recon = o.result.image.clamp(-1, 1)
+            # the identity model sits on the generator's device, the images on the CPU
+            recon_on, input_on = recon.to(ctx.device), target.image.to(ctx.device)
             for name, d in directions.items():
                 edited = _edited(registry, model, o.result, d, units, target.labels, LOCAL_EDITS.get(name))
-                with torch.no_grad():  # the identity model sits on the generator's device, the images on the CPU
-                    a, b, e = (x.to(ctx.device) for x in (recon, target.image, edited))
-                    table.setdefault((label, name), []).append((float(identity(a, e)), float(identity(b, e))))
+                with torch.no_grad():
+                    e = edited.to(ctx.device)
+                    table.setdefault((label, name), []).append(
+                        (float(identity(recon_on, e)), float(identity(input_on, e))))
                 cls = LOCAL_EDITS.get(name)
                 if cls is not None and key in ("w+", "chunky") and target.labels is not None \
                         and (target.labels == cls).any():

@@ -171,7 +171,7 @@ def make_run(registry: Registry, sessions: Sessions):
                                       "earlier results are kept.",)
             return
         yield (gallery, pasted, pd.DataFrame(rows, columns=METRIC_COLUMNS), pd.DataFrame(curves),
-               str(save_latents(results, out_dir, sessions)), results,
+               saved, results,
                status or f"Done: {len(results)} methods, perceptual loss {ctx.perceptual.name}, LPIPS column "
                f"scored by {ctx.scorer.name}, "
                f"{identity_note(ctx.identity)}.")
