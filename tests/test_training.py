@@ -205,6 +205,21 @@ def test_gan_settings_differences_name_what_changed():
     assert not any(d.startswith(("batch", "discriminator")) for d in differences)
 
 
+def test_gan_mapping_depth_is_a_recorded_setting():
+    import json
+    from semedit.networks.stylegan2 import StyleGAN2Generator
+    from semedit.training.gan import command_line, config_from_args, settings_differences
+    base = ["--work-dir", "run", "--size", "quarter"]
+    default, deep = (config_from_args(command_line().parse_args(base + extra))
+                     for extra in ([], ["--mapping-layers", "8"]))
+    assert default.generator.mapping_layers == 2 and deep.generator.mapping_layers == 8
+    assert deep.generator.channels == default.generator.channels
+    depth = {n: len(StyleGAN2Generator(c.generator).mapping.state_dict()) for n, c in (("2", default), ("8", deep))}
+    assert depth["8"] == 4 * depth["2"]  # a weight and a bias per layer
+    recorded = json.loads(json.dumps(default.to_dict()))
+    assert settings_differences(recorded, deep) == ["generator.mapping_layers: 2 -> 8"]
+
+
 @pytest.mark.slow
 def test_gan_command_line_saves_exports_and_resumes(tmp_path):
     from semedit.checkpoints import load_module

@@ -302,6 +302,9 @@ def command_line() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--size", choices=sorted(SIZES), default="full",
                     help="network widths: full (for a GPU) or quarter (trainable on a CPU)")
+    ap.add_argument("--mapping-layers", type=int, default=GAN_GENERATOR.mapping_layers,
+                    help="depth of G's mapping network (2 in NVIDIA's 64 px configuration, 8 in StyleGAN2's "
+                         "config-f); an --init generator keeps its own")
     ap.add_argument("--batch", type=int, default=GANConfig.batch)
     ap.add_argument("--gamma", type=float, help="R1 weight (default: NVIDIA's auto value for the batch, "
                                                 "0.0002 res^2 / batch; the EMA half-life follows the batch too)")
@@ -318,6 +321,7 @@ def config_from_args(a: argparse.Namespace, init_generator: Optional[StyleGAN2Co
     the ``--init`` generator, which replaces the ``--size`` one)."""
     auto = auto_settings(a.batch, GANConfig.generator.resolution)
     generator, discriminator = SIZES[a.size]
+    generator = replace(generator, mapping_layers=a.mapping_layers)
     return GANConfig(generator=init_generator or generator, discriminator=discriminator, batch=a.batch,
                      r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"],
                      pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
