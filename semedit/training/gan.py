@@ -9,7 +9,8 @@ non-saturating logistic loss, R1 on real images every 16 discriminator steps (ga
 steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.0025, betas 0 and
 0.99, adjusted for lazy regularisation), an EMA of G with a half-life of batch x 10 / 32 kimg
 (10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr
-multiplier 0.01, no augmentation (the renderer gives unlimited images), non-finite gradients
+multiplier 0.01 (``--mapping-layers 8``: StyleGAN2 config-f's depth, whose W is more linear in the
+domain's attributes; see the README), no augmentation (the renderer gives unlimited images), non-finite gradients
 cleaned before every optimiser step. The renderer draws the real images on the training device,
 several steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is
 bit-for-bit the run it continues (on the same device).
