@@ -11,7 +11,7 @@ FG'21 network, the network + alpha blend, and the optimisation method (on the fi
 pairs: it takes seconds a pair), with and without the blend. Scores: PSNR and LPIPS to the true
 image, hair IoU (the segmenter's map of the result against the true labels) and the identity
 distance to A (the parameter regressor's). Retrieval: the FG'21 protocol with the regressor's
-identity fields: a gallery of generated people, transfers of other people's hair (turned) onto
+weighted identity fields (the embedding ``python -m semedit eval --preset hair`` ranks by): a gallery of generated people, transfers of other people's hair (turned) onto
 the first ``--queries`` of them, each ranked against the gallery (paper: 98.3 % top-1, mean
 rank 1.143, ArcFace over 100k). Speed: one network transfer at batch 1 against G's forward in
 the same run, and the optimisation's wall time.
@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     rset = RetrievalSet.draw(a.gallery, a.queries, HELD_OUT_SEED + 1)
     regressor = registry.get(spec.config["regressor"], "cpu")
     transfers = rset.transfers(G, net=net, segment=seg.predict, paired=True)
-    retrieval = hair_retrieval(rset.people(G), transfers, regressor.identity, n_gallery=a.gallery,
+    retrieval = hair_retrieval(rset.people(G), transfers, regressor.identity_embedding, n_gallery=a.gallery,
                                n_queries=a.queries)
 
     # speed
