@@ -11,9 +11,10 @@ FG'21 network, the network + alpha blend, and the optimisation method (on the fi
 pairs: it takes seconds a pair), with and without the blend. Scores: PSNR and LPIPS to the true
 image, hair IoU (the segmenter's map of the result against the true labels) and the identity
 distance to A (the parameter regressor's). Retrieval: the FG'21 protocol with the regressor's
-weighted identity fields (the embedding ``python -m semedit eval --preset hair`` ranks by): a gallery of generated people, transfers of other people's hair (turned) onto
-the first ``--queries`` of them, each ranked against the gallery (paper: 98.3 % top-1, mean
-rank 1.143, ArcFace over 100k). Speed: one network transfer at batch 1 against G's forward in
+weighted identity fields (the embedding ``python -m semedit eval --preset hair`` ranks by): a
+gallery of generated people, transfers of other people's hair (turned) onto the first
+``--queries`` of them, each ranked against the gallery (paper: 98.3 % top-1, mean rank 1.143,
+ArcFace over 100k). Speed: one network transfer at batch 1 against G's forward in
 the same run, and the optimisation's wall time.
 """
 from __future__ import annotations
