@@ -246,12 +246,15 @@ def readme_carry_commands() -> list:
     return [line for line in text.splitlines() if "semedit.training.gan --work-dir carry/" in line]
 
 
+def work_dir_of(command: str) -> str:
+    return command.split("--work-dir ")[1].split()[0]
+
+
 def test_the_readme_names_both_carried_cpu_runs():
-    assert {line.split("--work-dir ")[1].split()[0] for line in readme_carry_commands()} == \
-        {"carry/gan-quarter", "carry/gan-map8"}
+    assert {work_dir_of(line) for line in readme_carry_commands()} == {"carry/gan-quarter", "carry/gan-map8"}
 
 
-@pytest.mark.parametrize("line", readme_carry_commands(), ids=lambda line: line.split("--work-dir ")[1].split()[0])
+@pytest.mark.parametrize("line", readme_carry_commands(), ids=work_dir_of)
 def test_carried_cpu_run_resumes_with_the_readme_command(line):
     """carry/ holds the CPU runs that sessions continue and commit: each README command parses to
     the settings its run recorded (so its resume is not refused) and the run's state loads into the

@@ -11,8 +11,8 @@ steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.00
 (10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr
 multiplier 0.01 (``--mapping-layers 8``: StyleGAN2 config-f's depth, whose W is more linear in the
 domain's attributes; see the README), no augmentation (the renderer gives unlimited images),
-non-finite gradients cleaned before every optimiser step. The renderer draws the real images on the training device,
-several steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is
+non-finite gradients cleaned before every optimiser step. The renderer draws the real images on the
+training device, several steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is
 bit-for-bit the run it continues (on the same device).
 
 The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
