@@ -216,6 +216,23 @@ def _wait_until_running(job, outputs=0, timeout=60):
     assert job.status().code.name in RUNNING and not job.done()
 
 
+def test_cancel_reaches_the_hair_tabs_optimisation(client):
+    """The one /cancel (every tab's Cancel button) stops a hair transfer by optimisation between
+    two steps: a message, not a result, and the session's earlier result stays."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    from semedit.synth.examples import HAIR_PAIRS
+    session = Client(client.src, verbose=False)
+    face, hair = (handle_file(str(PROJECT_ROOT / "examples" / "embedded" / f"{n}.png")) for n in HAIR_PAIRS[0])
+    kept = session.predict(DEFAULT, "image", face, 0, "image", hair, 1, "model", 50, api_name="/hair_transfer")[-1]
+    job = session.submit(DEFAULT, "image", face, 0, "image", hair, 1, "optimisation", 500, api_name="/hair_transfer")
+    _wait_until_running(job)
+    session.predict(api_name="/cancel")
+    with pytest.raises(AppError, match="Cancelled; nothing was changed"):
+        job.result(timeout=60)
+    assert np.array_equal(load(session.predict(DEFAULT, 1.0, api_name="/hair_amount")), load(kept))
+
+
 def test_short_requests_do_not_wait_behind_a_long_job(client):
     """A sample and a segmentation answer while another user's long inversion runs."""
     import time
@@ -286,6 +303,60 @@ def test_per_session_limit_refuses_a_second_long_job():
     assert sessions.running(me) == 0
 
 
+def test_cancel_stops_the_sessions_running_and_waiting_jobs_only():
+    """Cancel stops the session's running job, and one asked for (a click) that still waits in
+    the queue at its start; not a job asked for after it, nor another session's, and a press with
+    nothing asked for does nothing."""
+    from types import SimpleNamespace
+    from semedit.inversion.common import InversionCancelled
+    from semedit.ui.sessions import Sessions
+    sessions = Sessions(Settings())
+    me, you = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="you")
+    sessions.cancel(me)  # nothing asked for: a stray press
+    with sessions.long_job(me) as first:
+        assert not first.cancelled
+        sessions.ask(me)  # another tab's button while it runs: starts after it, not counted
+        sessions.cancel(me)
+        assert first.cancelled
+        with pytest.raises(InversionCancelled, match="Cancelled"):
+            first.check()
+    with sessions.long_job(me) as later:
+        assert not later.cancelled
+    sessions.ask(me)
+    sessions.ask(me)  # clicked twice while waiting: one job
+    sessions.ask(you)
+    sessions.cancel(me)
+    with sessions.long_job(you) as theirs:
+        assert not theirs.cancelled
+    with sessions.long_job(me) as waited:
+        assert waited.cancelled  # cancelled while it waited
+    with sessions.long_job(me) as after:
+        assert not after.cancelled
+
+
+def test_a_long_handler_that_fails_before_its_job_leaves_no_ticket_behind():
+    """A long handler that fails on its input before ``long_job`` still ends its number, so a
+    later Cancel with nothing running does not cancel the next job."""
+    import gradio as gr
+    from semedit.ui.sessions import Sessions
+    sessions = Sessions(Settings())
+    request = gr.Request(session_hash="me")
+
+    def handler(fail, request: gr.Request = None):
+        if fail:
+            raise gr.Error("bad input")
+        with sessions.long_job(request) as job:
+            return job.cancelled
+
+    numbered = sessions._numbered(handler)
+    sessions.ask(request)
+    with pytest.raises(gr.Error, match="bad input"):
+        numbered(True, request)
+    sessions.cancel(request)  # nothing asked for any more
+    sessions.ask(request)
+    assert numbered(False, request) is False
+
+
 def test_a_session_keeps_only_its_newest_folders(tmp_path, monkeypatch):
     import time
     from types import SimpleNamespace
@@ -303,7 +374,6 @@ def test_a_session_keeps_only_its_newest_folders(tmp_path, monkeypatch):
 def test_a_long_runs_folder_outlives_exports_made_during_the_run(tmp_path):
     """An inversion saves its latents into the folder it made at its start; exports meanwhile in
     other tabs may prune that folder, and saving then makes it again."""
-    import time
     from types import SimpleNamespace
     from semedit.inversion.common import InversionResult
     from semedit.latents import Latent

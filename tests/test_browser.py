@@ -102,6 +102,27 @@ def test_cancel_keeps_the_finished_method(page):
     assert no_error_toasts(page)
 
 
+def test_cancel_stops_an_inversion_still_waiting_in_the_queue(page, app_url):
+    """Another user's inversion holds the one long-job slot; this page's Invert waits behind it,
+    and its Cancel stops it at its start: a message, nothing inverted."""
+    from gradio_client import Client, handle_file
+    other = Client(app_url, verbose=False)
+    busy = other.submit("embedded-portraits-64", handle_file(str(EXAMPLES / "portrait_01.png")), ["w+"], 1000, 1.0, 2,
+                        "w+", "stlpips-alex", "auto", api_name="/invert")
+    try:
+        tab = panel(page, "Inversion comparison")
+        tab.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "portrait_02.png"))
+        tab.get_by_role("button", name="Invert").click()
+        page.wait_for_timeout(2000)  # queued behind the other user's run
+        assert not busy.done(), "the other inversion ended first: this one never waited"
+        tab.get_by_role("button", name="Cancel").click()
+    finally:
+        other.predict(api_name="/cancel")
+        busy.result(timeout=60)
+    tab.get_by_text("Cancelled before it started").wait_for(timeout=60_000)
+    assert no_error_toasts(page)
+
+
 def test_sliders_tab_loads_a_sample_and_moves_a_slider(page):
     tab = panel(page, "Attribute sliders")
     tab.get_by_role("button", name="Load source").click()

@@ -307,7 +307,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                 lambda_reg = gr.Number(1.0, minimum=0, label="lambda_reg")
                 space = gr.Radio([("W", "w"), ("W+", "w+"), ("S", "s")], value="w+", label="Code space")
                 steps = gr.Slider(50, 1000, value=300, step=50, label="Steps (also for the W+ comparison)")
-            load_button = gr.Button("Load", variant="primary")
+            with gr.Row():
+                load_button = gr.Button("Load", variant="primary")
+                cancel_button = gr.Button("Cancel", variant="stop")
             project_file = gr.File(label="Project file (.safetensors)", file_types=[".safetensors"], type="filepath",
                                    height=100)
             with gr.Row():
@@ -347,6 +349,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     # every edit synthesises one chunk again (short); loading may run ChunkyGAN, comparing W+ (long)
     sessions.long(load_button.click, make_source(registry, sessions), outputs=view, api_name="chunk_source",
                   inputs=[picker, kind, results_state, image, n_chunks, lambda_reg, space, steps, custom_state])
+    sessions.cancel_button(cancel_button)  # stops ChunkyGAN or the W+ comparison; the project stays
     chunk.input(pick, inputs=[state, chunk], outputs=view, api_name="chunk_pick")
     shown.select(click, inputs=state, outputs=view, api_name=False)
     sessions.short(edit_button.click, make_edit(registry), inputs=[state, chunk, direction, value, custom_state],

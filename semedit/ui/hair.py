@@ -190,7 +190,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> N
                               value=default_method(registry, picker.value),
                               label="Method (the network needs a trained model for the generator)")
             steps = gr.Slider(50, 500, value=150, step=50, label="Optimisation: steps per inversion")
-            run_button = gr.Button("Transfer the hair", variant="primary")
+            with gr.Row():
+                run_button = gr.Button("Transfer the hair", variant="primary")
+                cancel_button = gr.Button("Cancel", variant="stop")
             status = gr.Markdown()
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Inputs, result, true image and masks", columns=4, height="auto",
@@ -216,6 +218,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> N
     sessions.long(run_button.click, make_transfer(registry, sessions),
                   inputs=[picker, face_kind, face_image, face_seed, hair_kind, hair_image, hair_seed, method, steps],
                   outputs=[outcome_state, gallery, measures, pasted, status, amount_image], api_name="hair_transfer")
+    sessions.cancel_button(cancel_button)  # stops an optimisation between two steps; the last result stays
     sessions.short(amount.change, make_amount(registry), inputs=[picker, outcome_state, amount], outputs=amount_image,
                    api_name="hair_amount", trigger_mode="always_last", show_progress="minimal")
     sessions.short(lambda fn, **event: gr.on([s.change for s in sliders], fn, **event), make_hair_edit(registry),

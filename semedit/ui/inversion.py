@@ -22,7 +22,7 @@ from ..targets import CROP_SIZE, Target
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
 from .common import user_errors
-from .sessions import CancelFlag, Sessions
+from .sessions import LongJob, Sessions
 from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, segmenter_segments
 
 ALIGN_CHOICES = [("auto: align photos (any for face generators, non-square ones for the embedded domain), "
@@ -95,18 +95,15 @@ def make_segment(registry: Registry):
 def make_run(registry: Registry, sessions: Sessions):
     @user_errors
     def run(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
-            cancel: CancelFlag, identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
+            identity_weight=0.0, painted=None, auto_labels=None, face_index=0,
             progress=gr.Progress(), request: gr.Request = None):
-        with sessions.long_job(request, cancel):  # refused while this session runs its limit of long jobs
-            try:
-                yield from invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space,
-                                      perceptual_name, alignment, cancel, identity_weight, painted, auto_labels,
-                                      face_index, progress, request)
-            finally:
-                cancel.done()
+        with sessions.long_job(request) as job:  # refused while this session runs its limit of long jobs
+            yield from invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space,
+                                  perceptual_name, alignment, job, identity_weight, painted, auto_labels,
+                                  face_index, progress, request)
 
     def invert_all(model, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual_name, alignment,
-                   cancel, identity_weight, painted, auto_labels, face_index, progress, request):
+                   job: LongJob, identity_weight, painted, auto_labels, face_index, progress, request):
         if not methods:
             raise gr.Error("Tick at least one method.")
         foreign = [m for m in methods if m not in pipeline.method_keys(registry, model)]
@@ -115,7 +112,7 @@ def make_run(registry: Registry, sessions: Sessions):
                            "(an encoder works only with the generator it was trained for).")
         knobs = Knobs(steps=int(steps), lambda_reg=lambda_reg, n_chunks=int(n_chunks), chunky_space=chunky_space,
                       pti_tune_steps=int(steps), identity_weight=identity_weight or 0)
-        if cancel.event.is_set():  # cancelled while it waited in the queue
+        if job.cancelled:  # cancelled while it waited in the queue
             yield (gr.skip(),) * 6 + ("Cancelled before it started; earlier results are kept.",)
             return
         registry.get(model)  # load (or fail) before reading the image
@@ -135,7 +132,7 @@ def make_run(registry: Registry, sessions: Sessions):
         out_dir = sessions.folder(request, "inversion-")
         def ticker(key):
             def tick(step, total, loss):
-                if cancel.event.is_set():
+                if job.cancelled:
                     raise InversionCancelled("cancelled by the user")
                 progress((step, total), desc=pipeline.method_name(key))
             return tick
@@ -222,7 +219,6 @@ def chunk_views(r: InversionResult) -> List:
 
 
 def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State, sessions: Sessions) -> None:
-    cancel_flag = gr.State(CancelFlag())
     perceptual_choices = list(registry.catalogue.names("perceptual"))
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -285,11 +281,10 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
         control.change(lambda: (None, None), outputs=[editor, segments], api_name=False, queue=False)
     sessions.short(segment_button.click, make_segment(registry), inputs=[picker, image, alignment, face_index],
                    outputs=[editor, segments], api_name="segment")
-    run_button.click(lambda flag: flag.busy.set(), inputs=cancel_flag, queue=False, api_name=False)
     sessions.long(run_button.click, make_run(registry, sessions),
                   inputs=[picker, image, methods, steps, lambda_reg, n_chunks, chunky_space, perceptual, alignment,
-                          cancel_flag, identity_weight, editor, segments, face_index],
+                          identity_weight, editor, segments, face_index],
                   outputs=[gallery, pasted, metrics, curves, latents, results_state, status], api_name="invert")
-    # no `cancels=[event]`: killing the event would wipe the methods that had finished; the flag
-    # stops the run between two steps and the run returns what it has
-    cancel_button.click(lambda flag: flag.request(), inputs=cancel_flag, outputs=None, queue=False, api_name="cancel")
+    # no `cancels=[event]`: killing the event would wipe the methods that had finished; the
+    # session's cancel stops the run between two steps and the run returns what it has
+    sessions.cancel_button(cancel_button, api_name="cancel")  # every tab's Cancel stops the session's long jobs

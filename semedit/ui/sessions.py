@@ -3,10 +3,12 @@
 Short jobs (samples, slider frames, chunk edits, segments) and long jobs (inversions, transfers
 by optimisation, fitting) have separate queue slots, so a short request never waits behind an
 optimisation; how many of each run at once comes from the settings. Each session (Gradio's
-session hash; one per browser tab or gradio_client) gets one temporary folder, and its running
-long jobs are listed with their cancel flags: when the browser leaves (``demo.unload``) the jobs
-are cancelled and the folder removed; folders of sessions whose end never came (a dropped
-connection, a crashed server) are removed once unused for the session time-to-live.
+session hash; one per browser tab or gradio_client) gets one temporary folder, and its long
+jobs are numbered in the order they were asked for: Cancel (any tab's button, or ``/cancel``)
+cancels every one asked for so far, the running one between two steps and those still queued at
+their start. When the browser leaves (``demo.unload``) its jobs are cancelled and its folder
+removed; folders of sessions whose end never came (a dropped connection, a crashed server) are
+removed once unused for the session time-to-live.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import shutil
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -35,32 +38,33 @@ LOCAL_SESSION = "local"  # calls without a request (tests, scripts calling the h
 FOLDERS_PER_SESSION = 8
 
 
-class CancelFlag:
-    """A cancel signal for one session's long job. Gradio copies a State's initial value into
-    each new session; the copy is a fresh flag, while events of one session share the same one.
-    ``busy`` is set while the job is queued or running (a button may set it at once, the job
-    itself when called through the API); a cancel counts only then, so a stray press never
-    cancels the next run, and a run cancelled while queued ends at its start."""
+@dataclass
+class _Tickets:
+    """One session's long jobs by number: ``asked`` were asked for (a button's quick handler
+    counts a click at once, see ``Sessions.ask``; a job called through the API counts itself
+    when it starts), ``started`` began, ``ended`` ended; those numbered up to
+    ``cancelled_through`` are cancelled."""
+    asked: int = 0
+    started: int = 0
+    ended: int = 0
+    cancelled_through: int = 0
+    running: List["LongJob"] = field(default_factory=list)
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.busy = threading.Event()
 
-    def __deepcopy__(self, memo) -> "CancelFlag":
-        return CancelFlag()
+class LongJob:
+    """One running long job of a session, with its number in the session's order."""
 
-    def request(self) -> None:
-        if self.busy.is_set():
-            self.event.set()
+    def __init__(self, tickets: _Tickets, number: int) -> None:
+        self.tickets, self.number = tickets, number
+
+    @property
+    def cancelled(self) -> bool:
+        return self.tickets.cancelled_through >= self.number
 
     def check(self) -> None:
-        """Raise InversionCancelled if a cancel was requested (call between two steps)."""
-        if self.event.is_set():
-            raise InversionCancelled("cancelled")
-
-    def done(self) -> None:
-        self.busy.clear()
-        self.event.clear()
+        """Raise InversionCancelled if the job was cancelled (call between two steps)."""
+        if self.cancelled:
+            raise InversionCancelled("Cancelled; nothing was changed.")
 
 
 def _alive(pid: int) -> bool:
@@ -94,7 +98,8 @@ class Sessions:
         self.root = Path(settings.temp_dir) / f"semedit-sessions-{os.getpid()}"
         self.ttl_s = settings.session_ttl_minutes * 60
         self._lock = threading.Lock()
-        self._jobs: Dict[str, List[CancelFlag]] = {}
+        self._tickets: Dict[str, _Tickets] = {}
+        self._numbered_jobs: Dict[int, LongJob] = {}  # by id() of the running handler's request
         self._last_stamp_ns = 0
 
     def short(self, listener, fn, **event):
@@ -103,9 +108,103 @@ class Sessions:
                         concurrency_limit=self.settings.short_jobs, **event)
 
     def long(self, listener, fn, **event):
-        """Register ``fn`` on ``listener`` as a long job (call ``long_job`` inside it)."""
-        return listener(on_gpu(releasing(fn, 0.0), LONG_GPU_SECONDS), concurrency_id=LONG_JOBS_ID,
-                        concurrency_limit=self.settings.long_jobs, **event)
+        """Register ``fn`` on ``listener`` as a long job (call ``long_job`` inside it). A quick
+        handler counts the job as asked for first and the job is queued after it, so a Cancel
+        pressed while it waits in the queue stops it at its start; ``fn`` takes its number when it
+        starts (its ``request: gr.Request`` argument tells the session)."""
+        asked = listener(self.ask, inputs=None, outputs=None, queue=False, api_name=False, show_progress="hidden")
+        return asked.then(on_gpu(releasing(self._numbered(fn), 0.0), LONG_GPU_SECONDS), concurrency_id=LONG_JOBS_ID,
+                          concurrency_limit=self.settings.long_jobs, **event)
+
+    def _numbered(self, fn):
+        """``fn`` holding its session's next job number while it runs, whether or not it gets as
+        far as ``long_job`` (it may fail on its input first)."""
+        def request_of(args, kwargs):
+            return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def stream(*args, **kwargs):
+                with self._job_of(request_of(args, kwargs)):
+                    yield from fn(*args, **kwargs)
+            return stream
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            with self._job_of(request_of(args, kwargs)):
+                return fn(*args, **kwargs)
+        return call
+
+    @contextmanager
+    def _job_of(self, request: Optional[gr.Request]) -> Iterator[LongJob]:
+        """Number one job of the session for as long as it lasts (``long_job`` finds it by its request)."""
+        key = session_key(request)
+        with self._lock:
+            tickets = self._tickets.setdefault(key, _Tickets())
+            tickets.started += 1
+            tickets.asked = max(tickets.asked, tickets.started)  # called through the API: not counted before
+            job = LongJob(tickets, tickets.started)
+            self._numbered_jobs[id(request)] = job
+        try:
+            yield job
+        finally:
+            with self._lock:
+                self._numbered_jobs.pop(id(request), None)
+                tickets.ended += 1
+                if tickets.ended >= tickets.asked and self._tickets.get(key) is tickets:
+                    del self._tickets[key]  # nothing queued or running: the next job starts afresh
+
+    def cancel_button(self, button: gr.Button, api_name=False):
+        """Wire ``button`` to cancel the session's long jobs (not queued: it answers at once)."""
+        button.click(self.cancel, inputs=None, outputs=None, queue=False, api_name=api_name)
+
+    def ask(self, request: gr.Request) -> None:
+        """A long job of the session was asked for (a click); it starts when the queue lets it.
+        Counted only while none of the session's jobs has started: the browser drops a second click of a
+        pending button, and a job of another tab asked for meanwhile starts after the running
+        one, not cancelled by a Cancel meant for that one. Asking again before it starts counts once."""
+        with self._lock:
+            tickets = self._tickets.setdefault(session_key(request), _Tickets())
+            if tickets.started == tickets.ended:
+                tickets.asked = tickets.started + 1
+
+    def cancel(self, request: gr.Request) -> None:
+        """Cancel the session's long jobs asked for so far: the running one stops between two
+        steps, queued ones at their start. With none asked for it does nothing, so a stray press
+        never cancels a later job."""
+        with self._lock:
+            tickets = self._tickets.get(session_key(request))
+            if tickets is not None and tickets.asked > tickets.ended:
+                tickets.cancelled_through = tickets.asked
+
+    @contextmanager
+    def long_job(self, request: Optional[gr.Request]) -> Iterator[LongJob]:
+        """Run one long job of the session: refused (gr.Error) when the session already runs
+        ``long_jobs_per_session``; the job it yields is cancelled by ``cancel`` and ``end``.
+        Inside a handler registered by ``long`` it is that handler's job; elsewhere (a direct
+        call) it takes a number of its own."""
+        with self._lock:
+            job = self._numbered_jobs.get(id(request)) if request is not None else None
+        with (nullcontext(job) if job is not None else self._job_of(request)) as job:
+            limit = self.settings.long_jobs_per_session
+            with self._lock:
+                running = job.tickets.running
+                n, refused = len(running), len(running) >= limit
+                if not refused:
+                    running.append(job)
+            if refused:
+                raise gr.Error(f"This session already runs {n} long job{'s' if n > 1 else ''} "
+                               f"(the limit is {limit}): wait for it to finish, or cancel it.")
+            try:
+                yield job
+            finally:
+                with self._lock:
+                    running.remove(job)
+
+    def running(self, request: Optional[gr.Request]) -> int:
+        with self._lock:
+            tickets = self._tickets.get(session_key(request))
+            return len(tickets.running) if tickets else 0
 
     def folder(self, request: Optional[gr.Request], prefix: str) -> Path:
         """A new folder for one result's files, inside the session's folder (which keeps its
@@ -131,41 +230,10 @@ class Sessions:
             stamp = self._last_stamp_ns
         os.utime(folder, ns=(stamp, stamp))
 
-    @contextmanager
-    def long_job(self, request: Optional[gr.Request], flag: Optional[CancelFlag] = None) -> Iterator[CancelFlag]:
-        """Run one long job of the session: refused (gr.Error) when the session already runs
-        ``long_jobs_per_session``; the flag it yields is raised if the session ends meanwhile."""
-        key, flag = session_key(request), flag or CancelFlag()
-        limit = self.settings.long_jobs_per_session
-        with self._lock:
-            running = self._jobs.setdefault(key, [])
-            if len(running) >= limit:
-                raise gr.Error(f"This session already runs {len(running)} long job{'s' if len(running) > 1 else ''} "
-                               f"(the limit is {limit}): wait for it to finish, or cancel it.")
-            running.append(flag)
-        flag.busy.set()
-        try:
-            yield flag
-        finally:
-            with self._lock:
-                running = self._jobs.get(key, [])
-                if flag in running:
-                    running.remove(flag)
-                if not running:
-                    self._jobs.pop(key, None)
-
-    def running(self, request: Optional[gr.Request]) -> int:
-        with self._lock:
-            return len(self._jobs.get(session_key(request), []))
-
     def end(self, request: gr.Request) -> None:
         """The session's browser left: cancel its long jobs and remove its files."""
-        key = session_key(request)
-        with self._lock:
-            flags = list(self._jobs.get(key, []))
-        for flag in flags:
-            flag.request()
-        shutil.rmtree(self.root / key, ignore_errors=True)
+        self.cancel(request)  # those still queued end at their start
+        shutil.rmtree(self.root / session_key(request), ignore_errors=True)
 
     def sweep(self) -> None:
         """Remove the folders of sessions without a running job, unused for the time-to-live, and
@@ -178,7 +246,7 @@ class Sessions:
             return
         now = time.time()
         with self._lock:
-            busy = set(self._jobs)
+            busy = {key for key, tickets in self._tickets.items() if tickets.running}
         for folder in self.root.iterdir():
             try:
                 if folder.name not in busy and now - folder.stat().st_mtime > self.ttl_s:
@@ -191,7 +259,7 @@ class Sessions:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def step_callback(job: CancelFlag, progress, desc: str):
+def step_callback(job: LongJob, progress, desc: str):
     """An optimisation's progress callback (step, total, loss): it shows the progress and stops
     the optimisation (InversionCancelled) once ``job`` is cancelled."""
     def tick(step, total, loss):

@@ -298,7 +298,9 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
             image = gr.File(label="Image to invert", file_types=["image"], type="filepath", height=100)
             inversion = gr.Radio(IMAGE_INVERSIONS, value="encoder", label="Invert the image with")
             steps = gr.Slider(50, 1000, value=300, step=50, label="W+ optimisation steps")
-            load_button = gr.Button("Load source", variant="primary")
+            with gr.Row():
+                load_button = gr.Button("Load source", variant="primary")
+                cancel_button = gr.Button("Cancel", variant="stop")
             status = gr.Markdown()
         with gr.Column(scale=2):
             compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=300, max_height=300)
@@ -341,6 +343,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     sessions.long(load_button.click, make_load_source(registry, sessions),  # long: an image may be inverted
                   inputs=[picker, kind, seed, truncation, result_key, results_state, image, steps, inversion, custom_state],
                   outputs=[source_state, compare, status, strip_name] + names + values, api_name="edit_source")
+    sessions.cancel_button(cancel_button)  # stops an inversion or a fit; the loaded source stays
     sessions.short(lambda fn, **event: gr.on([c.change for c in names + values], fn, **event), make_edit(registry),
                    inputs=[source_state, custom_state] + names + values, outputs=[compare, effects], api_name="edit",
                    trigger_mode="always_last", show_progress="minimal")
