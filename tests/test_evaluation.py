@@ -107,6 +107,32 @@ def test_results_of_other_settings_are_refused_not_mixed(tmp_path):
     assert len(fresh.ran) == 5 and report.summary.read_text() == "total 20\n"
 
 
+def _evaluate_as_shard(rank, store, folders, outcomes):
+    """One of two gloo processes; each has its own folder, as machines without a shared disk do."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        evaluate(Counting(), Path(folders[rank]), shard=Shard(rank, 2), log=lambda s: None)
+        outcomes[rank] = "ran"
+    except SettingsMismatchError as e:
+        outcomes[rank] = str(e)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_other_settings_on_any_machines_disk_stop_every_shard(tmp_path):
+    """The second machine's folder holds results of other settings, the first machine's none:
+    both shards refuse, and neither writes a row."""
+    import torch.multiprocessing as mp
+    folders = [tmp_path / "machine0", tmp_path / "machine1"]
+    evaluate(Counting(factor=2), folders[1], log=lambda s: None)
+    rows_before = (folders[1] / "rows.csv").read_text()
+    outcomes = mp.Manager().dict()
+    mp.spawn(_evaluate_as_shard, args=(tmp_path / "store", [str(f) for f in folders], outcomes), nprocs=2)
+    assert all("machine1 holds results made with other settings (factor)" in outcomes[r] for r in (0, 1)), dict(outcomes)
+    assert not list(folders[0].glob("rows*.csv")) and (folders[1] / "rows.csv").read_text() == rows_before
+
+
 def _eval(out: Path, *args: str, processes: int = 1) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     launcher = [sys.executable, "-m", "semedit"] if processes == 1 else \

@@ -10,8 +10,9 @@ to ``rows.rank{R}.csv`` in the output folder as soon as an item is done, in one 
 with a ``#done`` line for the item (so an interrupted run resumes where it stopped, with any
 number of shards; an item cut off mid-write runs again, after a ``#resumed`` line), then gathers
 every shard's rows to the first one, which writes ``rows.csv`` (every row, in item order),
-``summary.md`` and ``plot.png``. ``config.json`` records the settings; a folder holding rows of
-other settings is refused rather than mixed.
+``summary.md`` and ``plot.png``. ``config.json`` records the settings in every shard's folder;
+a folder holding rows of other settings, on any machine's disk, is refused by every shard rather
+than mixed.
 """
 from __future__ import annotations
 
@@ -112,16 +113,24 @@ def _append_item(f, columns: Sequence[str], item: str, rows) -> None:
     os.fsync(f.fileno())
 
 
-def _check_settings(folder: Path, settings: dict, check: bool = True) -> None:
-    """Record ``settings`` in the folder, or (``check``) refuse when it holds results of other settings."""
+def _settings_problem(folder: Path, settings: dict) -> Optional[str]:
+    """Why ``folder`` cannot take rows of ``settings`` (it holds results of others), or None."""
     path = folder / CONFIG_FILE
-    if check and path.is_file():
-        before = json.loads(path.read_text())
-        if before != settings:
-            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-            raise SettingsMismatchError(f"{folder} holds results made with other settings ({', '.join(changed)}); "
-                                        "choose another --out, or --restart to discard them")
-    path.write_text(json.dumps(settings, indent=1, sort_keys=True))
+    if not path.is_file():
+        return None
+    before = json.loads(path.read_text())
+    if before == settings:
+        return None
+    changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+    return (f"{folder} holds results made with other settings ({', '.join(changed)}); "
+            "choose another --out, or --restart to discard them")
+
+
+def _record_settings(folder: Path, settings: dict, rank: int) -> None:
+    """Write ``settings`` into ``folder`` whole (shards sharing a disk write the same file)."""
+    tmp = folder / f"{CONFIG_FILE}.rank{rank}.tmp"
+    tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
+    tmp.replace(folder / CONFIG_FILE)
 
 
 def _print(line: str) -> None:
@@ -137,15 +146,13 @@ def evaluate(task: Task, folder: Path, *, shard: Shard = Shard(), restart: bool 
     if restart:  # every shard: on other machines the rows files are their own
         for old in [folder / ROWS_FILE, *folder.glob("rows.rank*.csv")]:
             old.unlink(missing_ok=True)
-    problem = None
-    if shard.first:
-        try:
-            _check_settings(folder, task.settings(), check=not restart)
-        except SemeditError as e:
-            problem = str(e)
-    problem = sharding.broadcast_from_first(shard, problem)
+    # every shard reads its own disk (machines need not share one); any shard's refusal stops all
+    settings = task.settings()
+    problems = sharding.all_gather(shard, None if restart else _settings_problem(folder, settings))
+    problem = next((p for p in problems if p), None)
     if problem:
         raise SettingsMismatchError(problem)
+    _record_settings(folder, settings, shard.rank)
     items = task.items()
     done = set()
     for seen in sharding.all_gather(shard, sorted(read_rows(folder))):
