@@ -5,8 +5,7 @@ by optimisation, fitting) have separate queue slots, so a short request never wa
 optimisation; how many of each run at once comes from the settings. Each session (Gradio's
 session hash; one per browser tab or gradio_client) gets one temporary folder, and its long
 jobs are numbered in the order they were asked for: Cancel (any tab's button, or ``/cancel``)
-cancels every one asked for so far, the running one between two steps and those still queued at
-their start. When the browser leaves (``demo.unload``) its jobs are cancelled and its folder
+stops the running one between two steps, and one still waiting in the queue at its start. When the browser leaves (``demo.unload``) its jobs are cancelled and its folder
 removed; folders of sessions whose end never came (a dropped connection, a crashed server) are
 removed once unused for the session time-to-live.
 """
@@ -144,12 +143,14 @@ class Sessions:
             tickets.started += 1
             tickets.asked = max(tickets.asked, tickets.started)  # called through the API: not counted before
             job = LongJob(tickets, tickets.started)
-            self._numbered_jobs[id(request)] = job
+            if request is not None:
+                self._numbered_jobs[id(request)] = job
         try:
             yield job
         finally:
             with self._lock:
-                self._numbered_jobs.pop(id(request), None)
+                if request is not None:
+                    self._numbered_jobs.pop(id(request), None)
                 tickets.ended += 1
                 if tickets.ended >= tickets.asked and self._tickets.get(key) is tickets:
                     del self._tickets[key]  # nothing queued or running: the next job starts afresh
