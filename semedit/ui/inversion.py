@@ -22,7 +22,7 @@ from ..targets import CROP_SIZE, Target
 from ..settings import PROJECT_ROOT
 from ..synth.examples import example_files
 from .common import user_errors
-from .sessions import LongJob, Sessions
+from .sessions import LongJob, Sessions, step_callback
 from .segments import BRUSH_COLOURS, LEGEND, apply_paint, editor_value, segmenter_segments
 
 ALIGN_CHOICES = [("auto: align photos (any for face generators, non-square ones for the embedded domain), "
@@ -130,14 +130,8 @@ def make_run(registry: Registry, sessions: Sessions):
         pasted = []
         rows, curves, status = [], [], ""
         out_dir = sessions.folder(request, "inversion-")
-        def ticker(key):
-            def tick(step, total, loss):
-                if job.cancelled:
-                    raise InversionCancelled("cancelled by the user")
-                progress((step, total), desc=pipeline.method_name(key))
-            return tick
-
-        outcomes = pipeline.invert(registry, model, target, methods, knobs, ctx=ctx, progress_for=ticker)
+        outcomes = pipeline.invert(registry, model, target, methods, knobs, ctx=ctx,
+                                   progress_for=lambda key: step_callback(job, progress, pipeline.method_name(key)))
         while True:
             key = methods[len(results)] if len(results) < len(methods) else None
             try:

@@ -118,21 +118,9 @@ class Sessions:
     def _numbered(self, fn):
         """``fn`` holding its session's next job number while it runs, whether or not it gets as
         far as ``long_job`` (it may fail on its input first)."""
-        def request_of(args, kwargs):
-            return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
-
-        if inspect.isgeneratorfunction(fn):
-            @functools.wraps(fn)
-            def stream(*args, **kwargs):
-                with self._job_of(request_of(args, kwargs)):
-                    yield from fn(*args, **kwargs)
-            return stream
-
-        @functools.wraps(fn)
-        def call(*args, **kwargs):
-            with self._job_of(request_of(args, kwargs)):
-                return fn(*args, **kwargs)
-        return call
+        def job_of_call(args, kwargs):
+            return self._job_of(next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None))
+        return around(fn, job_of_call)
 
     @contextmanager
     def _job_of(self, request: Optional[gr.Request]) -> Iterator[LongJob]:
@@ -298,21 +286,29 @@ def releasing(fn, every_s: float):
             last[0] = now
             release_memory()
 
+    @contextmanager
+    def then_release(args, kwargs):
+        try:
+            yield
+        finally:
+            release()
+    return around(fn, then_release)
+
+
+def around(fn, context):
+    """``fn`` (a function or a generator function, as Gradio calls it) run inside
+    ``context(args, kwargs)``, a context manager entered at the call and left when ``fn`` ends."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def stream(*args, **kwargs):
-            try:
+            with context(args, kwargs):
                 yield from fn(*args, **kwargs)
-            finally:
-                release()
         return stream
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        try:
+        with context(args, kwargs):
             return fn(*args, **kwargs)
-        finally:
-            release()
     return call
 
 
