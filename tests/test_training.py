@@ -291,3 +291,45 @@ def test_built_in_directions_are_refined_on_fresh_samples():
         assert sel["n"] == 64 and d.metrics["r2"] == fits[a].metrics["r2"]
         held = condition(fits[a], [f for b, f in fits.items() if b != a]) if "conditioned" in d.source else fits[a]
         assert 1 / 3 <= sel["unit scale"] <= 3 and d.unit == pytest.approx(held.unit * sel["unit scale"], rel=2e-3)
+
+
+def test_gan_step_profile_bench_writes_its_table(tmp_path):
+    """bench/gan_step_profile.py runs on a GPU lent for minutes, so it must not fail there on
+    something the CPU could have caught: a tiny run writes every row of its table."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "gan_step_profile.py"
+    spec = importlib.util.spec_from_file_location("gan_step_profile", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "profile.md"
+    bench.main(["--size", "quarter", "--batch", "2", "--warmup", "1", "--steps", "1", "--profile-steps", "1",
+                "--device", "cpu", "--out", str(out)])
+    text = out.read_text()
+    for row in ("step, renders drawn beforehand", "renders, per step", "operator calls per step", "Most host time"):
+        assert row in text
+    step_ms = float(text.split("| step, renders drawn beforehand | ")[1].split(" ms")[0])
+    assert step_ms > 0
+
+
+def test_readme_gpu_command_continues_the_carried_gpu_generator():
+    """The README's next GPU call starts from ``carry/gan-gpu/generator.safetensors`` (``--init``):
+    the command parses, keeps the carried generator's 8-layer mapping and the file loads into the
+    trainer that command builds."""
+    import shlex
+    from pathlib import Path
+    from semedit.checkpoints import load_module
+    from semedit.training.gan import command_line, config_from_args
+    root = Path(__file__).resolve().parents[1]
+    lines = [line for line in (root / "README.md").read_text().splitlines() if "--init carry/gan-gpu/" in line]
+    assert len(lines) == 1
+    trainer_part = lines[0].split("semedit.training.gan ")[1].replace("$OUT", "out")
+    a = command_line().parse_args(shlex.split(trainer_part))
+    init = load_module(root / a.init, "stylegan2")
+    cfg = config_from_args(a, init.config)
+    assert cfg.batch == 128 and cfg.generator.mapping_layers == 8 and cfg.generator == init.config
+    trainer = GANTrainer(cfg)
+    trainer.G.load_state_dict(init.state_dict())
+    z = torch.randn(2, cfg.generator.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(trainer.G.eval()(z, noise_mode="const"), init.eval()(z, noise_mode="const"))
