@@ -99,7 +99,7 @@ def main(argv=None) -> None:
              f"| renders, per step (a block of {block} drawn at once) | {render_s / cfg.render_block * 1e3:.1f} ms "
              f"({render_s / cfg.render_block / (step_s + render_s / cfg.render_block):.0%} of a step with them) |",
              f"| step under the profiler | {profiled_s / n * 1e3:.1f} ms |",
-             f"| device busy, share of the profiled wall clock | "
+             "| device busy, share of the profiled wall clock | "
              + (f"{busy_s / profiled_s:.0%} |" if device.type == "cuda" else "n/a (cpu) |"),
              f"| kernels launched per step | {kernels / n:.0f} |",
              f"| operator calls per step (nested included) | {sum(e.count for e in events) / n:.0f} |", ""]

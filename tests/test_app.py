@@ -1,4 +1,5 @@
 """The app end to end: launch it on a loopback port and drive it through gradio_client."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -348,13 +349,100 @@ def test_a_long_handler_that_fails_before_its_job_leaves_no_ticket_behind():
         with sessions.long_job(request) as job:
             return job.cancelled
 
-    numbered = sessions._numbered(handler)
+    numbered = sessions.long_handler(handler)
     sessions.ask(request)
     with pytest.raises(gr.Error, match="bad input"):
         numbered(True, request)
     sessions.cancel(request)  # nothing asked for any more
     sessions.ask(request)
     assert numbered(False, request) is False
+
+
+def fake_zero_gpu():
+    """A stand-in for the ``spaces`` package on ZeroGPU hardware: ``spaces.GPU`` runs the task in
+    a forked process, its arguments and result pickled through queues, as ZeroGPU's worker does."""
+    import functools
+    import multiprocessing
+    from types import SimpleNamespace
+    fork = multiprocessing.get_context("fork")
+
+    def work(calls, results, task):
+        args, kwargs = calls.get()
+        try:
+            results.put(("returned", task(*args, **kwargs)))
+        except Exception as e:  # noqa: BLE001 (sent back to the server's process)
+            results.put(("raised", e))
+
+    def GPU(duration):
+        def decorate(task):
+            @functools.wraps(task)
+            def handler(*args, **kwargs):
+                calls, results = fork.Queue(), fork.Queue()
+                worker = fork.Process(target=work, args=(calls, results, task))
+                worker.start()
+                calls.put((args, kwargs))
+                kind, value = results.get(timeout=90)  # a worker that died raises queue.Empty
+                worker.join()
+                if kind == "raised":
+                    raise value
+                return value
+            return handler
+        return decorate
+    return SimpleNamespace(GPU=GPU)
+
+
+def test_cancel_reaches_a_long_job_running_in_a_zero_gpu_worker(monkeypatch, tmp_path):
+    """On ZeroGPU a long job runs in a forked worker whose memory is a copy: its number and the
+    session's limit stay in the server's process, and Cancel there stops the job in the worker
+    between two steps (through the session's cancel file, removed when the job ends)."""
+    import sys
+    import threading
+    import time
+    import gradio as gr
+    from semedit.inversion.common import InversionCancelled
+    from semedit.ui.sessions import Sessions
+    monkeypatch.setitem(sys.modules, "spaces", fake_zero_gpu())
+    sessions = Sessions(Settings(temp_dir=tmp_path, long_jobs_per_session=1))
+    started = tmp_path / "started"
+
+    def handler(steps, request: gr.Request = None):
+        with sessions.long_job(request) as job:
+            started.touch()
+            for _ in range(steps):
+                job.check()
+                time.sleep(0.01)
+            return os.getpid()
+
+    run = sessions.long_handler(handler)
+
+    def me():  # Gradio makes a request per call (and one pickled twice may not pickle again)
+        return gr.Request(session_hash="me")
+    assert run(2, me()) != os.getpid()  # it ran in another process
+    started.unlink()
+    sessions.ask(me())
+    outcome = {}
+
+    def call():
+        try:
+            outcome["returned"] = run(3000, me())  # 30 s unless cancelled
+        except Exception as e:  # noqa: BLE001
+            outcome["raised"] = e
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sessions.running(me()) == 1  # counted here, for the per-session limit
+    with pytest.raises(gr.Error, match="already runs 1 long job"):
+        run(1, me())
+    pressed = time.monotonic()
+    sessions.cancel(me())
+    caller.join(60)
+    assert isinstance(outcome.get("raised"), InversionCancelled), outcome
+    assert time.monotonic() - pressed < 5
+    assert sessions.running(me()) == 0 and not list(tmp_path.glob("semedit-sessions-*/*.cancelled"))
+    sessions.ask(me())
+    assert run(2, me()) != os.getpid()  # the next job is not cancelled by the earlier press
 
 
 def test_a_session_keeps_only_its_newest_folders(tmp_path, monkeypatch):

@@ -5,9 +5,15 @@ by optimisation, fitting) have separate queue slots, so a short request never wa
 optimisation; how many of each run at once comes from the settings. Each session (Gradio's
 session hash; one per browser tab or gradio_client) gets one temporary folder, and its long
 jobs are numbered in the order they were asked for: Cancel (any tab's button, or ``/cancel``)
-stops the running one between two steps, and one still waiting in the queue at its start. When the browser leaves (``demo.unload``) its jobs are cancelled and its folder
-removed; folders of sessions whose end never came (a dropped connection, a crashed server) are
-removed once unused for the session time-to-live.
+stops the running one between two steps, and one still waiting in the queue at its start. When
+the browser leaves (``demo.unload``) its jobs are cancelled and its folder removed; folders of
+sessions whose end never came (a dropped connection, a crashed server) are removed once unused
+for the session time-to-live.
+
+On ZeroGPU hardware a job runs in a forked worker process whose memory is a copy taken at the
+fork, so the numbering stays in the server's process, the job travels to the worker as a keyword
+argument, and a Cancel reaches it through a small file (``<session>.cancelled``, the number
+cancelled through) that the job reads between its steps.
 """
 from __future__ import annotations
 
@@ -32,6 +38,9 @@ from ..settings import Settings
 SHORT_JOBS_ID = "short-jobs"
 LONG_JOBS_ID = "long-jobs"
 LOCAL_SESSION = "local"  # calls without a request (tests, scripts calling the handlers directly)
+#: the keyword argument that carries a long job from the server's process to the handler (ZeroGPU:
+#: into its worker process)
+JOB_KEYWORD = "_semedit_long_job"
 #: result folders a session keeps (its newest): Gradio serves copies from its own cache, so older
 #: folders are only needed for a moment after their result was returned
 FOLDERS_PER_SESSION = 8
@@ -51,19 +60,34 @@ class _Tickets:
 
 
 class LongJob:
-    """One running long job of a session, with its number in the session's order."""
+    """One running long job of a session, with its number in the session's order. In the server's
+    process it reads its session's tickets; a copy sent to another process (pickled: ZeroGPU's
+    worker) has none and reads its session's cancel file instead."""
 
-    def __init__(self, tickets: _Tickets, number: int) -> None:
-        self.tickets, self.number = tickets, number
+    def __init__(self, tickets: Optional[_Tickets], number: int, cancel_file: Optional[Path] = None) -> None:
+        self.tickets, self.number, self.cancel_file = tickets, number, cancel_file
+
+    def __reduce__(self):
+        return LongJob, (None, self.number, self.cancel_file)
 
     @property
     def cancelled(self) -> bool:
-        return self.tickets.cancelled_through >= self.number
+        if self.tickets is not None:
+            return self.tickets.cancelled_through >= self.number
+        return self.cancel_file is not None and _cancelled_through(self.cancel_file) >= self.number
 
     def check(self) -> None:
         """Raise InversionCancelled if the job was cancelled (call between two steps)."""
         if self.cancelled:
             raise InversionCancelled("Cancelled; nothing was changed.")
+
+
+def _cancelled_through(cancel_file: Path) -> int:
+    """The number a session's Cancel wrote into its cancel file; 0 without one."""
+    try:
+        return int(cancel_file.read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def _alive(pid: int) -> bool:
@@ -112,36 +136,72 @@ class Sessions:
         pressed while it waits in the queue stops it at its start; ``fn`` takes its number when it
         starts (its ``request: gr.Request`` argument tells the session)."""
         asked = listener(self.ask, inputs=None, outputs=None, queue=False, api_name=False, show_progress="hidden")
-        return asked.then(on_gpu(releasing(self._numbered(fn), 0.0), LONG_GPU_SECONDS), concurrency_id=LONG_JOBS_ID,
+        return asked.then(self.long_handler(fn), concurrency_id=LONG_JOBS_ID,
                           concurrency_limit=self.settings.long_jobs, **event)
 
-    def _numbered(self, fn):
-        """``fn`` holding its session's next job number while it runs, whether or not it gets as
-        far as ``long_job`` (it may fail on its input first)."""
-        def job_of_call(args, kwargs):
-            return self._job_of(next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None))
-        return around(fn, job_of_call)
+    def long_handler(self, fn):
+        """``fn`` as ``long`` registers it: it holds its session's next job number while it runs,
+        whether or not it gets as far as ``long_job`` (it may fail on its input first). The number
+        is taken here, in the server's process; ``fn`` runs where ``on_gpu`` sends it, with the
+        job handed over (``JOB_KEYWORD``) for ``long_job`` to find."""
+        def numbering(args, kwargs):
+            return self._numbering(_request_in(args, kwargs), kwargs)
+        return around(on_gpu(around(releasing(fn, 0.0), self._handed_over), LONG_GPU_SECONDS), numbering)
+
+    @contextmanager
+    def _numbering(self, request: Optional[gr.Request], kwargs: dict) -> Iterator[None]:
+        """The call's job numbered and put into its keyword arguments (``kwargs``, changed in place)."""
+        with self._job_of(request) as job:
+            kwargs[JOB_KEYWORD] = job
+            yield
+
+    @contextmanager
+    def _handed_over(self, args: tuple, kwargs: dict) -> Iterator[None]:
+        """The job handed over in ``kwargs`` (taken out of it, in place), kept for ``long_job``
+        under the call's request while the call lasts, in whichever process it runs."""
+        job, request = kwargs.pop(JOB_KEYWORD, None), _request_in(args, kwargs)
+        if job is None or request is None:
+            yield
+            return
+        with self._lock:
+            self._numbered_jobs[id(request)] = job
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._numbered_jobs.pop(id(request), None)
+
+    def _cancel_file(self, key: str) -> Path:
+        return self.root / f"{key}.cancelled"
 
     @contextmanager
     def _job_of(self, request: Optional[gr.Request]) -> Iterator[LongJob]:
-        """Number one job of the session for as long as it lasts (``long_job`` finds it by its request)."""
+        """Number one job of the session for as long as it lasts: refused (gr.Error) when the
+        session already runs ``long_jobs_per_session``."""
         key = session_key(request)
+        limit = self.settings.long_jobs_per_session
         with self._lock:
             tickets = self._tickets.setdefault(key, _Tickets())
             tickets.started += 1
             tickets.asked = max(tickets.asked, tickets.started)  # called through the API: not counted before
-            job = LongJob(tickets, tickets.started)
-            if request is not None:
-                self._numbered_jobs[id(request)] = job
+            job = LongJob(tickets, tickets.started, self._cancel_file(key))
+            running = tickets.running
+            n, refused = len(running), len(running) >= limit
+            if not refused:
+                running.append(job)
         try:
+            if refused:
+                raise gr.Error(f"This session already runs {n} long job{'s' if n > 1 else ''} "
+                               f"(the limit is {limit}): wait for it to finish, or cancel it.")
             yield job
         finally:
             with self._lock:
-                if request is not None:
-                    self._numbered_jobs.pop(id(request), None)
+                if not refused:
+                    running.remove(job)
                 tickets.ended += 1
                 if tickets.ended >= tickets.asked and self._tickets.get(key) is tickets:
                     del self._tickets[key]  # nothing queued or running: the next job starts afresh
+                    self._cancel_file(key).unlink(missing_ok=True)
 
     def cancel_button(self, button: gr.Button, api_name=False):
         """Wire ``button`` to cancel the session's long jobs (not queued: it answers at once)."""
@@ -165,30 +225,23 @@ class Sessions:
             tickets = self._tickets.get(session_key(request))
             if tickets is not None and tickets.asked > tickets.ended:
                 tickets.cancelled_through = tickets.asked
+                cancel_file = self._cancel_file(session_key(request))
+                cancel_file.parent.mkdir(parents=True, exist_ok=True)
+                written = cancel_file.with_suffix(".writing")
+                written.write_text(str(tickets.cancelled_through))
+                os.replace(written, cancel_file)  # a job in another process reads it whole or not at all
 
     @contextmanager
     def long_job(self, request: Optional[gr.Request]) -> Iterator[LongJob]:
         """Run one long job of the session: refused (gr.Error) when the session already runs
         ``long_jobs_per_session``; the job it yields is cancelled by ``cancel`` and ``end``.
-        Inside a handler registered by ``long`` it is that handler's job; elsewhere (a direct
-        call) it takes a number of its own."""
+        Inside a handler registered by ``long`` it is that handler's job (numbered, and checked
+        against the limit, when the handler started); elsewhere (a direct call) it takes a
+        number of its own."""
         with self._lock:
             job = self._numbered_jobs.get(id(request)) if request is not None else None
         with (nullcontext(job) if job is not None else self._job_of(request)) as job:
-            limit = self.settings.long_jobs_per_session
-            with self._lock:
-                running = job.tickets.running
-                n, refused = len(running), len(running) >= limit
-                if not refused:
-                    running.append(job)
-            if refused:
-                raise gr.Error(f"This session already runs {n} long job{'s' if n > 1 else ''} "
-                               f"(the limit is {limit}): wait for it to finish, or cancel it.")
-            try:
-                yield job
-            finally:
-                with self._lock:
-                    running.remove(job)
+            yield job
 
     def running(self, request: Optional[gr.Request]) -> int:
         with self._lock:
@@ -236,10 +289,14 @@ class Sessions:
         now = time.time()
         with self._lock:
             busy = {key for key, tickets in self._tickets.items() if tickets.running}
-        for folder in self.root.iterdir():
+        for entry in self.root.iterdir():  # session folders, and cancel files left by a crash
             try:
-                if folder.name not in busy and now - folder.stat().st_mtime > self.ttl_s:
-                    shutil.rmtree(folder, ignore_errors=True)
+                if entry.name.split(".")[0] in busy or now - entry.stat().st_mtime <= self.ttl_s:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
             except FileNotFoundError:  # removed meanwhile
                 pass
 
@@ -293,6 +350,11 @@ def releasing(fn, every_s: float):
         finally:
             release()
     return around(fn, then_release)
+
+
+def _request_in(args: tuple, kwargs: dict) -> Optional[gr.Request]:
+    """A handler call's ``gr.Request`` argument, None without one."""
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
 
 
 def around(fn, context):
