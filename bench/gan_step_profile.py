@@ -44,11 +44,6 @@ def seconds(fn, device: torch.device, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def device_time_us(event) -> float:
-    """An averaged profiler event's own device time in microseconds (the name changed in torch 2.4)."""
-    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--warmup", type=int, default=10)
@@ -85,8 +80,8 @@ def main(argv=None) -> None:
         synchronize(device)
     profiled_s = time.perf_counter() - t0
     events = prof.key_averages()
-    kernels = sum(e.count for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
-    busy_s = sum(device_time_us(e) for e in events) / 1e6
+    on_device = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]  # kernels, copies
+    kernels, busy_s = len(on_device), sum(e.time_range.elapsed_us() for e in on_device) / 1e6
     n = a.profile_steps
 
     lines = ["# One adversarial training step: where the time goes\n",
@@ -101,7 +96,7 @@ def main(argv=None) -> None:
              f"| step under the profiler | {profiled_s / n * 1e3:.1f} ms |",
              "| device busy, share of the profiled wall clock | "
              + (f"{busy_s / profiled_s:.0%} |" if device.type == "cuda" else "n/a (cpu) |"),
-             f"| kernels launched per step | {kernels / n:.0f} |",
+             f"| kernels and copies on the device per step | {kernels / n:.0f} |",
              f"| operator calls per step (nested included) | {sum(e.count for e in events) / n:.0f} |", ""]
     if device.type == "cuda":
         key = "self_device_time_total" if hasattr(events[0], "self_device_time_total") else "self_cuda_time_total"
