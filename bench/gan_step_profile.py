@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from semedit.evaluation.reports import publish  # noqa: E402
 from semedit.settings import resolve_device  # noqa: E402
 from semedit.training.data import rendered_batch, step_generator  # noqa: E402
-from semedit.training.gan import GANTrainer, command_line, config_from_args  # noqa: E402
+from semedit.training.gan import GANTrainer, command_line, config_from_args, favour_training_speed  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -54,9 +54,7 @@ def main(argv=None) -> None:
     a, trainer_flags = ap.parse_known_args(argv)
     t = command_line().parse_args(["--work-dir", "unused", *trainer_flags])
     device = resolve_device(t.device)
-    if device.type == "cuda":  # as the trainer sets them
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    favour_training_speed(device)  # as the trainer runs
     cfg = config_from_args(t)
     trainer = GANTrainer(cfg, device)
     for _ in range(a.warmup):

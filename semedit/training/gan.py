@@ -328,14 +328,19 @@ def config_from_args(a: argparse.Namespace, init_generator: Optional[StyleGAN2Co
                      pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
 
 
+def favour_training_speed(device: torch.device) -> None:
+    """On CUDA: TF32 matmuls and convolutions, cuDNN's autotuner (speed over bit-exact float32)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
 def main(argv=None) -> None:
     ap = command_line()
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
-    if device.type == "cuda":  # training speed over bit-exact float32 matmuls
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    favour_training_speed(device)
     init = None
     if a.init:
         from ..checkpoints import load_module

@@ -221,11 +221,12 @@ class Sessions:
         """Cancel the session's long jobs asked for so far: the running one stops between two
         steps, queued ones at their start. With none asked for it does nothing, so a stray press
         never cancels a later job."""
+        key = session_key(request)
         with self._lock:
-            tickets = self._tickets.get(session_key(request))
+            tickets = self._tickets.get(key)
             if tickets is not None and tickets.asked > tickets.ended:
                 tickets.cancelled_through = tickets.asked
-                cancel_file = self._cancel_file(session_key(request))
+                cancel_file = self._cancel_file(key)
                 cancel_file.parent.mkdir(parents=True, exist_ok=True)
                 written = cancel_file.with_suffix(".writing")
                 written.write_text(str(tickets.cancelled_through))
