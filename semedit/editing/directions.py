@@ -62,6 +62,33 @@ class Direction:
         return moved[0]
 
 
+#: a supervised direction is weak when, as measured when it was chosen, +2 units moved its attribute
+#: by less than this many standard deviations (a quarter of what they should) ...
+WEAK_OWN_CHANGE = 0.5
+#: ... or, where no such measure was made, when its fit's held-out R^2 or accuracy is below these
+WEAK_R2 = 0.1
+WEAK_ACCURACY = 0.6
+
+
+def weakness(d: Direction) -> str:
+    """Why ``d`` may not move its attribute on its generator, from the measures in its metrics
+    ("" when none says so, and for directions without an attribute): the change of its attribute
+    at +2 units on fresh samples (``metrics["selection"]["chosen"]["own"]``, in standard
+    deviations), else its fit's held-out R^2 or accuracy."""
+    if not d.attribute:
+        return ""
+    chosen = (d.metrics.get("selection") or {}).get("chosen") or {}
+    if "own" in chosen:
+        own = float(chosen["own"])
+        return f"+2 units moved {d.attribute} by {own:+.2f} std" if own < WEAK_OWN_CHANGE else ""
+    r2, accuracy = d.metrics.get("r2"), d.metrics.get("accuracy")
+    if r2 is not None and r2 < WEAK_R2:
+        return f"held-out R^2 {r2:.2f}"
+    if accuracy is not None and accuracy < WEAK_ACCURACY:
+        return f"held-out accuracy {accuracy:.2f}"
+    return ""
+
+
 def edit_space(latent: Latent, directions: Sequence[Direction]) -> str:
     """The narrowest space that holds the latent and every direction's change (Z directions aside)."""
     directions = [d for d in directions if d.space != "z"]

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .. import pipeline
-from ..editing.directions import Direction
+from ..editing.directions import Direction, weakness
 from ..editing.fit import condition, fit_linear, guided_direction, label_samples, pca_directions, sample_w
 from ..editing.formats import save_directions
 from ..editing.library import directions_for
@@ -44,6 +44,16 @@ FIT_ATTRIBUTES = list(dict.fromkeys([*SUPERVISED, *LABELS]))
 def available_directions(registry: Registry, model: str, custom: Sequence[Direction]) -> List[Direction]:
     """The generator's catalogued directions, then this session's own (fitted here) for it."""
     return directions_for(registry, model) + [d for d in custom or [] if d.metrics.get("generator") == model]
+
+
+def direction_menu(directions: Sequence[Direction]) -> List[tuple]:
+    """(label, name) choices for the direction menus: the directions that move their attribute
+    first, then the weak ones (``weakness``), labelled with what was measured, so a slider's name
+    never promises an edit its generator does not make."""
+    def choice(d: Direction) -> tuple:
+        why = weakness(d)
+        return (f"{d.name} (weak here: {why})" if why else d.name), d.name
+    return [choice(d) for d in directions if not weakness(d)] + [choice(d) for d in directions if weakness(d)]
 
 
 def _by_name(directions: Sequence[Direction]) -> dict:
@@ -112,12 +122,13 @@ def make_load_source(registry: Registry, sessions: Sessions):
             with sessions.long_job(request) as job:
                 source = pipeline.source_from_target(registry, model, target, steps=int(steps), inversion=inversion,
                                                      progress=step_callback(job, progress, "inversion"))
-        names = [d.name for d in pipeline.usable_directions(source, available_directions(registry, model, custom))]
+        menu = direction_menu(pipeline.usable_directions(source, available_directions(registry, model, custom)))
+        names = [name for _, name in menu]
         shown = _image(pipeline.render_source(registry, source))
-        updates = [gr.update(choices=names, value=names[i] if i < len(names) else None) for i in range(N_SLIDERS)]
+        updates = [gr.update(choices=menu, value=names[i] if i < len(names) else None) for i in range(N_SLIDERS)]
         sliders = [gr.update(value=0.0)] * N_SLIDERS
         return [source, (shown, shown), f"Source: {source.label} ({source.latent.space.upper()} code).{note}",
-                gr.update(choices=names, value=names[0] if names else None)] + updates + sliders
+                gr.update(choices=menu, value=names[0] if names else None)] + updates + sliders
     return load
 
 
@@ -223,8 +234,8 @@ def make_fit(registry: Registry, sessions: Sessions):
             new = [d]
             quality = ", ".join(f"{k} {v:.3f}" for k, v in d.metrics.items() if k in ("r2", "accuracy"))
             note = f"Fitted **{d.name}** on {int(n)} samples: held-out {quality}; " + d.source + "."
-            if d.metrics.get("r2", 1.0) < 0.1 or d.metrics.get("accuracy", 1.0) < 0.6:
-                note += (f" **Weak fit**: {attribute} is barely linear in this generator's W as read here, so "
+            if weakness(d):
+                note += (f" **Weak fit** ({weakness(d)}): {attribute} is barely linear in this generator's W as read here, so "
                          "this slider may move it little and other things more; more samples may help.")
         return _fitted(model, custom, new, note, request, source)
 
@@ -237,8 +248,7 @@ def make_fit(registry: Registry, sessions: Sessions):
         every = available_directions(registry, model, custom)
         held = [d.name for d in every if d.space == "w"]
         if source is not None and source.generator == model:  # the sliders and the strip move the loaded source
-            names = [d.name for d in pipeline.usable_directions(source, every)]
-            menus = [gr.update(choices=names)] * (N_SLIDERS + 1)
+            menus = [gr.update(choices=direction_menu(pipeline.usable_directions(source, every)))] * (N_SLIDERS + 1)
         else:  # they keep the loaded source's directions until a source of this generator is loaded
             menus = [gr.update()] * (N_SLIDERS + 1)
         return [custom, note, str(path), gr.update(choices=held)] + menus
