@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from semedit.editing.directions import Direction, apply_edits, edit_space
+from semedit.editing.directions import Direction, apply_edits, edit_space, weakness
 from semedit.editing.fit import (calibration, condition, edit_changes, fit_linear, guided_direction, label_samples,
                                  most_selective, pca_directions, sample_w, selectivity, stylespace_channels,
                                  variants)
@@ -90,6 +90,41 @@ def test_most_selective_prefers_the_aim_then_the_cleanest_edit():
     assert best.name == "clean" and change is effects["clean"] and scale == 1.0
     with pytest.raises(ValueError):
         most_selective([], "a", lambda d: {})
+
+
+def test_weak_directions_are_named_by_what_was_measured_and_listed_last():
+    """A slider whose attribute barely moved when it was chosen, or whose fit explains little of
+    it, is labelled weak with the measure and comes after the others in the menus."""
+    from semedit.ui.sliders import direction_menu
+    v = torch.ones(4)
+    moved = lambda own: {"selection": {"chosen": {"own": own}}, "r2": 0.02}  # noqa: E731 (the change decides)
+    smile = Direction("smile", "w", v, attribute="smile", metrics=moved(-0.07))
+    age = Direction("age", "w", v, attribute="age", metrics=moved(1.76))
+    plain = Direction("smile (w, plain)", "w", v, attribute="smile", metrics={"r2": 0.02})
+    glasses = Direction("glasses (w, plain)", "w", v, attribute="glasses", metrics={"accuracy": 0.55})
+    pc = Direction("PC0", "w", v, metrics={"explained variance": 0.3})
+    assert weakness(smile) == "+2 units moved smile by -0.07 std" and weakness(age) == ""
+    assert "R^2 0.02" in weakness(plain) and "accuracy 0.55" in weakness(glasses) and weakness(pc) == ""
+    menu = direction_menu([smile, age, plain, glasses, pc])
+    assert [name for _, name in menu] == ["age", "PC0", "smile", "smile (w, plain)", "glasses (w, plain)"]
+    assert menu[0] == ("age", "age") and menu[2][0] == "smile (weak here: +2 units moved smile by -0.07 std)"
+
+
+def test_shipped_directions_say_which_sliders_are_weak(tmp_path, monkeypatch, capsys):
+    """The 8-layer GAN's smile is not linear in its w (R^2 0.02): its smile slider is marked weak,
+    its age slider (the sliders' aim met) is not; the command line warns of the weak one."""
+    from semedit.__main__ import main
+    from semedit.registry import Registry, load_catalogue
+    from semedit.editing.library import directions_for
+    from semedit.settings import WEIGHTS_DIR, Settings
+    reg = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), Settings(device="cpu", hub_offline=True))
+    found = {d.name: d for d in directions_for(reg, "embedded-portraits-64-gan-map8")}
+    assert weakness(found["smile"]) and not weakness(found["age"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("smile", "age"):
+        main(["edit", "--model", "embedded-portraits-64-gan-map8", "--seed", "1", "--direction", f"{name}=2",
+              "--out", str(tmp_path / f"{name}.png")])
+        assert ("warning: 'smile' is weak" in capsys.readouterr().err) == (name == "smile")
 
 
 def test_calibrated_units_let_a_small_clean_edit_beat_a_big_leaky_one():
