@@ -184,6 +184,7 @@ def _cmd_invert(a: argparse.Namespace) -> None:
 
 
 def _cmd_edit(a: argparse.Namespace) -> None:
+    from .editing.directions import weakness
     from .editing.library import directions_for
     from .imaging import tensor_to_pil
     from . import pipeline
@@ -192,11 +193,9 @@ def _cmd_edit(a: argparse.Namespace) -> None:
     model = _generator(registry, a.model)
     known = {d.name: d for d in directions_for(registry, model)}
     edits = [_named_units(item, "--direction", known, model) for item in a.direction]
-    from .editing.directions import weakness
-    for d, _ in edits:
-        if weakness(d):
-            print(f"warning: {d.name!r} is weak on {model} ({weakness(d)}): it may move other things more",
-                  file=sys.stderr)
+    for d, why in ((d, weakness(d)) for d, _ in edits):
+        if why:
+            print(f"warning: {d.name!r} is weak on {model} ({why}): it may move other things more", file=sys.stderr)
     z_only = [d.name for d, _ in edits if d.space == "z"]
     if a.image and z_only:
         w_names = [d.name for d in known.values() if d.space != "z"][:6]

@@ -234,9 +234,10 @@ def make_fit(registry: Registry, sessions: Sessions):
             new = [d]
             quality = ", ".join(f"{k} {v:.3f}" for k, v in d.metrics.items() if k in ("r2", "accuracy"))
             note = f"Fitted **{d.name}** on {int(n)} samples: held-out {quality}; " + d.source + "."
-            if weakness(d):
-                note += (f" **Weak fit** ({weakness(d)}): {attribute} is barely linear in this generator's W as read here, so "
-                         "this slider may move it little and other things more; more samples may help.")
+            why = weakness(d)
+            if why:
+                note += (f" **Weak fit** ({why}): {attribute} is barely linear in this generator's W as read "
+                         "here, so this slider may move it little and other things more; more samples may help.")
         return _fitted(model, custom, new, note, request, source)
 
     def _fitted(model, custom, new, note, request, source):
