@@ -50,10 +50,9 @@ def direction_menu(directions: Sequence[Direction]) -> List[tuple]:
     """(label, name) choices for the direction menus: the directions that move their attribute
     first, then the weak ones (``weakness``), labelled with what was measured, so a slider's name
     never promises an edit its generator does not make."""
-    def choice(d: Direction) -> tuple:
-        why = weakness(d)
-        return (f"{d.name} (weak here: {why})" if why else d.name), d.name
-    return [choice(d) for d in directions if not weakness(d)] + [choice(d) for d in directions if weakness(d)]
+    measured = [(d.name, weakness(d)) for d in directions]
+    return ([(name, name) for name, why in measured if not why]
+            + [(f"{name} (weak here: {why})", name) for name, why in measured if why])
 
 
 def _by_name(directions: Sequence[Direction]) -> dict:
