@@ -1,21 +1,27 @@
 """Hairstyle transfer on the embedded domain: against true images, the seed's retrieval protocol, speed.
 
-    python bench/hair_transfer.py [--n 100] [--n-opt 20] [--gallery 10000] [--queries 1000]
-        [--out bench/results/hair_transfer.md]
+    python bench/hair_transfer.py [--model embedded-portraits-64] [--hair-model NAME_OR_FILE] [--n 100]
+        [--n-opt 20] [--gallery 10000] [--queries 1000] [--out bench/results/hair_transfer.md]
 
 Pairs are held-out renders (exact ground truth): person A at its own pose, person B turned to
 another yaw (0.25 to 0.6 rad away); the true result is A with B's hair at A's pose, rendered, with
-its exact label map. The first row is the ceiling: the distilled generator's own image of the
-true result's latent (it is paired with the renderer), which no method can beat. Methods: the naive baseline (B's hair pixels pasted onto A), the trained
-FG'21 network, the network + alpha blend, and the optimisation method (on the first ``--n-opt``
-pairs: it takes seconds a pair), with and without the blend. Scores: PSNR and LPIPS to the true
-image, hair IoU (the segmenter's map of the result against the true labels) and the identity
-distance to A (the parameter regressor's). Retrieval: the FG'21 protocol with the regressor's
-weighted identity fields (the embedding ``python -m semedit eval --preset hair`` ranks by): a
-gallery of generated people, transfers of other people's hair (turned) onto the first
-``--queries`` of them, each ranked against the gallery (paper: 98.3 % top-1, mean rank 1.143,
-ArcFace over 100k). Speed: one network transfer at batch 1 against G's forward in
-the same run, and the optimisation's wall time.
+its exact label map. The first row is the ceiling: for a generator paired with the renderer (the
+distilled default) its own image of the true result's latent, which no method can beat; for one
+that is not, its encoder's reconstruction of the true image (a bound for any encoder-based
+transfer), followed by that encoder's reconstruction of the face image (the hair not changed: what
+a transfer that keeps the person but not the hair scores). Methods: the naive baseline (B's hair
+pixels pasted onto A), the hair model (``--hair-model``: a catalogue name or a safetensors file of an
+FG'21 network or a hair mixer; default the catalogue's for the generator), the model + alpha blend,
+and the optimisation method (on the first ``--n-opt`` pairs: it takes seconds a pair), with and
+without the blend. Scores: PSNR and LPIPS to the true image, hair IoU (the segmenter's map of the
+result against the true labels) and the identity distance to A (the parameter regressor's).
+Retrieval: the FG'21 protocol with the regressor's weighted identity fields (the embedding
+``python -m semedit eval --preset hair`` ranks by): a gallery of generated people, transfers of
+other people's hair onto the first ``--queries`` of them, each ranked against the gallery (paper:
+98.3 % top-1, mean rank 1.143, ArcFace over 100k); beside it, how much of the donor's hair each
+transfer shows (hair IoU of the segmenter's maps of result and donor, on the first 200 queries),
+since a transfer can keep the person by not moving the hair. Speed: one model transfer at batch 1
+against G's forward in the same run, and the optimisation's wall time.
 """
 from __future__ import annotations
 
@@ -23,7 +29,9 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -36,7 +44,9 @@ from semedit.evaluation.hair import RetrievalSet, hair_retrieval, naive_transfer
 from semedit.hair import HairOptimisation, alpha_blend, transfer_by_optimisation  # noqa: E402
 from semedit.inversion.suite import context_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
-from semedit.registry import Registry  # noqa: E402
+from semedit import segmentation as L  # noqa: E402
+from semedit.encoders import encode  # noqa: E402
+from semedit.registry import ModelSpec, Registry  # noqa: E402
 from semedit.synth.params import MAX_YAW, latent_with, params_from_latent  # noqa: E402
 from semedit.synth.render import render  # noqa: E402
 
@@ -65,8 +75,34 @@ def mean_row(label: str, scores: dict, n: int) -> str:
     return f"| {label} | {n} | " + " | ".join(cells) + " |"
 
 
+def with_hair_model(registry: Registry, model: str, name: Optional[str]) -> tuple:
+    """(registry, hair model name or None): ``name`` a catalogue name, a safetensors file (joined to
+    the catalogue as a hair model of ``model``, under the file's path), or None for the catalogue's."""
+    if name is None:
+        return registry, pipeline.hair_model_for(registry, model)
+    if not name.endswith(".safetensors"):
+        registry.catalogue.get(name)  # an unknown name fails here, before anything runs
+        return registry, name
+    path = Path(name).resolve()
+    spec = ModelSpec(name=name, kind="hair", format="safetensors", file=path, description="candidate",
+                     config={"domain": registry.catalogue.get(model).config.get("domain"), "generator": model})
+    catalogue = replace(registry.catalogue, models=registry.catalogue.models + (spec,))
+    return Registry(catalogue, registry.settings), name
+
+
+@torch.no_grad()
+def donor_hair_iou(results: torch.Tensor, donors: torch.Tensor, segment) -> torch.Tensor:
+    """Per pair [B]: IoU of the hair in the segmenter's maps of results and donor images [B, 3, R, R]."""
+    a, b = segment(results).cpu() == L.HAIR, segment(donors).cpu() == L.HAIR
+    union = (a | b).flatten(1).sum(1).float()
+    return torch.where(union > 0, (a & b).flatten(1).sum(1).float() / union.clamp(min=1), torch.ones_like(union))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=DEFAULT, help="a generator of the embedded domain")
+    ap.add_argument("--hair-model", help="a hair network or mixer: catalogue name or safetensors file "
+                                         "(default: the catalogue's for --model; none: no model rows)")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--n-opt", type=int, default=20)
     ap.add_argument("--opt-steps", type=int, default=150, help="steps of each inversion; the transfer runs 50 more")
@@ -76,12 +112,16 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.time()
-    registry = Registry.from_settings()
-    G = registry.get(DEFAULT, "cpu")
-    spec = registry.catalogue.get(DEFAULT)
-    net = pipeline.load_hair_network(registry, pipeline.hair_model_for(registry, DEFAULT), "cpu")
+    model = a.model
+    registry, hair_name = with_hair_model(Registry.from_settings(), model, a.hair_model)
+    G = registry.get(model, "cpu")
+    spec = registry.catalogue.get(model)
+    paired = spec.paired_with_renderer
+    net = pipeline.load_hair_network(registry, hair_name, "cpu") if hair_name else None
+    encoder_name = None if paired else pipeline.encoder_of(registry, model)
+    encoder = registry.get(encoder_name, "cpu") if encoder_name else None
     seg = registry.get(spec.config["segmenter"], "cpu")
-    ctx = context_for(registry, DEFAULT)
+    ctx = context_for(registry, model)
     res = G.config.resolution
     p = held_out_pairs(a.n, res)
 
@@ -89,30 +129,40 @@ def main(argv=None) -> None:
     def network(face, hair):
         return synthesize(G, Latent("w+", net(face, hair))).clamp(-1, 1)
 
+    @torch.no_grad()
+    def encoded(images):
+        return torch.cat([encode(encoder, G, x)[1].clamp(-1, 1) for x in images.split(50)])
+
     def scores(results, idx=slice(None)):
         return score_against_truth(results, p["truth"][idx], p["truth_labels"][idx], p["face"][idx],
                                    perceptual=ctx.scorer, segment=seg.predict, identity=ctx.identity)
 
     rows = []
-    with torch.no_grad():  # what the generator draws of the true latent: no method's result can be closer
-        ceiling = G(p["z_true"], fused=False).clamp(-1, 1)
-    rows.append(mean_row("ceiling: the generator's own image of the true latent", scores(ceiling), a.n))
+    if paired:  # what the generator draws of the true latent: no method's result can be closer
+        with torch.no_grad():
+            ceiling = G(p["z_true"], fused=False).clamp(-1, 1)
+        rows.append(mean_row("ceiling: the generator's own image of the true latent", scores(ceiling), a.n))
+    elif encoder is not None:
+        rows.append(mean_row(f"bound: its encoder ({encoder_name}) on the true image", scores(encoded(p["truth"])), a.n))
+        rows.append(mean_row("reference: its encoder on the face image (hair not changed)",
+                             scores(encoded(p["face"])), a.n))
     naive = naive_transfer(p["face"], p["hair"], p["hair_labels"])
     rows.append(mean_row("naive: the hair image's hair pasted on", scores(naive), a.n))
-    model = torch.cat([network(f, h) for f, h in zip(p["face"].split(50), p["hair"].split(50))])
-    rows.append(mean_row("FG'21 network (trained here)", scores(model), a.n))
-    blended = torch.cat([alpha_blend(pipeline_result(model[i:i + 1]), p["face"][i:i + 1], p["face_labels"][i],
-                                     seg.predict(model[i:i + 1])[0]).image for i in range(a.n)])
-    rows.append(mean_row("FG'21 network + alpha blend", scores(blended), a.n))
+    if net is not None:
+        model_out = torch.cat([network(f, h) for f, h in zip(p["face"].split(50), p["hair"].split(50))])
+        rows.append(mean_row(f"hair model `{hair_name}`", scores(model_out), a.n))
+        blended = torch.cat([alpha_blend(pipeline_result(model_out[i:i + 1]), p["face"][i:i + 1], p["face_labels"][i],
+                                         seg.predict(model_out[i:i + 1])[0]).image for i in range(a.n)])
+        rows.append(mean_row("hair model + alpha blend", scores(blended), a.n))
     k = min(a.n_opt, a.n)
     opt, opt_blend, opt_seconds = [], [], []
     cfg = HairOptimisation(invert_steps=a.opt_steps, steps=a.opt_steps + 50)
     for i in range(k):
-        face_yaw = float(pipeline.read_attributes(registry, DEFAULT, p["face"][i:i + 1])["yaw"][0])
+        face_yaw = float(pipeline.read_attributes(registry, model, p["face"][i:i + 1])["yaw"][0])
         r = transfer_by_optimisation(G, p["face"][i:i + 1], p["hair"][i:i + 1], face_labels=p["face_labels"][i],
                                      hair_labels=p["hair_labels"][i], perceptual=ctx.perceptual,
                                      device=torch.device("cpu"), cfg=cfg, identity=ctx.identity,
-                                     turn=pipeline.yaw_turner(registry, DEFAULT, face_yaw), segment=seg.predict)
+                                     turn=pipeline.yaw_turner(registry, model, face_yaw), segment=seg.predict)
         opt.append(r.image)
         opt_blend.append(alpha_blend(r, p["face"][i:i + 1], p["face_labels"][i], seg.predict(r.image)[0]).image)
         opt_seconds.append(r.seconds)
@@ -126,32 +176,43 @@ def main(argv=None) -> None:
     # the FG'21 retrieval protocol (python -m semedit eval --preset hair runs it sharded, at any size)
     rset = RetrievalSet.draw(a.gallery, a.queries, HELD_OUT_SEED + 1)
     regressor = registry.get(spec.config["regressor"], "cpu")
-    transfers = rset.transfers(G, net=net, segment=seg.predict, paired=True)
+    transfers = rset.transfers(G, net=net, segment=seg.predict, paired=paired, encoder=encoder)
     retrieval = hair_retrieval(rset.people(G), transfers, regressor.identity_embedding, n_gallery=a.gallery,
                                n_queries=a.queries)
+    shown = torch.arange(min(200, a.queries))
+    donors = rset.hair_donors(G)(shown)
+    donor_iou = {name: donor_hair_iou(draw(shown), donors, seg.predict).mean() for name, draw in transfers.items()}
 
     # speed
     z = torch.randn(1, G.config.z_dim)
     f1, h1 = p["face"][:1], p["hair"][:1]
-    tr, fw = alternating_medians([lambda: network(f1, h1), lambda: G(z)], repeats=20)
+    if net is not None:
+        tr, fw = alternating_medians([lambda: network(f1, h1), lambda: G(z)], repeats=20)
+    else:
+        tr, (fw,) = None, alternating_medians([lambda: G(z)], repeats=20)
 
+    how = "its own image of the true latent" if paired else "renders; the hair image is another render"
     lines = [f"# Hairstyle transfer on {a.n} held-out embedded pairs\n",
-             f"`python bench/hair_transfer.py {' '.join(sys.argv[1:] if argv is None else argv)}` on `{DEFAULT}` "
-             f"({res} px); poses differ by {float(p['yaw_gap'].mean()):.2f} rad on average. Mean ± std over pairs; "
+             f"`python bench/hair_transfer.py {' '.join(sys.argv[1:] if argv is None else argv)}` on `{model}` "
+             f"({res} px; {'paired with the renderer' if paired else 'not paired with the renderer'}: inputs are "
+             f"{how}); poses differ by {float(p['yaw_gap'].mean()):.2f} rad on average. Mean ± std over pairs; "
              "identity: the parameter regressor's distance to the face image (same person below "
              f"{getattr(ctx.identity, 'same_person_below', None)}).\n",
              f"| method | pairs | PSNR dB (higher better) | LPIPS ({ctx.scorer.name}) | hair IoU | identity distance |",
              "|---|---|---|---|---|---|", *rows, "",
              "## The FG'21 retrieval protocol\n",
              f"Gallery: {a.gallery:,} generated people; queries: {a.queries:,} of them with another person's "
-             "hair (turned to a random yaw), ranked by the regressor's identity distance (weighted identity fields).\n",
-             "| transfer | top-1 | mean rank |", "|---|---|---|"]
+             "hair, ranked by the regressor's identity distance (weighted identity fields). Donor hair IoU: the "
+             f"segmenter's hair in the result against the donor's, first {len(shown)} queries (the donors "
+             f"{'are turned to a random yaw' if paired else 'are other samples at their own pose'}).\n",
+             "| transfer | top-1 | mean rank | donor hair IoU |", "|---|---|---|---|"]
     for name, r in retrieval.items():
-        lines.append(f"| {name} | {100 * r['top1']:.1f} % | {r['mean_rank']:.3f} |")
-    lines += ["| paper (FFHQ, 100k gallery, 1k queries, ArcFace) | 98.3 % | 1.143 |", "",
+        lines.append(f"| {name} | {100 * r['top1']:.1f} % | {r['mean_rank']:.3f} | {float(donor_iou[name]):.3f} |")
+    lines += ["| paper (FFHQ, 100k gallery, 1k queries, ArcFace) | 98.3 % | 1.143 | |", "",
               "## Speed (batch 1, 2 CPU threads)\n", "| step | ms | ratio to G forward |", "|---|---|---|",
-              f"| G forward | {fw * 1000:.1f} | 1.00 |", f"| FG'21 network transfer (encoders + G) | {tr * 1000:.1f} | "
-              f"{tr / fw:.2f} |"]
+              f"| G forward | {fw * 1000:.1f} | 1.00 |"]
+    if tr is not None:
+        lines.append(f"| hair model transfer (encoders + G) | {tr * 1000:.1f} | {tr / fw:.2f} |")
     if opt_seconds:
         lines.append(f"| optimisation transfer (both inversions + transfer) | {statistics.mean(opt_seconds) * 1000:.0f} | "
                      f"{statistics.mean(opt_seconds) / fw:.0f} |")

@@ -464,3 +464,32 @@ def test_hair_training_writes_over_the_shipped_network_only_when_it_trains_that_
     others = {default_out(m, k) for m in ("embedded-portraits-64", "embedded-portraits-64-gan-quarter")
               for k in ("network", "mixer")} - {shipped}
     assert len(others) == 3 and all(p.parent == Path("weights") for p in others)
+
+
+def test_hair_bench_scores_a_candidate_mixer_on_an_unpaired_generator(tmp_path):
+    """bench/hair_transfer.py on the shipped 8-layer GAN with a hair-mixer file as candidate: an
+    unpaired generator gets its encoder's bound and reference rows, and an untrained mixer (which
+    gives the face's own code) scores as that reference does, on the pairs and in the retrieval."""
+    import importlib.util
+    from semedit.checkpoints import save_safetensors
+    from semedit.networks.encoders import HairCodeMixer, HairMixerConfig
+    from semedit.registry import Registry
+    model = "embedded-portraits-64-gan-map8"
+    G = Registry.from_settings().get(model)
+    mixer = HairCodeMixer(HairMixerConfig(G.num_ws, G.config.w_dim, hidden=8))
+    save_safetensors(tmp_path / "mixer.safetensors", mixer.config, mixer.state_dict())
+    path = Path(__file__).resolve().parents[1] / "bench" / "hair_transfer.py"
+    spec = importlib.util.spec_from_file_location("hair_transfer_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "hair.md"
+    bench.main(["--model", model, "--hair-model", str(tmp_path / "mixer.safetensors"), "--n", "3", "--n-opt", "0",
+                "--gallery", "6", "--queries", "3", "--out", str(out)])
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.read_text().splitlines()
+            if line.startswith("| ")}
+    reference = rows["reference: its encoder on the face image (hair not changed)"]
+    assert any(name.startswith("bound: its encoder") for name in rows)
+    assert rows[f"hair model `{tmp_path / 'mixer.safetensors'}`"] == reference  # same pairs, same scores
+    retrieval = "reference: the generator's encoder on the face image (no hair changed)"
+    assert rows["FG'21 network"][-1] == rows[retrieval][-1]  # donor hair IoU
+    assert 0 <= float(rows["naive paste"][-1].strip(" |")) <= 1

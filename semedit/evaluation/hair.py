@@ -116,6 +116,10 @@ class RetrievalSet:
     def people(self, G) -> Draw:
         return _drawer(G, self.latents_for(G)[0])
 
+    def hair_donors(self, G) -> Draw:
+        """G's images of the queries' hair donors (turned, for a generator paired with the renderer)."""
+        return _drawer(G, self.latents_for(G)[1])
+
     def rendered(self, size: int = 64) -> tuple:
         """(gallery people, true results) drawn by the renderer at ``size`` px: the protocol with a
         perfect generator, which bounds what the identity model itself can tell apart."""
@@ -127,7 +131,7 @@ class RetrievalSet:
         the ceiling, G's own image of the true latent, and with an ``encoder`` of G the reference
         ``ENCODER_REFERENCE``: its reconstruction of the face image, no hair changed (what an
         encoder-based transfer keeps of a person at best, short of a better encoder)."""
-        people, hair_of = self.people(G), _drawer(G, self.latents_for(G)[1])
+        people, hair_of = self.people(G), self.hair_donors(G)
         out: Dict[str, Draw] = {}
         if paired:
             out["ceiling: G of the true latent"] = _drawer(G, self.z_truth)
