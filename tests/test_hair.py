@@ -461,7 +461,7 @@ def test_hair_training_writes_over_the_shipped_network_only_when_it_trains_that_
     from semedit.training.hair import default_out
     shipped = Path("weights/embedded-hair-64.safetensors")
     assert default_out("embedded-portraits-64", "network") == shipped
-    others = {default_out(m, k) for m in ("embedded-portraits-64", "embedded-portraits-64-gan-quarter")
+    others = {default_out(m, k) for m in ("embedded-portraits-64", "embedded-portraits-64-gan-map8")
               for k in ("network", "mixer")} - {shipped}
     assert len(others) == 3 and all(p.parent == Path("weights") for p in others)
 
@@ -493,3 +493,21 @@ def test_hair_bench_scores_a_candidate_mixer_on_an_unpaired_generator(tmp_path):
     retrieval = "reference: the generator's encoder on the face image (no hair changed)"
     assert rows["FG'21 network"][-1] == rows[retrieval][-1]  # donor hair IoU
     assert 0 <= float(rows["naive paste"][-1].strip(" |")) <= 1
+
+
+def test_layer_mixing_bench_ranges_mix_and_hair_moved():
+    """bench/layer_mixing.py: the layer ranges it tries, a mix that takes only those layers from the
+    donor, and the hair measure's ends (0 at the face's hair, 1 at the donor's)."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "bench" / "layer_mixing.py"
+    spec = importlib.util.spec_from_file_location("layer_mixing_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.layer_ranges(4) == [(0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (0, 3), (0, 4), (1, 4), (2, 4)]
+    face, donor = torch.zeros(2, 4, 3), torch.ones(2, 4, 3)
+    mixed = bench.mix(face, donor, 1, 3)
+    assert mixed[:, 1:3].eq(1).all() and mixed[:, [0, 3]].eq(0).all() and face.eq(0).all()
+    hf, hd = torch.tensor([[0.2, 0.4]]), torch.tensor([[0.6, 0.0]])
+    assert bench.hair_moved(hf, hf, hd).item() == pytest.approx(0)
+    assert bench.hair_moved(hd, hf, hd).item() == pytest.approx(1)
+    assert bench.hair_moved((hf + hd) / 2, hf, hd).item() == pytest.approx(0.5)
