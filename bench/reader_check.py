@@ -1,6 +1,6 @@
 """How far the attribute reader (the parameter regressor) can be trusted, on renders and on a generator's samples.
 
-    python bench/reader_check.py [--model embedded-portraits-64-gan-quarter] [--n 1000] [--out bench/results/reader_check.md]
+    python bench/reader_check.py [--model embedded-portraits-64-gan-map8] [--n 1000] [--out bench/results/reader_check.md]
 
 The slider bench (`editing_directions.py`) and the fitted directions see attributes only through
 the regressor. This checks the instrument:
@@ -75,7 +75,7 @@ def grid_picture(images: torch.Tensor, reading: torch.Tensor, per_row: int = 8) 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="embedded-portraits-64-gan-quarter", help="an embedded-domain generator")
+    ap.add_argument("--model", default="embedded-portraits-64-gan-map8", help="an embedded-domain generator")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--grid", default="smile", choices=sorted(SUPERVISED))
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/reader_check.md")

@@ -77,8 +77,8 @@ def test_bad_input_gives_message_and_app_keeps_serving(client):
         client.predict(DEFAULT, example, ["w"], 10, None, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
     with pytest.raises(AppError, match="lambda_reg must be"):  # the segment editor checks it the same way
         client.predict(DEFAULT, "image", example, 3, None, "w+", 50, api_name="/chunk_source")
-    with pytest.raises(AppError, match="not a method for embedded-portraits-64-gan-quarter"):  # e4e is the default's
-        client.predict("embedded-portraits-64-gan-quarter", example, ["w", "encoder:embedded-e4e-64"], 10, 1.0, 2,
+    with pytest.raises(AppError, match="not a method for embedded-portraits-64-gan-map8"):  # e4e is the default's
+        client.predict("embedded-portraits-64-gan-map8", example, ["w", "encoder:embedded-e4e-64"], 10, 1.0, 2,
                        "w+", "stlpips-alex", "auto", api_name="/invert")
     assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1
 
@@ -99,18 +99,18 @@ def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
     registry = Registry(load_catalogue(WEIGHTS_DIR / "catalogue.json"), Settings(device="cpu", hub_offline=True))
     # an API client may invert with any generator's own encoder, not only the start-up generator's
     example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
-    *_, status = client.predict("embedded-portraits-64-gan-quarter", example,
-                                ["encoder:embedded-portraits-64-gan-quarter-e4e"], 10, 1.0, 2, "w+", "stlpips-alex",
+    *_, status = client.predict("embedded-portraits-64-gan-map8", example,
+                                ["encoder:embedded-portraits-64-gan-map8-e4e"], 10, 1.0, 2, "w+", "stlpips-alex",
                                 "auto", api_name="/invert")
     assert status.startswith("Done: 1 methods")
     # the hair tab's method follows the generator: the network where one is trained
     assert default_method(registry, DEFAULT) == "model"
-    assert default_method(registry, "embedded-portraits-64-gan-quarter") == "optimisation"
+    assert default_method(registry, "embedded-portraits-64-gan-map8") == "optimisation"
     default = [key for _, key in method_choices(registry, DEFAULT)]
-    quarter = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-quarter")]
+    map8 = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-map8")]
     assert "encoder:embedded-e4e-64" in default and "w+" in default
-    assert "encoder:embedded-portraits-64-gan-quarter-e4e" in quarter and "w+" in quarter
-    assert "encoder:embedded-e4e-64" not in quarter and "encoder:embedded-portraits-64-gan-quarter-e4e" not in default
+    assert "encoder:embedded-portraits-64-gan-map8-e4e" in map8 and "w+" in map8
+    assert "encoder:embedded-e4e-64" not in map8 and "encoder:embedded-portraits-64-gan-map8-e4e" not in default
 
 
 def test_invert_endpoint_compares_methods(client):
@@ -694,11 +694,11 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     (_, after), table = session.predict(*_slider_args(["guided smile"], [3.0]), api_name="/edit")
     rows = {r[0]: r for r in table["data"]}
     assert rows["smile"][3] > 0  # the gradient of the regressor's smile raises it
-    quarter = "embedded-portraits-64-gan-quarter"
+    map8 = "embedded-portraits-64-gan-map8"
     with pytest.raises(AppError, match=f"a code of {DEFAULT}: pick that generator"):
-        session.predict(quarter, "guided", "smile", [], 300, api_name="/fit_direction")
+        session.predict(map8, "guided", "smile", [], 300, api_name="/fit_direction")
     # the same name fitted for another generator leaves this generator's fit in place
-    session.predict(quarter, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
+    session.predict(map8, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
     (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
     assert not np.array_equal(load(before), load(after))
 
@@ -797,7 +797,7 @@ def test_hair_tab_transfers_an_example_pair_with_the_network(client):
     grey = load(session.predict(DEFAULT, 0.0, 2.0, 0.0, api_name="/hair_edit"))
     assert not np.array_equal(grey, load(amount_one))
     # the menu switched to another generator since: the result is still its own generator's
-    other = "embedded-portraits-64-gan-quarter"
+    other = "embedded-portraits-64-gan-map8"
     assert np.array_equal(load(session.predict(other, 0.5, api_name="/hair_amount")), half)
     assert np.array_equal(load(session.predict(other, 0.0, 2.0, 0.0, api_name="/hair_edit")), grey)
     files = session.predict(api_name="/hair_export")

@@ -6,7 +6,7 @@ and a Chromium, e.g. Debian's `apt-get install chromium`).
         --segments --tick "e4e (embedded-e4e-64)" --tick "HyperStyle (embedded-hyperstyle-64)"
     python tools/screenshot.py --tab Samples --out docs/samples.png
     python tools/screenshot.py --tab "Attribute sliders" --out docs/sliders.png --seed 3
-    SEMEDIT_DEFAULT_GENERATOR=embedded-portraits-64-gan-quarter python app.py &   # another generator
+    SEMEDIT_DEFAULT_GENERATOR=embedded-portraits-64-gan-map8 python app.py &   # another generator
     python tools/screenshot.py --tab "Attribute sliders" --units 0,2 --strip age --out docs/sliders.png
 
 The inversion scenario picks the first example, sets the steps, presses Invert and waits for
