@@ -209,7 +209,7 @@ def test_table2_and_hair_presets_from_the_command_line(tmp_path):
     assert again.returncode != 0 and "other settings" in again.stderr  # never mixed with the first run's rows
     # a generator not paired with the renderer: no exact ceiling; its e4e's reconstruction instead
     map8 = _eval(tmp_path / "hair-map8", "--preset", "hair-small", "--model", "embedded-portraits-64-gan-map8",
-                    "--gallery", "60", "--queries", "20", "--chunk", "30")
+                 "--gallery", "60", "--queries", "20", "--chunk", "30")
     assert map8.returncode == 0, map8.stderr[-2000:]
     summary = (tmp_path / "hair-map8" / "summary.md").read_text()
     assert "| reference: the generator's encoder on the face image (no hair changed) |" in summary
