@@ -48,9 +48,7 @@ def with_candidates(registry: Registry, names) -> Registry:
             base = registry.catalogue.get(DEFAULT)
             extra.append(replace(base, name=name, file=Path(name).resolve(), description="candidate",
                                  config={**base.config, "paired_with_renderer": False}))
-    if not extra:
-        return registry
-    return Registry(replace(registry.catalogue, models=registry.catalogue.models + tuple(extra)), registry.settings)
+    return registry.with_models(extra) if extra else registry
 
 
 def main(argv=None) -> None:

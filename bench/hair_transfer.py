@@ -29,7 +29,6 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -40,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
-from semedit.evaluation.hair import RetrievalSet, hair_retrieval, naive_transfer, score_against_truth  # noqa: E402
+from semedit.evaluation.hair import (RetrievalSet, hair_iou, hair_retrieval, naive_transfer,  # noqa: E402
+                                     score_against_truth)
 from semedit.hair import HairOptimisation, alpha_blend, transfer_by_optimisation  # noqa: E402
 from semedit.inversion.suite import context_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
-from semedit import segmentation as L  # noqa: E402
 from semedit.encoders import encode  # noqa: E402
 from semedit.registry import ModelSpec, Registry  # noqa: E402
 from semedit.synth.params import MAX_YAW, latent_with, params_from_latent  # noqa: E402
@@ -86,16 +85,7 @@ def with_hair_model(registry: Registry, model: str, name: Optional[str]) -> tupl
     path = Path(name).resolve()
     spec = ModelSpec(name=name, kind="hair", format="safetensors", file=path, description="candidate",
                      config={"domain": registry.catalogue.get(model).config.get("domain"), "generator": model})
-    catalogue = replace(registry.catalogue, models=registry.catalogue.models + (spec,))
-    return Registry(catalogue, registry.settings), name
-
-
-@torch.no_grad()
-def donor_hair_iou(results: torch.Tensor, donors: torch.Tensor, segment) -> torch.Tensor:
-    """Per pair [B]: IoU of the hair in the segmenter's maps of results and donor images [B, 3, R, R]."""
-    a, b = segment(results).cpu() == L.HAIR, segment(donors).cpu() == L.HAIR
-    union = (a | b).flatten(1).sum(1).float()
-    return torch.where(union > 0, (a & b).flatten(1).sum(1).float() / union.clamp(min=1), torch.ones_like(union))
+    return registry.with_models([spec]), name
 
 
 def main(argv=None) -> None:
@@ -181,7 +171,9 @@ def main(argv=None) -> None:
                                n_queries=a.queries)
     shown = torch.arange(min(200, a.queries))
     donors = rset.hair_donors(G)(shown)
-    donor_iou = {name: donor_hair_iou(draw(shown), donors, seg.predict).mean() for name, draw in transfers.items()}
+    with torch.no_grad():
+        donor_labels = seg.predict(donors)
+        donor_iou = {name: hair_iou(seg.predict(draw(shown)), donor_labels).mean() for name, draw in transfers.items()}
 
     # speed
     z = torch.randn(1, G.config.z_dim)

@@ -193,7 +193,8 @@ def _cmd_edit(a: argparse.Namespace) -> None:
     model = _generator(registry, a.model)
     known = {d.name: d for d in directions_for(registry, model)}
     edits = [_named_units(item, "--direction", known, model) for item in a.direction]
-    for d, why in ((d, weakness(d)) for d, _ in edits):
+    for d, _ in edits:
+        why = weakness(d)
         if why:
             print(f"warning: {d.name!r} is weak on {model} ({why}): it may move other things more", file=sys.stderr)
     z_only = [d.name for d, _ in edits if d.space == "z"]

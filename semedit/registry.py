@@ -23,9 +23,9 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -247,6 +247,12 @@ class Registry:
     def from_settings(cls, settings: Optional[Settings] = None) -> "Registry":
         settings = settings or Settings.from_env()
         return cls(load_catalogue(settings.catalogue_path), settings)
+
+    def with_models(self, specs: Sequence[ModelSpec]) -> "Registry":
+        """A new registry (same settings and loaders, nothing loaded) whose catalogue adds ``specs``,
+        e.g. candidate files that benchmarks measure before they join the catalogue."""
+        catalogue = replace(self.catalogue, models=self.catalogue.models + tuple(specs))
+        return Registry(catalogue, self.settings, self._loaders)
 
     # ---- where a model lives ----------------------------------------------------------
     def local_path(self, name: str) -> Optional[Path]:

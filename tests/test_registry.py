@@ -327,3 +327,15 @@ def test_a_compiled_generator_inverts_like_the_eager_one(make_registry, tiny_fil
     b = invert_optimization(compiled, target, cfg, perceptual=l1, device=torch.device("cpu"))
     torch.testing.assert_close(b.latent.value, a.latent.value, rtol=1e-4, atol=1e-5)
     assert copy.deepcopy(compiled).synthesis._compiled_call_impl is None
+
+
+def test_with_models_adds_candidates_to_a_new_registry_only(make_registry, tiny_file, tmp_path):
+    """Benchmarks measure files before they are catalogued: ``with_models`` gives a registry whose
+    catalogue also holds them, with the same settings; the original registry is unchanged."""
+    from semedit.registry import ModelSpec
+    reg = make_registry({"g": {"kind": "generator", "format": "safetensors", "file": tiny_file.name}})
+    candidate = ModelSpec(name="candidate", kind="generator", format="safetensors", file=tiny_file)
+    more = reg.with_models([candidate])
+    assert more.catalogue.names("generator") == ("g", "candidate") and reg.catalogue.names("generator") == ("g",)
+    assert more.settings is reg.settings and more.catalogue.default_generator == reg.catalogue.default_generator
+    assert more.get("candidate").config == reg.get("g").config

@@ -35,6 +35,13 @@ def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Te
     return hair.to(face) * m + face * (1 - m)
 
 
+def hair_iou(labels: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """Per image [B]: IoU of the hair class in two label maps [B, R, R] (1 where neither has hair)."""
+    a, b = labels.cpu() == L.HAIR, other.cpu() == L.HAIR
+    union = (a | b).flatten(1).sum(1).float()
+    return torch.where(union > 0, (a & b).flatten(1).sum(1).float() / union.clamp(min=1), torch.ones_like(union))
+
+
 @torch.no_grad()
 def score_against_truth(results: torch.Tensor, truth: torch.Tensor, truth_labels: torch.Tensor,
                         faces: torch.Tensor, *, perceptual, segment, identity) -> Dict[str, torch.Tensor]:
@@ -42,11 +49,7 @@ def score_against_truth(results: torch.Tensor, truth: torch.Tensor, truth_labels
     true labels [B, R, R], identity distance to the face image (all images [B, 3, R, R])."""
     out = {"PSNR": torch.tensor([psnr(r[None], t[None]) for r, t in zip(results, truth)]),
            "LPIPS": perceptual(results, truth).cpu()}
-    pred = segment(results).cpu() == L.HAIR
-    true = truth_labels.cpu() == L.HAIR
-    union = (pred | true).flatten(1).sum(1).float()
-    out["hair IoU"] = torch.where(union > 0, (pred & true).flatten(1).sum(1).float() / union.clamp(min=1),
-                                  torch.ones_like(union))  # no hair in either: a perfect match
+    out["hair IoU"] = hair_iou(segment(results), truth_labels)
     out["identity distance"] = identity(results, faces).cpu()
     return out
 
