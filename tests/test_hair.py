@@ -511,3 +511,56 @@ def test_layer_mixing_bench_ranges_mix_and_hair_moved():
     assert bench.hair_moved(hf, hf, hd).item() == pytest.approx(0)
     assert bench.hair_moved(hd, hf, hd).item() == pytest.approx(1)
     assert bench.hair_moved((hf + hd) / 2, hf, hd).item() == pytest.approx(0.5)
+
+
+def test_a_code_turned_to_another_takes_its_coordinate_along_the_direction_and_nothing_else():
+    from semedit.training.hair import turned_to
+    g = torch.Generator().manual_seed(0)
+    ws, to, delta = (torch.randn(4, 3, 8, generator=g) for _ in range(3))
+    delta = delta[0]
+    out = turned_to(ws, to, delta)
+    along = lambda x: (x * delta).sum((1, 2))  # noqa: E731
+    assert torch.allclose(along(out), along(to), atol=1e-5)
+    moved = out - ws  # only along delta
+    assert torch.allclose(moved, along(moved)[:, None, None] * delta / delta.square().sum(), atol=1e-5)
+
+
+def test_region_pairs_train_a_transfer_as_optimisation_scores_one():
+    """``region_batch`` pairs of two samples are scored against the face image outside both hair
+    regions and the turned hair image inside its hair: with the paired terms weighted 0 they are
+    the whole loss, training moves the mixer, and a segmenter that sees no hair leaves no hair
+    term. Without a segmenter or yaw direction the trainer refuses."""
+    from semedit.networks.segmenter import SegmenterConfig, UNetSegmenter
+    from semedit.training.hair import HairTrainer, HairTraining
+    G, encoder, yaw = tiny_unpaired_setup()
+    torch.manual_seed(2)
+    segmenter = UNetSegmenter(SegmenterConfig(widths=(8, 8))).eval()
+    with torch.no_grad():
+        segmenter.head.bias.copy_(torch.tensor([0.0] * 2 + [1e3] + [0.0] * 7))  # hair everywhere
+    cfg = HairTraining(steps=4, batch=4, kind="mixer", mixer_hidden=16, region_batch=3, latent_weight=0.0,
+                       image_weight=0.0, lr=1e-2)
+    t = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter)
+    before = [p.clone() for p in t.net.mixer.parameters()]
+    m = t.train_step()
+    assert set(m) == {"loss", "region_face", "region_hair"}
+    assert m["region_hair"] > 0 and m["region_face"] == 0.0  # all hair: no face region to keep
+    assert m["loss"] == pytest.approx(m["region_face"] + m["region_hair"], rel=1e-5)
+    t.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.net.mixer.parameters()))
+    with torch.no_grad():
+        segmenter.head.bias.copy_(torch.tensor([1e3] + [0.0] * 9))  # background everywhere: no hair
+    m = t.train_step()
+    assert m["region_hair"] == 0.0 and m["region_face"] > 0
+    with pytest.raises(ValueError, match="segmenter and a yaw"):
+        HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw)
+
+    class MeanColour(torch.nn.Module):  # a stand-in identity model: distance of the mean colours
+        def forward(self, x, y):
+            return (x.mean((2, 3)) - y.mean((2, 3))).norm(dim=1)
+    with_id = replace(cfg, region_identity_weight=2.0)
+    with pytest.raises(ValueError, match="identity model"):
+        HairTrainer(G, with_id, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter)
+    m = HairTrainer(G, with_id, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter,
+                    identity=MeanColour()).train_step()
+    assert m["region_identity"] > 0
+    assert m["loss"] == pytest.approx(m["region_face"] + m["region_hair"] + 2 * m["region_identity"], rel=1e-5)

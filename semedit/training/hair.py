@@ -23,6 +23,12 @@ is exact. The loss is the W+ error to the target code (in units of the codes' sp
 few pairs a step (synthesis is the costly part on a CPU), the L1 error of the synthesised result to
 the target image.
 
+``--region-batch N`` adds, each step, N pairs of two of the generator's own samples scored as the
+optimisation method scores a transfer (``hair.transfer.transfer_by_optimisation``): the result
+against the face image outside both hair regions and against the hair image, turned to the face's
+pose along the yaw direction, inside its hair region. No true image is needed, so a network learns
+to do in one pass what optimisation does per pair.
+
 ``--kind mixer`` trains FG'21's map alone, on the codes of the generator's own encoder (frozen and
 shared by the face and the hair image; ``networks.encoders.HairCodeMixer``). It starts from the
 face's own code, so it keeps as much of the person as the encoder does from the first step, and
@@ -68,6 +74,10 @@ class HairTraining:
     recipe_share: float = 0.3      # unpaired generators: pairs by the paper's recipe (the rest rendered)
     swap_batch: int = 0            # with a segmenter: pairs of two samples a step whose face region is kept
     swap_weight: float = 1.0
+    region_batch: int = 0          # with a segmenter: pairs of two samples a step scored as optimisation scores
+    region_weight: float = 1.0
+    region_face_weight: float = 1.0  # the face term's weight against the hair term's
+    region_identity_weight: float = 0.0  # with an identity model: its distance of the result to the face image
     max_yaw_units: float = 2.0     # the paper's recipe: the hair image turned by up to this many yaw units
     widths: tuple = (32, 64, 96, 128)
     hidden: int = 256
@@ -167,6 +177,13 @@ def recipe_pairs(G: StyleGAN2Generator, yaw: Direction, batch: int, g: torch.Gen
             "target": face[:images]}
 
 
+def turned_to(ws: torch.Tensor, to: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Codes ``ws`` [N, L, C] moved along ``delta`` [L, C] (one unit of a direction) until their
+    coordinate along it is that of ``to`` [N, L, C]: another person's code turned to this one's pose."""
+    k = ((to - ws) * delta).sum((1, 2)) / delta.square().sum()
+    return ws + k[:, None, None] * delta
+
+
 def yaw_direction(directions) -> Direction:
     """The first W (or W+) direction among ``directions`` whose attribute is yaw."""
     d = code_direction(directions, "yaw")
@@ -179,12 +196,17 @@ def yaw_direction(directions) -> Direction:
 class HairTrainer(loop.NetTrainerState):
     """``paired``: G's z is the renderer's latent (exact codes for rendered pairs). Otherwise
     ``encoder`` (G's encoder, for the rendered pairs' target codes) and ``yaw`` (for the paper's
-    recipe) are needed. With G's ``segmenter`` and ``cfg.swap_batch`` > 0, each step also keeps the
-    face of pairs of two different samples (``_kept_face_error``)."""
+    recipe) are needed. With G's ``segmenter``, ``cfg.swap_batch`` > 0 also keeps the face of pairs of
+    two different samples each step (``_kept_face_error``), and ``cfg.region_batch`` > 0 scores such
+    pairs as optimisation does (``_region_error``, which needs ``yaw``; with ``perceptual``, a
+    perceptual model such as LPIPS, each region's error is its L1 plus its perceptual distance; with
+    ``identity``, (x, y) -> distances [N], and ``cfg.region_identity_weight``, its distance of the
+    result to the face image is added, as optimisation's identity term)."""
 
     def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu", *,
                  paired: bool = True, encoder: Optional[EncoderModel] = None, yaw: Optional[Direction] = None,
-                 segmenter: Optional[torch.nn.Module] = None):
+                 segmenter: Optional[torch.nn.Module] = None, perceptual: Optional[torch.nn.Module] = None,
+                 identity: Optional[torch.nn.Module] = None):
         if paired and G.config.z_dim != LATENT_DIM:
             raise ValueError("this generator is not paired with the renderer (its z is not the renderer's "
                              "latent): train with its encoder and yaw direction instead (paired=False)")
@@ -193,6 +215,8 @@ class HairTrainer(loop.NetTrainerState):
                              "rendered pairs) and a yaw direction (the paper's recipe)")
         if cfg.kind not in KINDS:
             raise ValueError(f"unknown kind {cfg.kind!r}; choose one of {', '.join(KINDS)}")
+        if cfg.region_batch > 0 and (segmenter is None or yaw is None):
+            raise ValueError("region pairs need the generator's segmenter and a yaw direction")
         if cfg.kind == "mixer" and encoder is None:
             raise ValueError("a hair mixer works on the codes of the generator's encoder: give one")
         self.cfg, self.device, self.paired = cfg, torch.device(device), paired
@@ -200,13 +224,18 @@ class HairTrainer(loop.NetTrainerState):
         self.encoder = None if encoder is None else encoder.to(self.device).eval().requires_grad_(False)
         self.yaw = yaw
         self.segmenter = None if segmenter is None else segmenter.to(self.device).eval().requires_grad_(False)
+        self.perceptual = None if perceptual is None else perceptual.to(self.device).eval().requires_grad_(False)
+        self.identity = None if identity is None else identity.to(self.device).eval().requires_grad_(False)
+        if cfg.region_identity_weight and identity is None:
+            raise ValueError("region_identity_weight > 0 needs an identity model")
         torch.manual_seed(cfg.seed)
         self.net = hair_network(G, cfg, self.encoder).to(self.device).train()
         trained = self.net.mixer if cfg.kind == "mixer" else self.net
         self.opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
         self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps)
         self.w_var = code_spread(G, self.device)
-        self.step, self.images_per_step = 0, cfg.batch
+        paired_terms = cfg.batch if (cfg.latent_weight or cfg.image_weight) else 0
+        self.step, self.images_per_step = 0, paired_terms + 2 * (cfg.swap_batch + cfg.region_batch)
 
     def batch(self, g: torch.Generator) -> tuple:
         """(face, hair, target codes [B, L, C], rows the image loss sees, their target images)."""
@@ -227,18 +256,53 @@ class HairTrainer(loop.NetTrainerState):
     def train_step(self) -> dict:
         cfg = self.cfg
         g = step_generator(cfg.seed, self.step, self.device)
-        face, hair, target_ws, rows, target = self.batch(g)
-        ws = self.net(face, hair)
-        latent = (ws - target_ws).square().sum(-1).mean() / self.w_var
-        image = (synthesize(self.G, Latent("w+", ws[rows.to(ws.device)])) - target).abs().mean()
-        loss = cfg.latent_weight * latent + cfg.image_weight * image
-        metrics = {"latent": latent.item(), "image_l1": image.item()}
+        loss, metrics = torch.zeros((), device=self.device), {}
+        if cfg.latent_weight or cfg.image_weight:  # the paired terms (skipped when both weigh nothing)
+            face, hair, target_ws, rows, target = self.batch(g)
+            ws = self.net(face, hair)
+            latent = (ws - target_ws).square().sum(-1).mean() / self.w_var
+            image = (synthesize(self.G, Latent("w+", ws[rows.to(ws.device)])) - target).abs().mean()
+            loss = cfg.latent_weight * latent + cfg.image_weight * image
+            metrics = {"latent": latent.item(), "image_l1": image.item()}
         if self.segmenter is not None and cfg.swap_batch > 0:
             kept = self._kept_face_error(g)
             loss = loss + cfg.swap_weight * kept
             metrics["face_kept_l1"] = kept.item()
+        if cfg.region_batch > 0:
+            face_error, hair_error, identity = self._region_error(g)
+            loss = loss + cfg.region_weight * (cfg.region_face_weight * face_error + hair_error
+                                               + cfg.region_identity_weight * identity)
+            metrics.update(region_face=face_error.item(), region_hair=hair_error.item())
+            if self.identity is not None:
+                metrics["region_identity"] = identity.item()
         self.update(loss)
         return {"loss": loss.item(), **metrics}
+
+    def _region_error(self, g: torch.Generator) -> tuple:
+        """Two different samples of G as face image A and hair image B, scored as optimisation
+        scores a transfer: (the result's error to A outside A's hair and B's turned hair, its error
+        to B turned inside its hair), each the mean L1 in the region plus, with a perceptual model,
+        the perceptual distance of the masked images, and the identity model's mean distance of the
+        result to A (0 without one). B is turned to A's pose by moving its code along the yaw
+        direction until its yaw coordinate is A's."""
+        G, n = self.G, self.cfg.region_batch
+        with torch.no_grad():
+            ws = G.broadcast(G.mapping(torch.randn(2 * n, G.config.z_dim, generator=g, device=self.device)))
+            turned = turned_to(ws[n:], ws[:n], self.yaw.delta(G, "w+"))
+            images = G.synthesis(torch.cat([ws, turned]), fused=False).clamp(-1, 1)
+            face, hair, hair_turned = images.split(n)
+            labels = self.segmenter.predict(torch.cat([face, hair_turned]))
+            hair_region = (labels[n:] == L.HAIR).float()[:, None]
+            face_region = (labels[:n] != L.HAIR).float()[:, None] * (1 - hair_region)
+        out = synthesize(G, Latent("w+", self.net(face, hair))).clamp(-1, 1)
+
+        def error(target, region):
+            e = ((out - target).abs() * region).sum() / (3 * region.sum()).clamp(min=1)
+            if self.perceptual is not None:
+                e = e + self.perceptual(out * region, target * region).mean()
+            return e
+        identity = out.new_zeros(()) if self.identity is None else self.identity(out, face).mean()
+        return error(face, face_region), error(hair_turned, hair_region), identity
 
     def _kept_face_error(self, g: torch.Generator) -> torch.Tensor:
         """Two different samples of G as face and hair image (the pairs a user makes, which no
@@ -289,6 +353,20 @@ def main(argv=None) -> None:
                     help="pairs of two samples a step whose result must keep the face image's face (needs the "
                          "generator's segmenter)")
     ap.add_argument("--swap-weight", type=float, default=HairTraining.swap_weight)
+    ap.add_argument("--region-batch", type=int, default=HairTraining.region_batch,
+                    help="pairs of two samples a step scored as the optimisation method scores a transfer (face "
+                         "region against the face image, hair region against the hair image turned to its pose; "
+                         "needs the generator's segmenter and yaw direction)")
+    ap.add_argument("--region-weight", type=float, default=HairTraining.region_weight)
+    ap.add_argument("--region-face-weight", type=float, default=HairTraining.region_face_weight,
+                    help="region pairs: the face term's weight against the hair term's")
+    ap.add_argument("--region-identity-weight", type=float, default=HairTraining.region_identity_weight,
+                    help="region pairs: weight of the generator's identity model's distance to the face image")
+    ap.add_argument("--region-perceptual", action="store_true",
+                    help="region pairs: add the catalogue's perceptual distance to each region's L1 (as optimisation)")
+    ap.add_argument("--latent-weight", type=float, default=HairTraining.latent_weight,
+                    help="the W+ error to the pairs' target codes (0 with --image-weight 0: region pairs only)")
+    ap.add_argument("--image-weight", type=float, default=HairTraining.image_weight)
     ap.add_argument("--steps", type=int, default=HairTraining.steps)
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
@@ -302,17 +380,25 @@ def main(argv=None) -> None:
     paired = registry.catalogue.get(a.model).paired_with_renderer
     G = registry.get(a.model, device)
     cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, kind=a.kind, mixer_hidden=a.mixer_hidden,
-                       swap_batch=a.swap_batch, swap_weight=a.swap_weight, seed=a.seed)
+                       swap_batch=a.swap_batch, swap_weight=a.swap_weight, region_batch=a.region_batch,
+                       region_weight=a.region_weight, region_face_weight=a.region_face_weight,
+                       region_identity_weight=a.region_identity_weight, latent_weight=a.latent_weight, image_weight=a.image_weight,
+                       seed=a.seed)
     try:
         extra = {}
         if not paired or a.kind == "mixer":
             extra["encoder"] = generator_encoder(registry, a.model, a.encoder)
-        if not paired:
+        if not paired or a.region_batch > 0:
             extra["yaw"] = yaw_direction(directions_for(registry, a.model))
-        if a.swap_batch > 0:
+        if a.region_identity_weight:
+            from ..inversion.suite import identity_for
+            extra["identity"] = identity_for(registry, a.model)
+        if a.region_perceptual:
+            extra["perceptual"] = registry.get(registry.catalogue.default_perceptual, device)
+        if a.swap_batch > 0 or a.region_batch > 0:
             segmenter = registry.catalogue.get(a.model).config.get("segmenter")
             if not segmenter:
-                raise ValueError(f"--swap-batch needs a segmenter for {a.model} in the catalogue")
+                raise ValueError(f"--swap-batch and --region-batch need a segmenter for {a.model} in the catalogue")
             extra["segmenter"] = registry.get(segmenter, device)
         trainer = HairTrainer(G, cfg, device, paired=paired, **extra)
     except ValueError as e:
