@@ -564,6 +564,14 @@ def test_region_pairs_train_a_transfer_as_optimisation_scores_one():
                     identity=MeanColour()).train_step()
     assert m["region_identity"] > 0
     assert m["loss"] == pytest.approx(m["region_face"] + m["region_hair"] + 2 * m["region_identity"], rel=1e-5)
+    with pytest.raises(ValueError, match="perceptual model"):
+        HairTrainer(G, replace(cfg, region_perceptual=True), paired=False, encoder=encoder, yaw=yaw,
+                    segmenter=segmenter)
+    plain = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter)
+    perceptual = HairTrainer(G, replace(cfg, region_perceptual=True), paired=False, encoder=encoder, yaw=yaw,
+                             segmenter=segmenter, perceptual=MeanColour())
+    a, b = plain.train_step(), perceptual.train_step()
+    assert b["region_face"] > a["region_face"] > 0  # the same pairs, the perceptual distance added
 
 
 def test_the_shipped_mixer_of_the_8_layer_gan_moves_the_hair_and_keeps_the_person():

@@ -78,6 +78,7 @@ class HairTraining:
     region_weight: float = 1.0
     region_face_weight: float = 1.0  # the face term's weight against the hair term's
     region_identity_weight: float = 0.0  # with an identity model: its distance of the result to the face image
+    region_perceptual: bool = False  # with a perceptual model: its distance added to each region's L1
     max_yaw_units: float = 2.0     # the paper's recipe: the hair image turned by up to this many yaw units
     widths: tuple = (32, 64, 96, 128)
     hidden: int = 256
@@ -198,10 +199,10 @@ class HairTrainer(loop.NetTrainerState):
     ``encoder`` (G's encoder, for the rendered pairs' target codes) and ``yaw`` (for the paper's
     recipe) are needed. With G's ``segmenter``, ``cfg.swap_batch`` > 0 also keeps the face of pairs of
     two different samples each step (``_kept_face_error``), and ``cfg.region_batch`` > 0 scores such
-    pairs as optimisation does (``_region_error``, which needs ``yaw``; with ``perceptual``, a
-    perceptual model such as LPIPS, each region's error is its L1 plus its perceptual distance; with
-    ``identity``, (x, y) -> distances [N], and ``cfg.region_identity_weight``, its distance of the
-    result to the face image is added, as optimisation's identity term)."""
+    pairs as optimisation does (``_region_error``, which needs ``yaw``; with ``cfg.region_perceptual``
+    and ``perceptual``, a perceptual model such as LPIPS, each region's error is its L1 plus its
+    perceptual distance; with ``cfg.region_identity_weight`` and ``identity``, (x, y) -> distances
+    [N], its distance of the result to the face image is added, as optimisation's identity term)."""
 
     def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu", *,
                  paired: bool = True, encoder: Optional[EncoderModel] = None, yaw: Optional[Direction] = None,
@@ -228,6 +229,8 @@ class HairTrainer(loop.NetTrainerState):
         self.identity = None if identity is None else identity.to(self.device).eval().requires_grad_(False)
         if cfg.region_identity_weight and identity is None:
             raise ValueError("region_identity_weight > 0 needs an identity model")
+        if cfg.region_perceptual and perceptual is None:
+            raise ValueError("region_perceptual needs a perceptual model")
         torch.manual_seed(cfg.seed)
         self.net = hair_network(G, cfg, self.encoder).to(self.device).train()
         trained = self.net.mixer if cfg.kind == "mixer" else self.net
@@ -298,10 +301,10 @@ class HairTrainer(loop.NetTrainerState):
 
         def error(target, region):
             e = ((out - target).abs() * region).sum() / (3 * region.sum()).clamp(min=1)
-            if self.perceptual is not None:
+            if self.cfg.region_perceptual:
                 e = e + self.perceptual(out * region, target * region).mean()
             return e
-        identity = out.new_zeros(()) if self.identity is None else self.identity(out, face).mean()
+        identity = out.new_zeros(()) if self.identity is None else self.identity(out, face).mean()  # as optimisation
         return error(face, face_region), error(hair_turned, hair_region), identity
 
     def _kept_face_error(self, g: torch.Generator) -> torch.Tensor:
@@ -382,8 +385,8 @@ def main(argv=None) -> None:
     cfg = HairTraining(steps=a.steps, batch=a.batch, lr=a.lr, kind=a.kind, mixer_hidden=a.mixer_hidden,
                        swap_batch=a.swap_batch, swap_weight=a.swap_weight, region_batch=a.region_batch,
                        region_weight=a.region_weight, region_face_weight=a.region_face_weight,
-                       region_identity_weight=a.region_identity_weight, latent_weight=a.latent_weight, image_weight=a.image_weight,
-                       seed=a.seed)
+                       region_identity_weight=a.region_identity_weight, region_perceptual=a.region_perceptual,
+                       latent_weight=a.latent_weight, image_weight=a.image_weight, seed=a.seed)
     try:
         extra = {}
         if not paired or a.kind == "mixer":
