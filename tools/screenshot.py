@@ -8,14 +8,17 @@ and a Chromium, e.g. Debian's `apt-get install chromium`).
     python tools/screenshot.py --tab "Attribute sliders" --out docs/sliders.png --seed 3
     SEMEDIT_DEFAULT_GENERATOR=embedded-portraits-64-gan-map8 python app.py &   # another generator
     python tools/screenshot.py --tab "Attribute sliders" --units 0,2 --strip age --out docs/sliders.png
+    python tools/screenshot.py --tab "Hairstyle transfer" --pair 0 --out docs/hair.png
 
 The inversion scenario picks the first example, sets the steps, presses Invert and waits for
 the run to finish (with --segments, it first shows the target's segments); the samples
 scenario presses Sample and Labels; the sliders scenario loads a sample, sets the first sliders to
 --units (smile +2, age +2 by default; 0 leaves one alone) and makes the strip of --strip (default:
-the first direction).
+the first direction); the hair scenario picks example pair --pair, presses Transfer and waits for
+the result.
 """
 import argparse
+import re
 
 from playwright.sync_api import sync_playwright
 
@@ -28,7 +31,8 @@ def main() -> None:
     ap.add_argument("--out", default="docs/screenshot.png")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--tab", default="Inversion comparison", choices=["Inversion comparison", "Samples",
-                                                                      "Attribute sliders"])
+                                                                      "Attribute sliders", "Hairstyle transfer"])
+    ap.add_argument("--pair", type=int, default=0, help="the example pair the hair scenario transfers")
     ap.add_argument("--seed", type=int, default=3, help="the sample the sliders scenario edits")
     ap.add_argument("--units", default="2,2", help="the first sliders' values, comma-separated")
     ap.add_argument("--strip", help="the direction of the strip (default: the first)")
@@ -69,6 +73,13 @@ def main() -> None:
                 chooser.press("Enter")
             page.get_by_role("button", name="Make the strip", exact=True).click()
             page.wait_for_timeout(5000)
+        elif a.tab == "Hairstyle transfer":
+            panel = page.get_by_role("tabpanel", name=a.tab)
+            panel.locator(".gallery-item, [data-testid='examples'] button").nth(a.pair).click()
+            page.wait_for_timeout(1500)
+            panel.get_by_role("button", name="Transfer the hair", exact=True).click()
+            panel.get_by_text(re.compile(r"\d\.\d\d s\.$")).wait_for(timeout=a.timeout * 1000)
+            page.wait_for_timeout(2000)
         else:
             page.locator(".gallery-item, [data-testid='examples'] button").first.click()
             page.wait_for_timeout(1500)
