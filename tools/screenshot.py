@@ -74,11 +74,10 @@ def main() -> None:
             page.get_by_role("button", name="Make the strip", exact=True).click()
             page.wait_for_timeout(5000)
         elif a.tab == "Hairstyle transfer":
-            panel = page.get_by_role("tabpanel", name=a.tab)
-            panel.locator(".gallery-item, [data-testid='examples'] button").nth(a.pair).click()
+            page.locator("tr.tr-body:visible").nth(a.pair).click()  # the examples table's rows
             page.wait_for_timeout(1500)
-            panel.get_by_role("button", name="Transfer the hair", exact=True).click()
-            panel.get_by_text(re.compile(r"\d\.\d\d s\.$")).wait_for(timeout=a.timeout * 1000)
+            page.get_by_role("button", name="Transfer the hair", exact=True).click()
+            page.get_by_text(re.compile(r"\d\.\d\d s\.$")).first.wait_for(timeout=a.timeout * 1000)
             page.wait_for_timeout(2000)
         else:
             page.locator(".gallery-item, [data-testid='examples'] button").first.click()
