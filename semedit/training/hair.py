@@ -178,6 +178,12 @@ def recipe_pairs(G: StyleGAN2Generator, yaw: Direction, batch: int, g: torch.Gen
             "target": face[:images]}
 
 
+def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of images [N, 3, R, R] over the pixels of ``mask`` [N, 1, R, R] in [0, 1],
+    pooled over the batch (0 where the mask is empty)."""
+    return ((x - y).abs() * mask).sum() / (3 * mask.sum()).clamp(min=1)
+
+
 def turned_to(ws: torch.Tensor, to: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """Codes ``ws`` [N, L, C] moved along ``delta`` [L, C] (one unit of a direction) until their
     coordinate along it is that of ``to`` [N, L, C]: another person's code turned to this one's pose."""
@@ -300,7 +306,7 @@ class HairTrainer(loop.NetTrainerState):
         out = synthesize(G, Latent("w+", self.net(face, hair))).clamp(-1, 1)
 
         def error(target, region):
-            e = ((out - target).abs() * region).sum() / (3 * region.sum()).clamp(min=1)
+            e = masked_l1(out, target, region)
             if self.cfg.region_perceptual:
                 e = e + self.perceptual(out * region, target * region).mean()
             return e
@@ -320,7 +326,7 @@ class HairTrainer(loop.NetTrainerState):
         out = synthesize(G, Latent("w+", self.net(face, hair))).clamp(-1, 1)
         with torch.no_grad():
             keep = (region & (self.segmenter.predict(out) != L.HAIR)).float()[:, None]
-        return ((out - face).abs() * keep).sum() / (3 * keep.sum()).clamp(min=1)
+        return masked_l1(out, face, keep)
 
 
 def generator_encoder(registry, model: str, name: Optional[str] = None) -> EncoderModel:
