@@ -2,6 +2,7 @@
 repositories), loading reduced checkpoints in those layouts through the registry without
 running pickled code, and encoder inversion on a small generator."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -425,3 +426,34 @@ def test_shipped_e4e_encoders_reconstruct_their_generators_samples(name, tmp_pat
         _, reconstruction, _ = encode(reg.get(name), G, samples)
     error = (reconstruction.clamp(-1, 1) - samples).abs().mean()
     assert error < 0.5 * (average - samples).abs().mean(), float(error)
+
+
+def test_encoder_training_on_real_stand_ins_scores_them_by_image_alone(tmp_path):
+    """For a generator not paired with the renderer, renders join each step as e4e's real photos:
+    scored by image losses alone (L1, a perceptual and an identity distance), their error falls; a
+    run continues from a trained encoder of the same configuration and refuses another one, and a
+    loss that needs a model it was not given is refused."""
+    from semedit.networks.stylegan2 import StyleGAN2Config
+    from semedit.training.encoder import EncoderTrainer, EncoderTraining
+    from tests.conftest import tiny_generator
+
+    class L1(torch.nn.Module):
+        def forward(self, x, y):
+            return (x - y).abs().mean((1, 2, 3))
+
+    G = tiny_generator(config=StyleGAN2Config(resolution=16, z_dim=32, w_dim=32, mapping_layers=2,
+                                              channels=(32, 32, 16)))
+    cfg = EncoderTraining(kind="e4e", steps=40, batch=4, image_batch=2, widths=(16, 16), lr=3e-3, real_batch=6,
+                          real_perceptual=True, real_identity_weight=0.5)
+    trainer = EncoderTrainer(G, cfg, perceptual=L1(), identity=L1())
+    assert trainer.images_per_step == 10
+    curve = [trainer.train_step()["real"] for _ in range(30)]
+    assert all(math.isfinite(c) for c in curve) and sum(curve[-5:]) < 0.9 * sum(curve[:5]), curve
+    again = EncoderTrainer(G, cfg, init=trainer.net, perceptual=L1(), identity=L1())
+    assert all(torch.equal(a, b) for a, b in zip(again.net.state_dict().values(), trainer.net.state_dict().values()))
+    with pytest.raises(ValueError, match="another configuration"):
+        EncoderTrainer(G, replace(cfg, widths=(16, 32)), init=trainer.net, perceptual=L1(), identity=L1())
+    with pytest.raises(ValueError, match="perceptual"):
+        EncoderTrainer(G, cfg, identity=L1())
+    with pytest.raises(ValueError, match="identity"):
+        EncoderTrainer(G, cfg, perceptual=L1())
