@@ -14,6 +14,13 @@ built-in slider, and the plain W fit it was refined from), PCA (the component cl
 plain fit) and StyleSpace versions of an attribute are compared. Aim (issue #11): supervised
 smile, age, yaw and hair length move their attribute by >= 1 std at +2 units while every other
 attribute moves by less than a quarter of that; judged on the mean changes, and per sample.
+*guided, others held*: for each aimed attribute, on the first ``--guided-n`` samples, each sample's
+own direction in W+: the gradient of the regressor's reading of the attribute with every other
+reading of the regressor held to first order (``editing.fit.guided_gradients``), one unit its
+first-order change by the attribute's std; what the fit-your-own form's "guided" method gives.
+Since the same regressor guides and measures, a guided edit could fool it rather than change the
+face: *robust* reads the own change again after both images are shifted by a pixel and blurred
+(sigma 0.5 px), which a pixel pattern made to fool the reader does not survive but a drawn change does.
 Speed: one slider frame (apply the edits, synthesise at batch 1) against the generator's forward
 pass, both measured here, median of repeated runs.
 """
@@ -31,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.directions import Direction, apply_edits  # noqa: E402
-from semedit.editing.fit import changes_between, sample_w  # noqa: E402
+from semedit.editing.fit import changes_between, guided_gradients, sample_w  # noqa: E402
 from semedit.editing.library import directions_for  # noqa: E402
 from semedit.inversion.suite import identity_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
@@ -53,6 +60,64 @@ def effect(G, w, d: Direction, units: float, read, before: torch.Tensor, base: d
             "identity": float(identity(before, after).mean())}
 
 
+def shifted_and_blurred(images: torch.Tensor) -> torch.Tensor:
+    """Images [N, 3, R, R] shifted one pixel right and blurred by a Gaussian of sigma 0.5 px."""
+    k1 = torch.exp(-torch.arange(-1.0, 2.0).square() / (2 * 0.5 ** 2))
+    k = (k1[:, None] * k1[None]) / k1.sum() ** 2
+    shifted = torch.nn.functional.pad(images, (1, 0, 0, 0), mode="replicate")[..., :-1]
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(shifted, (1, 1, 1, 1), mode="replicate"),
+                                      k.expand(3, 1, 3, 3).contiguous(), groups=3)
+
+
+def guided_effect(G, w, attr: str, units: float, regressor, read, stds: dict, identity, batch: int = 25) -> dict:
+    """What +``units`` of each code's own guided direction (W+, every other regressor reading
+    held) does to the codes w, as ``effect`` reports it, plus ``robust``: the own change read on
+    shifted and blurred images."""
+    names = list(regressor.config.field_names)
+    index = names.index(attr)
+    rest = [i for i in range(len(names)) if i != index]
+    field = lambda img: regressor(img).fields[:, index]  # noqa: E731
+    others = lambda img: regressor(img).fields[:, rest]  # noqa: E731
+    ws = G.broadcast(w)
+    with torch.no_grad():
+        before = synthesize(G, Latent("w+", ws)).clamp(-1, 1)
+        std = float(field(before).std())
+    moved = []
+    for chunk in ws.split(batch):
+        _, _, p = guided_gradients(G, Latent("w+", chunk), field, others)
+        rate = p.flatten(1).square().sum(1).clamp(min=1e-12)  # |p|^2: first-order change per unit of p
+        moved.append(chunk + units * std * p / rate[:, None, None])
+    with torch.no_grad():
+        after = synthesize(G, Latent("w+", torch.cat(moved))).clamp(-1, 1)
+        changes = changes_between(read(before), read(after), stds)
+        robust = changes_between(read(shifted_and_blurred(before)), read(shifted_and_blurred(after)), stds)[attr]
+        distance = float(identity(before, after).mean())
+    return {"change": {k: float(v.mean()) for k, v in changes.items()},
+            "se": {k: float(v.std() / len(v) ** 0.5) for k, v in changes.items()},
+            "abs": {k: float(v.abs().mean()) for k, v in changes.items()},
+            "identity": distance, "robust": float(robust.mean()), "robust_se": float(robust.std() / len(robust) ** 0.5)}
+
+
+def guided_grid(G, w, attr: str, units: float, regressor, zoom: int = 3):
+    """A PIL image: rows -units, 0, +units of each code's own guided direction for ``attr`` (as
+    ``guided_effect`` moves them), codes w [n, C] side by side, scaled up ``zoom`` times."""
+    from PIL import Image
+    from semedit.imaging import tensor_to_uint8
+    names = list(regressor.config.field_names)
+    index = names.index(attr)
+    rest = [i for i in range(len(names)) if i != index]
+    ws = G.broadcast(w)
+    with torch.no_grad():
+        std = float(regressor(synthesize(G, Latent("w+", ws)).clamp(-1, 1)).fields[:, index].std())
+    _, _, p = guided_gradients(G, Latent("w+", ws), lambda img: regressor(img).fields[:, index],
+                               lambda img: regressor(img).fields[:, rest])
+    step = std * p / p.flatten(1).square().sum(1).clamp(min=1e-12)[:, None, None]
+    with torch.no_grad():
+        rows = [torch.cat(list(synthesize(G, Latent("w+", ws + k * units * step)).clamp(-1, 1)), 2) for k in (-1, 0, 1)]
+    image = Image.fromarray(tensor_to_uint8(torch.cat(rows, 1)[None])[0])
+    return image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
+
+
 def frame_times(G, d: Direction, repeats: int = 30) -> tuple:
     """(median seconds of a slider frame, of G's forward), batch 1, measured alternately."""
     latent = Latent("w+", G.broadcast(sample_w(G, 1, seed=1)))
@@ -67,6 +132,8 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default=DEFAULT, help="an embedded-domain generator of the catalogue")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--units", type=float, default=2.0)
+    ap.add_argument("--guided-n", type=int, default=100, help="samples for the guided rows (0: none)")
+    ap.add_argument("--guided-grid", type=Path, help="also save 8 samples at -units, 0, +units of their guided smile")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/editing_directions.md")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -123,6 +190,26 @@ def main(argv=None) -> None:
                      f"| {others[k_max]:+.2f} ± {se[k_max]:.2f} ({k_max}) | {e['abs'][k_abs]:.2f} ({k_abs}) "
                      f"| {e['identity']:.3f} | {aim} |")
         print(lines[-1], flush=True)
+    if a.guided_n:
+        regressor = registry.get(registry.catalogue.get(a.model).config["regressor"], "cpu")
+        m = min(a.guided_n, a.n)
+        lines += ["", f"## Guided, others held: each sample's own direction ({m} samples)\n",
+                  "| attribute | own change (std) | robust: own change on shifted, blurred images | largest other "
+                  "change (std) | per sample: largest other mean abs. change | identity distance | aim met: mean / "
+                  "per sample |", "|---|---|---|---|---|---|---|"]
+        for attr in AIMED:
+            e = guided_effect(G, w[:m], attr, a.units, regressor, read, stds, identity)
+            own, se = e["change"][attr], e["se"]
+            others = {k: v for k, v in e["change"].items() if k != attr}
+            k_max = max(others, key=lambda k: abs(others[k]))
+            k_abs = max(others, key=lambda k: e["abs"][k])
+            met = lambda leak: "yes" if own >= 1 and leak < own / 4 else "no"  # noqa: E731
+            lines.append(f"| {attr} | {own:+.2f} ± {se[attr]:.2f} | {e['robust']:+.2f} ± {e['robust_se']:.2f} | "
+                         f"{others[k_max]:+.2f} ± {se[k_max]:.2f} ({k_max}) | {e['abs'][k_abs]:.2f} ({k_abs}) | "
+                         f"{e['identity']:.3f} | {met(abs(others[k_max]))} / {met(e['abs'][k_abs])} |")
+            print(lines[-1], flush=True)
+        if a.guided_grid:
+            guided_grid(G, w[:8], "smile", a.units, regressor).save(a.guided_grid)
     frame, forward = frame_times(G, supervised["smile"])
     lines += ["", "## Slider frame speed (batch 1, 2 CPU threads)\n", "| step | median ms | ratio to G forward |",
               "|---|---|---|", f"| G forward (z -> image) | {forward * 1000:.1f} | 1.00 |",

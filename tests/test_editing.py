@@ -11,7 +11,7 @@ from semedit.editing.fit import (calibration, condition, edit_changes, fit_linea
                                  most_selective, pca_directions, sample_w, selectivity, stylespace_channels,
                                  variants)
 from semedit.editing.formats import read_directions, save_directions
-from semedit.errors import CheckpointError
+from semedit.errors import CheckpointError, EditingError
 from semedit.latents import Latent, concat_styles, synthesize
 from tests.conftest import TINY, tiny_generator
 
@@ -211,6 +211,29 @@ def test_guided_direction_increases_the_attribute():
     before = float(brightness(synthesize(G, latent)))
     after = float(brightness(synthesize(G, apply_edits(G, latent, [(d, 3.0)]))))
     assert after > before
+
+
+def test_guided_direction_holds_other_readings_and_counts_in_the_given_std():
+    """With held readings, the guided step moves its attribute by about ``std`` a unit (first order)
+    while the held readings move far less than along the plain gradient; a held copy of the
+    attribute itself leaves nothing to move and is refused."""
+    G = tiny_generator()
+    latent = Latent("w+", G.broadcast(sample_w(G, 1, seed=5)))
+    red = lambda img: img[:, 0].mean((1, 2))  # noqa: E731
+    others = lambda img: img[:, 1:].mean((2, 3))  # noqa: E731  green and blue [N, 2]
+    held = guided_direction(G, latent, red, "red", hold=others, std=0.01)
+    plain = guided_direction(G, latent, red, "red", std=0.01)
+    assert "held" in held.source and "held" not in plain.source
+
+    def moved(d):
+        before, after = synthesize(G, latent), synthesize(G, apply_edits(G, latent, [(d, 1.0)]))
+        return float(red(after) - red(before)), float((others(after) - others(before)).abs().max())
+    own_held, leak_held = moved(held)
+    own_plain, leak_plain = moved(plain)
+    assert 0.005 < own_held < 0.02 and 0.005 < own_plain < 0.02
+    assert leak_held < 0.3 * leak_plain, (leak_held, leak_plain)
+    with pytest.raises(EditingError, match="held"):
+        guided_direction(G, latent, red, "red", hold=lambda img: red(img)[:, None])
 
 
 def test_published_formats_load(tmp_path):

@@ -8,7 +8,8 @@
   its own attribute most and the others least, its unit set by the measured change.
 - ``pca_directions``: GANSpace: principal components of W with their standard deviations.
 - ``stylespace_channels``: single StyleSpace channels whose effect falls inside one segment class.
-- ``guided_direction``: one image's step along the gradient of an attribute model.
+- ``guided_gradients``, ``guided_direction``: one image's step along the gradient of an attribute
+  model, optionally with other readings held to first order.
 """
 from __future__ import annotations
 
@@ -271,22 +272,50 @@ def stylespace_channels(G: StyleGAN2Generator, w: torch.Tensor, labels: torch.Te
     return out
 
 
-def guided_direction(G: StyleGAN2Generator, latent: Latent, attribute: Callable[[torch.Tensor], torch.Tensor],
-                     name: str = "guided") -> Direction:
-    """One image's direction: the gradient of ``attribute(image) -> [1]`` with respect to the
-    code (W, W+ or S), normalised; ``unit`` is chosen so one step changes the attribute by the
-    gradient's first-order estimate of 0.1 (a small, local move)."""
+def guided_gradients(G: StyleGAN2Generator, latent: Latent, attribute: Callable[[torch.Tensor], torch.Tensor],
+                     hold: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Tuple[torch.Tensor, ...]:
+    """(value [N], g, p; g and p shaped like ``latent.value`` [N, ...]): per code, the attribute
+    ``attribute(images) -> [N]``, its gradient with respect to the code, and the part of g
+    orthogonal to the gradient of every reading of ``hold(images) -> [N, K]`` (g itself without
+    ``hold``): the direction that moves the attribute while the held readings stay put to first
+    order. Codes are independent (G mixes no batch)."""
     x = latent.value.detach().to(G.w_avg.device).clone().requires_grad_(True)
-    value = attribute(synthesize(G, Latent(latent.space, x))).sum()
-    (grad,) = torch.autograd.grad(value, x)
-    grad = grad[0]
-    length = grad.norm()
-    if not torch.isfinite(length) or length < 1e-12:
+    images = synthesize(G, Latent(latent.space, x))
+    value = attribute(images)
+    (g,) = torch.autograd.grad(value.sum(), x, retain_graph=hold is not None)
+    if hold is None:
+        return value.detach(), g, g
+    held = hold(images)
+    rows = [torch.autograd.grad(held[:, k].sum(), x, retain_graph=k + 1 < held.shape[1])[0].flatten(1)
+            for k in range(held.shape[1])]
+    q, _ = torch.linalg.qr(torch.stack(rows, 2))  # [N, D, K]: orthonormal basis of the held gradients
+    flat = g.flatten(1)
+    p = flat - (q @ (q.transpose(1, 2) @ flat[:, :, None]))[:, :, 0]
+    return value.detach(), g, p.view_as(g)
+
+
+def guided_direction(G: StyleGAN2Generator, latent: Latent, attribute: Callable[[torch.Tensor], torch.Tensor],
+                     name: str = "guided", *, hold: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                     std: Optional[float] = None) -> Direction:
+    """One image's direction: the gradient of ``attribute(image) -> [1]`` with respect to the
+    code (W, W+ or S), with every reading of ``hold(image) -> [1, K]`` held to first order (see
+    ``guided_gradients``), normalised. One unit changes the attribute by ``std`` (e.g. its standard
+    deviation over samples, so slider values mean what they mean for fitted directions) to first
+    order; without ``std`` by 0.1 (a small, local move)."""
+    value, g, p = guided_gradients(G, latent, attribute, hold)
+    g, p = g[0], p[0]
+    rate = p.norm()  # the attribute's first-order change per unit length along p / |p|
+    if not torch.isfinite(rate) or rate < 1e-12:
         raise EditingError("the attribute does not change near this code")
-    return Direction(name=name, space=latent.space, vector=(grad / length).cpu(), unit=float(0.1 / length),
-                     attribute=name, source="attribute-model gradient at one code",
-                     metrics={"attribute": float(value.detach())})
+    if hold is not None and rate < 1e-3 * g.norm():
+        raise EditingError("near this code the attribute cannot move without moving the held readings")
+    step = 0.1 if std is None else std
+    held = "" if hold is None else ", other readings held to first order"
+    return Direction(name=name, space=latent.space, vector=(p / rate).cpu(), unit=float(step / rate),
+                     attribute=name, source=f"attribute-model gradient at one code{held}",
+                     metrics={"attribute": float(value[0])})
 
 
 __all__ = ["sample_codes", "sample_w", "label_samples", "fit_linear", "condition", "variants", "edit_changes",
-           "changes_between", "largest_leak", "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_direction"]
+           "changes_between", "largest_leak", "selectivity", "calibration", "most_selective", "pca_directions", "stylespace_channels", "guided_gradients",
+           "guided_direction"]

@@ -22,6 +22,7 @@ from ..editing.library import directions_for
 from ..faces.pose import LABELS
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..inversion.suite import identity_for
+from ..latents import Latent, synthesize
 from ..registry import Registry
 from ..training.directions import SUPERVISED
 from .common import user_errors
@@ -210,11 +211,19 @@ def make_fit(registry: Registry, sessions: Sessions):
             if source.generator != model:
                 raise gr.Error(f"The guided direction is computed at the loaded source, which is a code of "
                                f"{source.generator}: pick that generator, or load a source of {model}.")
-            d = guided_direction(pipeline.source_generator(registry, source), source.latent,
-                                 attribute_model(registry, model, attribute), f"guided {attribute}")
+            read, others = regressor_readings(registry, model, attribute)
+            step(0.1, "sampling")
+            with torch.no_grad():
+                w = sample_w(G, int(n), seed=12345)
+                std = float(torch.cat([read(synthesize(G, Latent("w", c)).clamp(-1, 1)) for c in w.split(250)]).std())
+            step(0.6, "following the gradient")
+            d = guided_direction(pipeline.source_generator(registry, source), source.latent, read,
+                                 f"guided {attribute}", hold=others, std=std)
             new = [replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})]
             note = (f"Computed **{d.name}** at {source.label}: the gradient of the regressor's {attribute} with "
-                    f"respect to the {d.space.upper()} code (one unit: +0.1 of the attribute to first order).")
+                    f"respect to the {d.space.upper()} code, with every other reading of the regressor held to "
+                    f"first order; one unit: +{std:.3f} of {attribute} to first order, its standard deviation "
+                    f"over {int(n)} samples. A local direction: it is exact near this code only.")
             return _fitted(model, custom, new, note, request, source)
         step(0.1, "sampling")
         w = sample_w(G, int(n), seed=12345)
@@ -255,9 +264,10 @@ def make_fit(registry: Registry, sessions: Sessions):
     return fit
 
 
-def attribute_model(registry: Registry, model: str, attribute: str):
-    """A differentiable attribute of images [N, 3, R, R] -> [N]: the embedded domain's regressor
-    output for ``attribute``; face generators have none (mediapipe is not differentiable)."""
+def regressor_readings(registry: Registry, model: str, attribute: str) -> tuple:
+    """(attribute, others): differentiable readings of images [N, 3, R, R] by the embedded domain's
+    regressor, ``attribute`` -> [N] and every other field -> [N, K]; face generators have none
+    (mediapipe is not differentiable)."""
     spec = registry.catalogue.get(model)
     if not (spec.embedded and spec.config.get("regressor")):
         raise gr.Error("Guided directions need a differentiable attribute model; only the embedded domain has one.")
@@ -266,7 +276,8 @@ def attribute_model(registry: Registry, model: str, attribute: str):
     if attribute not in names:
         raise gr.Error(f"The regressor predicts {', '.join(names)}.")
     index = names.index(attribute)
-    return lambda img: regressor(img).fields[:, index]
+    rest = [i for i in range(len(names)) if i != index]
+    return lambda img: regressor(img).fields[:, index], lambda img: regressor(img).fields[:, rest]
 
 
 def make_export(registry: Registry, sessions: Sessions):
@@ -335,7 +346,10 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                 with gr.Row():
                     method = gr.Radio([("supervised (linear, in W)", "supervised"), ("PCA of W (GANSpace)", "pca"),
                                        ("guided: attribute-model gradient at this source", "guided")],
-                                      value="supervised", label="Method")
+                                      value="supervised", label="Method",
+                                      info="Guided (embedded domain) moves the attribute at the loaded source "
+                                           "while the regressor's other readings stay put: it edits what no "
+                                           "linear direction does, e.g. smile on the 8-layer GAN.")
                     attribute = gr.Dropdown(FIT_ATTRIBUTES, value="smile", allow_custom_value=True,
                                             label="Attribute (embedded: regressor; photos: mediapipe yaw/pitch/roll/smile)")
                     conditions = gr.Dropdown([], multiselect=True, label="Hold these directions' attributes",
