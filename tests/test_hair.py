@@ -291,6 +291,10 @@ def test_a_hair_mixer_starts_at_the_face_code_trains_only_itself_and_resumes(tmp
         HairTrainer(paired, cfg)  # a mixer needs an encoder, paired generator or not
     with pytest.raises(ValueError, match="unknown kind"):
         HairTrainer(G, replace(cfg, kind="paste"), paired=False, encoder=encoder, yaw=yaw)
+    c = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw, init=a.net.mixer)  # continue from a mixer
+    assert all(torch.equal(x, y) for x, y in zip(c.net.mixer.state_dict().values(), a.net.mixer.state_dict().values()))
+    with pytest.raises(ValueError, match="another configuration"):
+        HairTrainer(G, replace(cfg, mixer_hidden=8), paired=False, encoder=encoder, yaw=yaw, init=a.net.mixer)
 
 
 def test_pairs_of_two_samples_teach_the_transfer_to_keep_the_face():

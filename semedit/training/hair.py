@@ -45,7 +45,7 @@ from typing import Optional
 import torch
 
 from .. import segmentation as L
-from ..checkpoints import save_safetensors
+from ..checkpoints import load_module, save_safetensors
 from ..editing.directions import Direction
 from ..editing.library import code_direction, directions_for
 from ..encoders import EncoderHairTransfer, encode
@@ -208,12 +208,14 @@ class HairTrainer(loop.NetTrainerState):
     pairs as optimisation does (``_region_error``, which needs ``yaw``; with ``cfg.region_perceptual``
     and ``perceptual``, a perceptual model such as LPIPS, each region's error is its L1 plus its
     perceptual distance; with ``cfg.region_identity_weight`` and ``identity``, (x, y) -> distances
-    [N], its distance of the result to the face image is added, as optimisation's identity term)."""
+    [N], its distance of the result to the face image is added, as optimisation's identity term).
+    ``init``: a trained network (or, for the mixer kind, mixer) of the same configuration to continue
+    from, with a fresh optimiser."""
 
     def __init__(self, G: StyleGAN2Generator, cfg: HairTraining, device: torch.device | str = "cpu", *,
                  paired: bool = True, encoder: Optional[EncoderModel] = None, yaw: Optional[Direction] = None,
                  segmenter: Optional[torch.nn.Module] = None, perceptual: Optional[torch.nn.Module] = None,
-                 identity: Optional[torch.nn.Module] = None):
+                 identity: Optional[torch.nn.Module] = None, init: Optional[torch.nn.Module] = None):
         if paired and G.config.z_dim != LATENT_DIM:
             raise ValueError("this generator is not paired with the renderer (its z is not the renderer's "
                              "latent): train with its encoder and yaw direction instead (paired=False)")
@@ -240,6 +242,11 @@ class HairTrainer(loop.NetTrainerState):
         torch.manual_seed(cfg.seed)
         self.net = hair_network(G, cfg, self.encoder).to(self.device).train()
         trained = self.net.mixer if cfg.kind == "mixer" else self.net
+        if init is not None:
+            if getattr(init, "config", None) != trained.config:
+                raise ValueError(f"the {cfg.kind} to continue from has another configuration than this run's "
+                                 f"({trained.config})")
+            trained.load_state_dict(init.state_dict())
         self.opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
         self.sched = loop.one_cycle(self.opt, cfg.lr, cfg.steps)
         self.w_var = code_spread(G, self.device)
@@ -379,6 +386,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=HairTraining.steps)
     ap.add_argument("--batch", type=int, default=HairTraining.batch)
     ap.add_argument("--lr", type=float, default=HairTraining.lr)
+    ap.add_argument("--init", type=Path, help="continue from this network or mixer (safetensors, same configuration) "
+                                              "with a fresh optimiser, e.g. after its encoder was retrained")
     loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, help="default: the shipped weights/embedded-hair-64.safetensors for the "
                                               "default generator's network, else weights/<model>-hair-<kind>.safetensors")
@@ -399,6 +408,8 @@ def main(argv=None) -> None:
             extra["encoder"] = generator_encoder(registry, a.model, a.encoder)
         if not paired or a.region_batch > 0:
             extra["yaw"] = yaw_direction(directions_for(registry, a.model))
+        if a.init:
+            extra["init"] = load_module(a.init, "hair-mixer" if a.kind == "mixer" else "hair-transfer")
         if a.region_identity_weight:
             from ..inversion.suite import identity_for
             extra["identity"] = identity_for(registry, a.model)
