@@ -202,11 +202,17 @@ def _cmd_edit(a: argparse.Namespace) -> None:
         w_names = [d.name for d in known.values() if d.space != "z"][:6]
         sys.exit(f"error: {', '.join(z_only)}: Z directions move a sample's z, and an inverted image has none; "
                  f"use a W direction ({', '.join(w_names)}, ...)")
+    readable = pipeline.guided_attributes(registry, model)
+    if a.guided and not readable:
+        sys.exit(f"error: --guided needs a differentiable attribute model; only the embedded domain has one, not {model}")
+    guided = [_named_units(item, "--guided", {n: n for n in readable}, model) for item in a.guided]
     if a.image:
         target = pipeline.load_target(registry, model, a.image, alignment=a.align, face_index=a.face)
         source = pipeline.source_from_target(registry, model, target, steps=a.steps, inversion=a.inversion)
     else:
         source = pipeline.source_from_sample(registry, model, a.seed, a.truncation)
+    for attribute, units in guided:  # each computed at this source's code
+        edits.append((pipeline.guided_direction_at(registry, source, attribute), units))
     image = pipeline.render_source(registry, source, pipeline.edited_latent(registry, source, edits))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -397,6 +403,9 @@ def main(argv=None) -> None:
     p.add_argument("--face", type=int, default=0)
     p.add_argument("--direction", action="append", default=[], metavar="NAME=UNITS",
                    help="repeatable, e.g. --direction smile=2 --direction age=-1")
+    p.add_argument("--guided", action="append", default=[], metavar="ATTRIBUTE=UNITS",
+                   help="repeatable: the embedded regressor's attribute moved along its gradient at this code, every "
+                        "other reading held (units: its std over samples), e.g. --guided smile=2")
     p.add_argument("--out", type=_image_out, default="edit.png")
     p.set_defaults(func=_cmd_edit)
     p = sub.add_parser("chunk-edit", help="invert an image with ChunkyGAN (or open a project) and edit single chunks")

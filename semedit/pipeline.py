@@ -270,6 +270,51 @@ def read_attributes(registry, model: str, images: torch.Tensor) -> dict:
     return {name: values[:, i] for i, name in enumerate(LABELS)}
 
 
+def guided_attributes(registry, model: str) -> List[str]:
+    """What a guided direction can move on generator ``model``: its regressor's fields (the
+    embedded domain), else nothing."""
+    spec = registry.catalogue.get(model)
+    if not (spec.embedded and spec.config.get("regressor")):
+        return []
+    return list(registry.get(spec.config["regressor"]).config.field_names)
+
+
+def guided_direction_at(registry, source: EditSource, attribute: str, samples: int = 1000, *,
+                        progress: Callable[[float, str], None] = lambda f, d: None):
+    """The guided direction of ``attribute`` at ``source``'s code (embedded domain): the gradient of
+    the regressor's reading of it, every other reading of the regressor held to first order
+    (``editing.fit.guided_direction``), one unit its standard deviation over ``samples`` samples of
+    the source's generator. Raises EditingError where there is no differentiable reader."""
+    from .editing.fit import guided_direction, sample_w
+    from .errors import EditingError
+    from .latents import synthesize
+    model = source.generator
+    spec = registry.catalogue.get(model)
+    if not (spec.embedded and spec.config.get("regressor")):
+        raise EditingError("guided directions need a differentiable attribute model; only the embedded domain has one")
+    regressor = registry.get(spec.config["regressor"])
+    names = list(regressor.config.field_names)
+    if attribute not in names:
+        raise EditingError(f"the regressor reads {', '.join(names)}; not {attribute!r}")
+    index = names.index(attribute)
+    rest = [i for i in range(len(names)) if i != index]
+
+    def read(images):
+        return regressor(images).fields[:, index]
+
+    def others(images):
+        return regressor(images).fields[:, rest]
+    G = registry.get(model)
+    progress(0.1, "sampling")
+    with torch.no_grad():
+        w = sample_w(G, samples, seed=12345)
+        std = float(torch.cat([read(synthesize(G, Latent("w", c)).clamp(-1, 1)) for c in w.split(250)]).std())
+    progress(0.6, "following the gradient")
+    d = guided_direction(source_generator(registry, source), source.latent, read, f"guided {attribute}",
+                         hold=others, std=std)
+    return replace(d, attribute=attribute, metrics={**d.metrics, "generator": model, "std": std, "samples": samples})
+
+
 # ---- hairstyle transfer: two targets -> method -> result -> scores -> paste-back ----------------
 
 HAIR_METHODS = {"model": "FG'21 network", "model+blend": "FG'21 network + alpha blend",

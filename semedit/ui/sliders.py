@@ -16,13 +16,12 @@ import torch
 
 from .. import pipeline
 from ..editing.directions import Direction, weakness
-from ..editing.fit import condition, fit_linear, guided_direction, label_samples, pca_directions, sample_w
+from ..editing.fit import condition, fit_linear, label_samples, pca_directions, sample_w
 from ..editing.formats import save_directions
 from ..editing.library import directions_for
 from ..faces.pose import LABELS
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..inversion.suite import identity_for
-from ..latents import Latent, synthesize
 from ..registry import Registry
 from ..training.directions import SUPERVISED
 from .common import user_errors
@@ -211,15 +210,9 @@ def make_fit(registry: Registry, sessions: Sessions):
             if source.generator != model:
                 raise gr.Error(f"The guided direction is computed at the loaded source, which is a code of "
                                f"{source.generator}: pick that generator, or load a source of {model}.")
-            read, others = regressor_readings(registry, model, attribute)
-            step(0.1, "sampling")
-            with torch.no_grad():
-                w = sample_w(G, int(n), seed=12345)
-                std = float(torch.cat([read(synthesize(G, Latent("w", c)).clamp(-1, 1)) for c in w.split(250)]).std())
-            step(0.6, "following the gradient")
-            d = guided_direction(pipeline.source_generator(registry, source), source.latent, read,
-                                 f"guided {attribute}", hold=others, std=std)
-            new = [replace(d, attribute=attribute, metrics={**d.metrics, "generator": model})]
+            d = pipeline.guided_direction_at(registry, source, attribute, int(n), progress=step)
+            new = [d]
+            std = d.metrics["std"]
             note = (f"Computed **{d.name}** at {source.label}: the gradient of the regressor's {attribute} with "
                     f"respect to the {d.space.upper()} code, with every other reading of the regressor held to "
                     f"first order; one unit: +{std:.3f} of {attribute} to first order, its standard deviation "
@@ -262,22 +255,6 @@ def make_fit(registry: Registry, sessions: Sessions):
             menus = [gr.update()] * (N_SLIDERS + 1)
         return [custom, note, str(path), gr.update(choices=held)] + menus
     return fit
-
-
-def regressor_readings(registry: Registry, model: str, attribute: str) -> tuple:
-    """(attribute, others): differentiable readings of images [N, 3, R, R] by the embedded domain's
-    regressor, ``attribute`` -> [N] and every other field -> [N, K]; face generators have none
-    (mediapipe is not differentiable)."""
-    spec = registry.catalogue.get(model)
-    if not (spec.embedded and spec.config.get("regressor")):
-        raise gr.Error("Guided directions need a differentiable attribute model; only the embedded domain has one.")
-    regressor = registry.get(spec.config["regressor"])
-    names = list(regressor.config.field_names)
-    if attribute not in names:
-        raise gr.Error(f"The regressor predicts {', '.join(names)}.")
-    index = names.index(attribute)
-    rest = [i for i in range(len(names)) if i != index]
-    return lambda img: regressor(img).fields[:, index], lambda img: regressor(img).fields[:, rest]
 
 
 def make_export(registry: Registry, sessions: Sessions):
