@@ -289,11 +289,10 @@ def guided_direction_at(registry, source: EditSource, attribute: str, samples: i
     from .errors import EditingError
     from .latents import synthesize
     model = source.generator
-    spec = registry.catalogue.get(model)
-    if not (spec.embedded and spec.config.get("regressor")):
+    names = guided_attributes(registry, model)
+    if not names:
         raise EditingError("guided directions need a differentiable attribute model; only the embedded domain has one")
-    regressor = registry.get(spec.config["regressor"])
-    names = list(regressor.config.field_names)
+    regressor = registry.get(registry.catalogue.get(model).config["regressor"])
     if attribute not in names:
         raise EditingError(f"the regressor reads {', '.join(names)}; not {attribute!r}")
     index = names.index(attribute)
