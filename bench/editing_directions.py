@@ -42,6 +42,7 @@ from semedit.editing.fit import changes_between, guided_gradients, sample_w  # n
 from semedit.editing.library import directions_for  # noqa: E402
 from semedit.inversion.suite import identity_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
+from semedit.networks.regressor import field_readings  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
 from semedit.training.directions import attribute_stds  # noqa: E402
 
@@ -53,11 +54,14 @@ AIMED = ("smile", "age", "yaw", "hair_length")
 def effect(G, w, d: Direction, units: float, read, before: torch.Tensor, base: dict, stds: dict, identity) -> dict:
     """What +``units`` of ``d`` does to the codes w, whose images ``before`` read as ``base``."""
     after = synthesize(G, apply_edits(G, Latent("w", w), [(d, units)])).clamp(-1, 1)
-    changes = changes_between(base, read(after), stds)
+    return {**summary(changes_between(base, read(after), stds)), "identity": float(identity(before, after).mean())}
+
+
+def summary(changes: dict) -> dict:
+    """Per-image changes {attribute: [N]} -> their means, standard errors and mean absolute values."""
     return {"change": {k: float(v.mean()) for k, v in changes.items()},
             "se": {k: float(v.std() / len(v) ** 0.5) for k, v in changes.items()},
-            "abs": {k: float(v.abs().mean()) for k, v in changes.items()},
-            "identity": float(identity(before, after).mean())}
+            "abs": {k: float(v.abs().mean()) for k, v in changes.items()}}
 
 
 def shifted_and_blurred(images: torch.Tensor) -> torch.Tensor:
@@ -69,33 +73,34 @@ def shifted_and_blurred(images: torch.Tensor) -> torch.Tensor:
                                       k.expand(3, 1, 3, 3).contiguous(), groups=3)
 
 
-def guided_effect(G, w, attr: str, units: float, regressor, read, stds: dict, identity, batch: int = 25) -> dict:
-    """What +``units`` of each code's own guided direction (W+, every other regressor reading
-    held) does to the codes w, as ``effect`` reports it, plus ``robust``: the own change read on
-    shifted and blurred images."""
-    names = list(regressor.config.field_names)
-    index = names.index(attr)
-    rest = [i for i in range(len(names)) if i != index]
-    field = lambda img: regressor(img).fields[:, index]  # noqa: E731
-    others = lambda img: regressor(img).fields[:, rest]  # noqa: E731
-    ws = G.broadcast(w)
-    with torch.no_grad():
-        before = synthesize(G, Latent("w+", ws)).clamp(-1, 1)
-        std = float(field(before).std())
+def guided_moves(G, ws, attr: str, units: float, regressor, std: float, batch: int = 25) -> torch.Tensor:
+    """W+ codes ws [N, L, C] each moved ``units`` along its own guided direction for ``attr`` (every
+    other regressor reading held), one unit the first-order change of ``std``."""
+    field, others = field_readings(regressor, attr)
     moved = []
     for chunk in ws.split(batch):
         _, _, p = guided_gradients(G, Latent("w+", chunk), field, others)
         rate = p.flatten(1).square().sum(1).clamp(min=1e-12)  # |p|^2: first-order change per unit of p
         moved.append(chunk + units * std * p / rate[:, None, None])
+    return torch.cat(moved)
+
+
+def guided_effect(G, w, attr: str, units: float, regressor, read, stds: dict, identity) -> dict:
+    """What +``units`` of each code's own guided direction (W+, every other regressor reading
+    held) does to the codes w, as ``effect`` reports it, plus ``robust``: the own change read on
+    shifted and blurred images."""
+    ws = G.broadcast(w)
     with torch.no_grad():
-        after = synthesize(G, Latent("w+", torch.cat(moved))).clamp(-1, 1)
+        before = synthesize(G, Latent("w+", ws)).clamp(-1, 1)
+        std = float(field_readings(regressor, attr)[0](before).std())
+    moved = guided_moves(G, ws, attr, units, regressor, std)
+    with torch.no_grad():
+        after = synthesize(G, Latent("w+", moved)).clamp(-1, 1)
         changes = changes_between(read(before), read(after), stds)
         robust = changes_between(read(shifted_and_blurred(before)), read(shifted_and_blurred(after)), stds)[attr]
         distance = float(identity(before, after).mean())
-    return {"change": {k: float(v.mean()) for k, v in changes.items()},
-            "se": {k: float(v.std() / len(v) ** 0.5) for k, v in changes.items()},
-            "abs": {k: float(v.abs().mean()) for k, v in changes.items()},
-            "identity": distance, "robust": float(robust.mean()), "robust_se": float(robust.std() / len(robust) ** 0.5)}
+    return {**summary(changes), "identity": distance, "robust": float(robust.mean()),
+            "robust_se": float(robust.std() / len(robust) ** 0.5)}
 
 
 def guided_grid(G, w, attr: str, units: float, regressor, zoom: int = 3):
@@ -103,18 +108,13 @@ def guided_grid(G, w, attr: str, units: float, regressor, zoom: int = 3):
     ``guided_effect`` moves them), codes w [n, C] side by side, scaled up ``zoom`` times."""
     from PIL import Image
     from semedit.imaging import tensor_to_uint8
-    names = list(regressor.config.field_names)
-    index = names.index(attr)
-    rest = [i for i in range(len(names)) if i != index]
     ws = G.broadcast(w)
     with torch.no_grad():
-        std = float(regressor(synthesize(G, Latent("w+", ws)).clamp(-1, 1)).fields[:, index].std())
-    _, _, p = guided_gradients(G, Latent("w+", ws), lambda img: regressor(img).fields[:, index],
-                               lambda img: regressor(img).fields[:, rest])
-    step = std * p / p.flatten(1).square().sum(1).clamp(min=1e-12)[:, None, None]
+        std = float(field_readings(regressor, attr)[0](synthesize(G, Latent("w+", ws)).clamp(-1, 1)).std())
+    codes = [guided_moves(G, ws, attr, k * units, regressor, std) if k else ws for k in (-1, 0, 1)]
     with torch.no_grad():
-        rows = [torch.cat(list(synthesize(G, Latent("w+", ws + k * units * step)).clamp(-1, 1)), 2) for k in (-1, 0, 1)]
-    image = Image.fromarray(tensor_to_uint8(torch.cat(rows, 1)[None])[0])
+        rows = [synthesize(G, Latent("w+", c)) for c in codes]
+    image = Image.fromarray(tensor_to_uint8(torch.cat([torch.cat(list(r.clamp(-1, 1)), 2) for r in rows], 1)[None])[0])
     return image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
 
 

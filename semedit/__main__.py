@@ -202,7 +202,7 @@ def _cmd_edit(a: argparse.Namespace) -> None:
         w_names = [d.name for d in known.values() if d.space != "z"][:6]
         sys.exit(f"error: {', '.join(z_only)}: Z directions move a sample's z, and an inverted image has none; "
                  f"use a W direction ({', '.join(w_names)}, ...)")
-    readable = pipeline.guided_attributes(registry, model)
+    readable = pipeline.guided_attributes(registry, model) if a.guided else []
     if a.guided and not readable:
         sys.exit(f"error: --guided needs a differentiable attribute model; only the embedded domain has one, not {model}")
     guided = [_named_units(item, "--guided", {n: n for n in readable}, model) for item in a.guided]

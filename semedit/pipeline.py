@@ -285,29 +285,20 @@ def guided_direction_at(registry, source: EditSource, attribute: str, samples: i
     the regressor's reading of it, every other reading of the regressor held to first order
     (``editing.fit.guided_direction``), one unit its standard deviation over ``samples`` samples of
     the source's generator. Raises EditingError where there is no differentiable reader."""
-    from .editing.fit import guided_direction, sample_w
+    from .editing.fit import guided_direction, label_samples, sample_w
     from .errors import EditingError
-    from .latents import synthesize
+    from .networks.regressor import field_readings
     model = source.generator
     names = guided_attributes(registry, model)
     if not names:
         raise EditingError("guided directions need a differentiable attribute model; only the embedded domain has one")
-    regressor = registry.get(registry.catalogue.get(model).config["regressor"])
     if attribute not in names:
         raise EditingError(f"the regressor reads {', '.join(names)}; not {attribute!r}")
-    index = names.index(attribute)
-    rest = [i for i in range(len(names)) if i != index]
-
-    def read(images):
-        return regressor(images).fields[:, index]
-
-    def others(images):
-        return regressor(images).fields[:, rest]
+    read, others = field_readings(registry.get(registry.catalogue.get(model).config["regressor"]), attribute)
     G = registry.get(model)
     progress(0.1, "sampling")
     with torch.no_grad():
-        w = sample_w(G, samples, seed=12345)
-        std = float(torch.cat([read(synthesize(G, Latent("w", c)).clamp(-1, 1)) for c in w.split(250)]).std())
+        std = float(label_samples(G, sample_w(G, samples, seed=12345), lambda x: {attribute: read(x)})[attribute].std())
     progress(0.6, "following the gradient")
     d = guided_direction(source_generator(registry, source), source.latent, read, f"guided {attribute}",
                          hold=others, std=std)

@@ -20,7 +20,7 @@ images show the same person (both calibrated on renders when the regressor was t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +150,16 @@ class ParameterRegressor(nn.Module):
         if not self.config.identity_weights:
             return fields
         return fields * fields.new_tensor(self.config.identity_weights)
+
+
+def field_readings(regressor: ParameterRegressor, name: str) -> Tuple[Callable, Callable]:
+    """(images [N, 3, H, W] -> the field ``name`` [N], images -> every other field [N, K]): the
+    regressor's predictions split as a guided edit needs them (one moved, the rest held). Raises
+    ValueError for a field it does not predict."""
+    names = list(regressor.config.field_names)
+    index = names.index(name)
+    rest = [i for i in range(len(names)) if i != index]
+    return (lambda img: regressor(img).fields[:, index]), (lambda img: regressor(img).fields[:, rest])
 
 
 class RegressorIdentity(nn.Module):

@@ -126,23 +126,29 @@ class EncoderTrainer(loop.NetTrainerState):
         return img if img.shape[-1] == size else F.interpolate(img, size=(size, size), mode="bilinear",
                                                                align_corners=False)
 
-    def train_step(self) -> dict:
-        cfg, net = self.cfg, self.net
-        b = encoder_batch(self.G, cfg.batch, step_generator(cfg.seed, self.step, self.device), cfg.render_share)
-        x = self._sized(b["input"])
-        if net.iterative:
-            previous = net.latent_avg.expand(cfg.batch, -1, -1)
+    def _predictions(self, x: torch.Tensor) -> list:
+        """The codes [B, L, C] the encoder gives for inputs x at its input size: one pass, or for
+        ReStyle kinds one per refinement step (each reads x beside the previous reconstruction,
+        the average image first)."""
+        net = self.net
+        if not net.iterative:
+            return [net(x)]
+        previous = net.latent_avg.expand(len(x), -1, -1)
+        with torch.no_grad():
+            current = synthesize(self.G, Latent("w+", previous[:1])).expand(len(x), -1, -1, -1)
+        predictions = []
+        for _ in range(self.cfg.iterations):
+            codes = net(torch.cat([x, self._sized(current)], 1), previous=previous)
+            predictions.append(codes)
+            previous = codes.detach()
             with torch.no_grad():
-                current = synthesize(self.G, Latent("w+", previous[:1])).expand(cfg.batch, -1, -1, -1)
-            predictions = []
-            for _ in range(cfg.iterations):
-                codes = net(torch.cat([x, self._sized(current)], 1), previous=previous)
-                predictions.append(codes)
-                previous = codes.detach()
-                with torch.no_grad():
-                    current = synthesize(self.G, Latent("w+", previous)).clamp(-1, 1)
-        else:
-            predictions = [net(x)]
+                current = synthesize(self.G, Latent("w+", previous)).clamp(-1, 1)
+        return predictions
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        b = encoder_batch(self.G, cfg.batch, step_generator(cfg.seed, self.step, self.device), cfg.render_share)
+        predictions = self._predictions(self._sized(b["input"]))
         latent = sum((p - b["ws"]).square().sum(-1).mean() for p in predictions) / (self.w_var * len(predictions))
         k = cfg.image_batch
         image = (synthesize(self.G, Latent("w+", predictions[-1][:k])) - b["image"][:k]).abs().mean()
@@ -159,18 +165,9 @@ class EncoderTrainer(loop.NetTrainerState):
         """Renders that stand for real photos, encoded (one pass; ReStyle kinds: all their
         iterations) and synthesised: their L1 error to the render, plus the perceptual and
         weighted identity distances when configured."""
-        cfg, net = self.cfg, self.net
+        cfg = self.cfg
         real = real_stand_ins(cfg.real_batch, self.G.config.resolution, g)
-        x = self._sized(real)
-        if net.iterative:
-            codes = net.latent_avg.expand(len(x), -1, -1)
-            for _ in range(cfg.iterations):
-                with torch.no_grad():
-                    current = synthesize(self.G, Latent("w+", codes.detach())).clamp(-1, 1)
-                codes = net(torch.cat([x, self._sized(current)], 1), previous=codes.detach())
-        else:
-            codes = net(x)
-        out = synthesize(self.G, Latent("w+", codes))
+        out = synthesize(self.G, Latent("w+", self._predictions(self._sized(real))[-1]))
         error = (out - real).abs().mean()
         if cfg.real_perceptual:
             error = error + self.perceptual(out, real).mean()
