@@ -128,6 +128,18 @@ def test_gan_training_resumes_exactly(tmp_path):
     assert all(math.isfinite(float(r["loss_D"])) for r in rows)
 
 
+def test_a_metric_first_reported_later_gets_a_curve_column(tmp_path):
+    path = tmp_path / loop.CURVE_FILE
+    loop.append_curve_row(path, {"step": 1, "kimg": "0.01", "elapsed_s": "1.0", "images_per_s": "9", "loss": "0.5"})
+    loop.append_curve_row(path, {"step": 2, "kimg": "0.02", "elapsed_s": "2.0", "images_per_s": "9", "loss": "0.4",
+                                 "extra": "7"})
+    loop.append_curve_row(path, {"step": 3, "kimg": "0.03", "elapsed_s": "3.0", "images_per_s": "9", "extra": "6"})
+    rows = list(csv.DictReader(open(path)))
+    assert list(rows[0]) == loop.CURVE_FIRST + ["extra", "loss"]
+    assert [(r["step"], r["loss"], r["extra"]) for r in rows] == [("1", "0.5", "nan"), ("2", "0.4", "7"),
+                                                                  ("3", "nan", "6")]
+
+
 def test_state_is_split_into_shards_and_checked(tmp_path):
     state = {"w": torch.randn(300_000), "step": 7, "nested": {"a": [torch.ones(3), 2.5]}}
     loop.save_state(tmp_path, state, shard_mb=0.5)
@@ -205,6 +217,55 @@ def test_gan_settings_differences_name_what_changed():
     assert not any(d.startswith(("batch", "discriminator")) for d in differences)
 
 
+def test_linear_fit_residual_is_held_out_one_minus_r2():
+    from semedit.training.gan import linear_fit_residual, linear_fit_update
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(600, 8, generator=g)
+    linear = w @ torch.randn(8, 3, generator=g) + 1.0
+    noise = torch.randn(600, 3, generator=g)
+    stats = linear_fit_update(None, w[:500], linear[:500])
+    assert (linear_fit_residual(stats, w[500:], linear[500:]) < 1e-3).all()
+    half = linear + noise * linear.std(0)  # half the variance is linear in w
+    r = linear_fit_residual(linear_fit_update(None, w[:500], half[:500]), w[500:], half[500:])
+    assert ((r > 0.35) & (r < 0.7)).all()
+    # the running fit forgets: after many updates on new data the old data no longer counts
+    stats = linear_fit_update(None, w[:500], noise[:500])
+    for i in range(50):
+        stats = linear_fit_update(stats, w[i * 10:(i + 1) * 10], linear[i * 10:(i + 1) * 10], decay=0.8)
+    assert (linear_fit_residual(stats, w[500:], linear[500:]) < 0.05).all()
+
+
+def test_editability_term_trains_g_and_resumes_exactly(tmp_path):
+    """With a reader of two image statistics the term runs, moves G, and its running fit is part of
+    the state, so a resumed run is the run it continues."""
+    reader = lambda img: torch.stack([img.mean((1, 2, 3)), (img[:, 0] - img[:, 2]).mean((1, 2))], 1)  # noqa: E731
+    cfg = replace(TINY_GAN, linear_weight=1.0, linear_fields=("brightness", "redness"), linear_interval=2)
+    with pytest.raises(ValueError, match="reader"):
+        GANTrainer(cfg)
+    straight = GANTrainer(cfg, reader=reader)
+    loop.run(straight, work_dir=tmp_path / "a", total_steps=4, log_every=1, log=lambda s: None)
+    rows = list(csv.DictReader(open(tmp_path / "a" / loop.CURVE_FILE)))
+    assert all(math.isfinite(float(r["linear_residual"])) for r in rows if r["linear_residual"] != "nan")
+    assert straight.linear_stats["xtx"].shape == (TINY_GAN.generator.w_dim + 1,) * 2
+    first = GANTrainer(cfg, reader=reader)
+    loop.run(first, work_dir=tmp_path / "b", total_steps=3, log_every=1, log=lambda s: None)
+    resumed = GANTrainer(cfg, reader=reader)
+    loop.run(resumed, work_dir=tmp_path / "b", total_steps=4, log_every=1, resume=True, log=lambda s: None)
+    for a, b in zip(straight.G.parameters(), resumed.G.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(straight.linear_stats["xty"], resumed.linear_stats["xty"])
+
+
+def test_gan_settings_added_later_resume_runs_recorded_without_them():
+    import json
+    from semedit.training.gan import settings_differences
+    recorded = json.loads(json.dumps(TINY_GAN.to_dict()))
+    for key in ("linear_weight", "linear_fields", "linear_regressor", "linear_interval", "linear_half_life"):
+        del recorded[key]
+    assert settings_differences(recorded, TINY_GAN) == []
+    assert settings_differences(recorded, replace(TINY_GAN, linear_weight=1.0)) == ["linear_weight: 0.0 -> 1.0"]
+
+
 def test_gan_mapping_depth_is_a_recorded_setting():
     import json
     from semedit.networks.stylegan2 import StyleGAN2Generator
@@ -237,6 +298,31 @@ def test_gan_command_line_saves_exports_and_resumes(tmp_path):
     with pytest.raises(SystemExit):  # a resume with other settings is refused before it trains
         main(args + ["--resume", "--gamma", "1"])
     assert len(list(csv.DictReader(open(tmp_path / "run" / loop.CURVE_FILE)))) == 4
+
+
+@pytest.mark.slow
+def test_gan_command_line_branches_a_run_with_the_editability_term(tmp_path):
+    """--branch-from continues another run's state under new settings (here the editability term,
+    read by the shipped regressor) in a fresh work dir, which then resumes with those settings."""
+    import json
+    from semedit.training.gan import SETTINGS_FILE, main
+    base = ["--kimg", "0.008", "--batch", "4", "--device", "cpu", "--log-every", "1", "--size", "quarter"]
+    main(["--work-dir", str(tmp_path / "run")] + base)
+    branch = ["--work-dir", str(tmp_path / "branch"), "--linear-weight", "1", "--linear-fields", "smile,yaw"]
+    with pytest.raises(SystemExit):  # there is nothing to branch from
+        main(branch + base + ["--branch-from", str(tmp_path / "nowhere")])
+    main(branch + ["--kimg", "0.024"] + base[2:] + ["--branch-from", str(tmp_path / "run")])
+    rows = list(csv.DictReader(open(tmp_path / "branch" / loop.CURVE_FILE)))
+    assert [int(r["step"]) for r in rows] == [3, 4, 5, 6]  # it went on from the state's step 2
+    # the term runs every 4th step (step index 4, the 5th row's step): its column joins the curve then
+    assert [math.isfinite(float(r["linear_residual"])) for r in rows] == [False, False, True, False]
+    settings = json.loads((tmp_path / "branch" / SETTINGS_FILE).read_text())
+    assert settings["linear_fields"] == ["smile", "yaw"] and settings["notes"]["branched_from"].endswith("run")
+    with pytest.raises(SystemExit):  # a branch goes into a fresh work dir
+        main(branch + base + ["--branch-from", str(tmp_path / "run")])
+    main(branch + ["--kimg", "0.032"] + base[2:] + ["--resume"])
+    assert int(list(csv.DictReader(open(tmp_path / "branch" / loop.CURVE_FILE)))[-1]["step"]) == 8
+    assert json.loads((tmp_path / "branch" / SETTINGS_FILE).read_text())["notes"]["branched_from"].endswith("run")
 
 
 def readme_carry_commands() -> list:

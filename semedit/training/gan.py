@@ -11,8 +11,18 @@ steps (weight 2, batch halved), style mixing with probability 0.9, Adam (lr 0.00
 (10 kimg at batch 32) ramped up over the first 5 % of images, a 2-layer mapping network with lr
 multiplier 0.01 (``--mapping-layers 8``: StyleGAN2 config-f's depth, whose W is more linear in the
 domain's attributes; see the README), no augmentation (the renderer gives unlimited images),
-non-finite gradients cleaned before every optimiser step. The renderer draws the real images on the
-training device, several steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is
+non-finite gradients cleaned before every optimiser step.
+
+``--linear-weight`` adds what the recipe does not ask for and the app's sliders need, attributes
+linear in w (issue 10's editability): every 4 steps, the held-out error of a running ridge fit from
+w to the attribute regressor's readings of G(w) (one minus R^2, per attribute, the fit made on the
+previous ~6k samples), plus how far those readings' mean and spread are from the renders' (without
+it, G makes a reading predictable by dropping what it reads: beards, glasses). Readings are taken
+through ``augment`` (blur, brightness, noise): what G changes to move them must survive those, a
+guard against pixel patterns only the regressor sees. ``--branch-from`` continues another run's
+state under such new settings.
+
+The renderer draws the real images on the training device, several steps' worth at a time. Every batch is a function of (seed, step), so a resumed run is
 bit-for-bit the run it continues (on the same device).
 
 The same script runs on CUDA and, slowly, on the CPU; ``--minutes`` bounds one invocation and
@@ -31,7 +41,7 @@ import math
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +53,7 @@ from ..networks.discriminator import DiscriminatorConfig, StyleGAN2Discriminator
 from ..networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from ..settings import resolve_device
 from . import loop
-from .data import rendered_batch, step_generator
+from .data import augment, rendered_batch, step_generator
 
 #: the embedded generator for adversarial training: the distilled one's synthesis widths (same CPU
 #: cost), a 2-layer mapping as in NVIDIA's 64 px configuration, a wider W for editing
@@ -56,6 +66,9 @@ QUARTER_GENERATOR = replace(GAN_GENERATOR, channels=tuple(c // 4 for c in GAN_GE
 QUARTER_DISCRIMINATOR = DiscriminatorConfig(resolution=64, channels=(16, 32, 64, 64, 64))
 #: ``--size``: (generator, discriminator)
 SIZES = {"full": (GAN_GENERATOR, GAN_DISCRIMINATOR), "quarter": (QUARTER_GENERATOR, QUARTER_DISCRIMINATOR)}
+#: ``--linear-fields``' default: the attributes of the built-in sliders
+LINEAR_FIELDS = ("smile", "age", "yaw", "hair_length", "hair_gray", "hair_color", "beard", "glasses", "skin_tone",
+                 "light_angle")
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,13 @@ class GANConfig:
     render_block: int = 8  # steps whose renders are drawn at once (the renderer's cost is mostly per call)
     ema_kimg: float = 10.0
     ema_rampup: Optional[float] = 0.05
+    #: the editability term (0: off): the held-out error of a running linear fit from w to the
+    #: attribute readings of G(w), every ``linear_interval`` steps on batch / pl_batch_shrink samples
+    linear_weight: float = 0.0
+    linear_fields: tuple = ()
+    linear_regressor: str = ""  # the reader of linear_fields: a catalogue name or a safetensors file
+    linear_interval: int = 4
+    linear_half_life: float = 4096.0  # samples: the running fit's memory
     seed: int = 0
     notes: dict = field(default_factory=dict, compare=False)
 
@@ -97,6 +117,8 @@ def settings_differences(recorded: dict, cfg: GANConfig) -> list[str]:
     """"name: recorded -> now" for every setting of ``cfg`` that differs from ``recorded`` (a
     ``GANConfig.to_dict()`` read back from JSON); ``notes`` do not count."""
     now = json.loads(json.dumps(cfg.to_dict()))
+    defaults = json.loads(json.dumps(GANConfig().to_dict()))
+    recorded = {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}  # settings added since
     out = []
     for key in sorted(set(recorded) | set(now)):
         if key == "notes" or recorded.get(key) == now.get(key):
@@ -159,13 +181,54 @@ def path_lengths(G: StyleGAN2Generator, ws: torch.Tensor, g: torch.Generator) ->
     return grad.square().sum(2).mean(1).sqrt()
 
 
+def with_bias(w: torch.Tensor) -> torch.Tensor:
+    """w [N, C] -> [N, C + 1] with a column of ones (the fit's intercept)."""
+    return torch.cat([w, w.new_ones(len(w), 1)], 1)
+
+
+def linear_fit_update(stats: Optional[dict], w: torch.Tensor, y: torch.Tensor, decay: float = 1.0) -> dict:
+    """A running ridge fit of readings y [N, K] from codes w [N, C]: the sums x^T x, x^T y and
+    y^2 over samples (x = [w, 1]), earlier ones weighted down by ``decay`` per update."""
+    x, y = with_bias(w.detach().double()), y.detach().double()
+    new = {"xtx": x.T @ x, "xty": x.T @ y, "yy": y.square().sum(0)}
+    return new if stats is None else {k: stats[k] * decay + new[k] for k in new}
+
+
+def linear_fit_residual(stats: dict, w: torch.Tensor, y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Held-out 1 - R^2 per reading [K]: the squared error of predicting y [N, K] from w [N, C] by
+    the ridge fit in ``stats`` (made on earlier samples, fixed here), over the readings' variance
+    there; differentiable in w and y, so it pulls G towards images whose readings are linear in w."""
+    xtx, xty = stats["xtx"], stats["xty"]
+    reg = alpha * torch.eye(len(xtx), dtype=xtx.dtype, device=xtx.device)
+    reg[-1, -1] = 0
+    coef = torch.linalg.solve(xtx + reg, xty).to(w.dtype)
+    count = xtx[-1, -1]
+    variance = (stats["yy"] / count - (xty[-1] / count).square()).to(y.dtype)
+    return (y - with_bias(w) @ coef).square().mean(0) / variance.clamp(min=1e-8)
+
+
+def spread_mismatch(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """How far the readings y [N, K] of a batch of samples are from the domain's (``mean``,
+    ``std`` [K], the readings of renders) in mean and spread, in units of ``std``, per reading [K]:
+    the editability term's guard against the easy way to a linear reading, a constant one (G
+    dropping beards, say)."""
+    return ((y.mean(0) - mean) / std).square() + ((y.std(0) - std) / std).square()
+
+
 # ---- the trainer -------------------------------------------------------------------------------
 
 class GANTrainer:
-    """G, D, the EMA of G, their optimisers and the path-length mean, stepped by ``train_step``."""
+    """G, D, the EMA of G, their optimisers, the path-length mean and (with the editability term)
+    the running linear fit, stepped by ``train_step``. ``reader``: images [N, 3, R, R] -> readings
+    [N, K], differentiable (the attribute regressor's ``cfg.linear_fields``); needed only when
+    ``cfg.linear_weight`` > 0."""
 
-    def __init__(self, cfg: GANConfig, device: torch.device | str = "cpu"):
-        self.cfg, self.device = cfg, torch.device(device)
+    def __init__(self, cfg: GANConfig, device: torch.device | str = "cpu",
+                 reader: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+        if cfg.linear_weight > 0 and reader is None:
+            raise ValueError("the editability term needs a reader of the attributes")
+        self.cfg, self.device, self.reader = cfg, torch.device(device), reader
+        self.linear_stats: Optional[dict] = None
         torch.manual_seed(cfg.seed)
         self.G = StyleGAN2Generator(cfg.generator).to(self.device).train().requires_grad_(True)
         self.D = StyleGAN2Discriminator(cfg.discriminator).to(self.device).train().requires_grad_(True)
@@ -231,6 +294,21 @@ class GANTrainer:
             self.pl_mean = pl_mean.detach()
             self._descend(self.opt_G, G, (lengths - pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval)
             metrics["path_length"] = lengths.mean().detach()
+
+        # G: the editability term, lazily as the path length
+        if cfg.linear_weight > 0 and step % cfg.linear_interval == 0:
+            if self.linear_stats is None:
+                self.prime_linear_fit()
+            n = max(2, cfg.batch // cfg.pl_batch_shrink)
+            w = G.mapping(self._z(g, n))
+            readings = self.reader(augment(synthesize(G, G.broadcast(w), g), g))
+            stats = self.linear_stats
+            residual = linear_fit_residual(stats, w, readings)
+            mismatch = spread_mismatch(readings, stats["render_mean"].to(readings), stats["render_std"].to(readings))
+            loss = (residual.mean() + mismatch.mean()) * cfg.linear_weight * cfg.linear_interval
+            self._descend(self.opt_G, G, loss)
+            self.linear_stats = {**stats, **linear_fit_update(stats, w, readings, 0.5 ** (n / cfg.linear_half_life))}
+            metrics.update(linear_residual=residual.mean().detach(), spread_mismatch=mismatch.mean().detach())
         D.requires_grad_(True)
 
         # D: logistic loss on renders and (detached) samples
@@ -255,11 +333,29 @@ class GANTrainer:
         self.step += 1
         return metrics
 
+    @torch.no_grad()
+    def prime_linear_fit(self, n: int = 4096, batch: int = 256) -> None:
+        """Start the running linear fit on ``n`` samples of G (a run that starts or branches with
+        the editability term has no earlier samples to fit on), and read ``n`` renders for the
+        readings' mean and spread in the domain."""
+        g = step_generator(self.cfg.seed, self.step, self.device, 2)
+        stats, rendered = None, []
+        for i in range(0, n, batch):
+            w = self.G.mapping(self._z(g, min(batch, n - i)))
+            stats = linear_fit_update(stats, w, self.reader(augment(synthesize(self.G, self.G.broadcast(w), g), g)))
+            renders = rendered_batch(min(batch, n - i), self.cfg.generator.resolution, g).image
+            rendered.append(self.reader(augment(renders, g)))
+        rendered = torch.cat(rendered)
+        self.linear_stats = {**stats, "render_mean": rendered.mean(0), "render_std": rendered.std(0)}
+
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "G_ema": self.G_ema.state_dict(), "opt_G": self.opt_G.state_dict(),
-                "opt_D": self.opt_D.state_dict(), "pl_mean": self.pl_mean}
+        state = {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                 "G_ema": self.G_ema.state_dict(), "opt_G": self.opt_G.state_dict(),
+                 "opt_D": self.opt_D.state_dict(), "pl_mean": self.pl_mean}
+        if self.linear_stats is not None:
+            state["linear_stats"] = self.linear_stats
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
@@ -269,6 +365,8 @@ class GANTrainer:
         self.opt_D.load_state_dict(state["opt_D"])
         self.pl_mean = state["pl_mean"].to(self.device)
         self.step = int(state["step"])
+        stats = state.get("linear_stats")
+        self.linear_stats = None if stats is None else {k: v.to(self.device) for k, v in stats.items()}
 
     @torch.no_grad()
     def sample_grid(self, n: int = 16) -> Image.Image:
@@ -311,6 +409,16 @@ def command_line() -> argparse.ArgumentParser:
                                                 "0.0002 res^2 / batch; the EMA half-life follows the batch too)")
     ap.add_argument("--pl-weight", type=float, default=GANConfig.pl_weight)
     ap.add_argument("--lr", type=float, default=GANConfig.lr_g, help="learning rate of G and D")
+    ap.add_argument("--linear-weight", type=float, default=GANConfig.linear_weight,
+                    help="weight of the editability term: the held-out error of a running linear fit from w "
+                         "to the attribute regressor's readings of G(w) (0: off)")
+    ap.add_argument("--linear-fields", default=",".join(LINEAR_FIELDS),
+                    help="the regressor's fields the editability term asks to be linear in w (comma-separated)")
+    ap.add_argument("--regressor", default="embedded-regressor-64",
+                    help="the attribute regressor of the editability term (catalogue name or safetensors file)")
+    ap.add_argument("--branch-from", type=Path,
+                    help="start from another run's full state (G, D, EMA, optimisers, step) with this "
+                         "invocation's settings, into a fresh --work-dir")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-minutes", type=float, default=3.0)
     ap.add_argument("--log-every", type=int, default=100)
@@ -323,9 +431,29 @@ def config_from_args(a: argparse.Namespace, init_generator: Optional[StyleGAN2Co
     auto = auto_settings(a.batch, GANConfig.generator.resolution)
     generator, discriminator = SIZES[a.size]
     generator = replace(generator, mapping_layers=a.mapping_layers)
+    fields = tuple(f for f in a.linear_fields.split(",") if f) if a.linear_weight > 0 else ()
     return GANConfig(generator=init_generator or generator, discriminator=discriminator, batch=a.batch,
                      r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"],
-                     pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed)
+                     pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed, linear_weight=a.linear_weight,
+                     linear_fields=fields, linear_regressor=a.regressor if fields else "",
+                     notes={"branched_from": str(a.branch_from)} if a.branch_from else {})
+
+
+def attribute_reader(regressor_name: str, fields: tuple, device: torch.device) -> Callable:
+    """images [N, 3, R, R] -> the regressor's readings of ``fields`` [N, K], differentiable in the
+    images (the regressor itself frozen). ValueError for a field it does not read."""
+    from ..checkpoints import load_module
+    from ..registry import Registry
+    path = Path(regressor_name)
+    regressor = (load_module(path, "parameter-regressor") if path.suffix == ".safetensors"
+                 else Registry.from_settings().get(regressor_name))
+    regressor = regressor.to(device).eval().requires_grad_(False)
+    names = list(regressor.config.field_names)
+    missing = [f for f in fields if f not in names]
+    if missing:
+        raise ValueError(f"the regressor reads {', '.join(names)}; not {', '.join(missing)}")
+    index = torch.tensor([names.index(f) for f in fields], device=device)
+    return lambda img: regressor(img).fields.index_select(1, index)
 
 
 def favour_training_speed(device: torch.device) -> None:
@@ -347,14 +475,24 @@ def main(argv=None) -> None:
         init = load_module(a.init, "stylegan2")
     cfg = config_from_args(a, init.config if init else None)
     settings_file = a.work_dir / SETTINGS_FILE
-    if a.resume and settings_file.is_file():
-        differences = settings_differences(json.loads(settings_file.read_text()), cfg)
+    if a.branch_from:
+        if a.resume or loop.has_state(a.work_dir):
+            ap.error("--branch-from starts a new run: give it a fresh --work-dir (and --resume that later)")
+        if not loop.has_state(a.branch_from):
+            ap.error(f"{a.branch_from} has no training state to branch from")
+    elif a.resume and settings_file.is_file():
+        recorded = json.loads(settings_file.read_text())
+        differences = settings_differences(recorded, cfg)
         if differences:
             ap.error(f"{a.work_dir} was trained with other settings; resume it with the same flags "
                      f"(recorded -> given: {'; '.join(differences)})")
+        cfg = replace(cfg, notes=recorded.get("notes", {}))
     a.work_dir.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(cfg.to_dict(), indent=1))
-    trainer = GANTrainer(cfg, device)
+    reader = attribute_reader(cfg.linear_regressor, cfg.linear_fields, device) if cfg.linear_weight > 0 else None
+    trainer = GANTrainer(cfg, device, reader)
+    if a.branch_from:
+        shutil.copytree(a.branch_from / loop.STATE_DIR, a.work_dir / loop.STATE_DIR)
     if a.init:
         trainer.G.load_state_dict(init.state_dict())
         trainer.G_ema.load_state_dict(init.state_dict())
@@ -373,7 +511,7 @@ def main(argv=None) -> None:
                 shutil.copy(folder / name, a.export_dir / name)
 
     loop.run(trainer, work_dir=a.work_dir, total_steps=total, minutes=a.minutes, save_minutes=a.save_minutes,
-             log_every=a.log_every, resume=a.resume, snapshot=snapshot)
+             log_every=a.log_every, resume=a.resume or bool(a.branch_from), snapshot=snapshot)
     if a.out:
         trainer.export(a.out, note=note())
         print(f"wrote {a.out} at {trainer.step * cfg.batch / 1000:.0f} kimg")

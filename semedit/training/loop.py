@@ -147,6 +147,33 @@ def clean_gradients_(module: torch.nn.Module) -> None:
             p.grad.nan_to_num_(nan=0.0, posinf=1e5, neginf=-1e5)
 
 
+CURVE_FIRST = ["step", "kimg", "elapsed_s", "images_per_s"]
+
+
+def append_curve_row(path: Path, row: dict) -> None:
+    """Append ``row`` to the curve file at ``path`` (columns: step, kimg, elapsed_s, images_per_s,
+    then the metrics in name order). A metric the file has no column for (a lazy regulariser's,
+    first reported after the file began) adds one, "nan" in the rows before; a missing one is "nan"."""
+    rows, header = [], None
+    if path.exists():
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            new = sorted(set(row) - set(header or []))
+            if header is None or new:
+                rows = list(reader)
+    if header is None or new:
+        old = header or []
+        header = CURVE_FIRST + sorted((set(old) | set(row)) - set(CURVE_FIRST))
+        index = {k: i for i, k in enumerate(old)}
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows([r[index[k]] if k in index else "nan" for k in header] for r in rows)
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow([row.get(k, "nan") for k in header])
+
+
 def run(trainer: Trainer, *, work_dir: Path, total_steps: int, minutes: float = math.inf,
         save_minutes: float = 3.0, log_every: int = 50, resume: bool = False, shard_mb: float = 15.0,
         log: Callable[[str], None] = print, snapshot: Optional[Callable[[Path], None]] = None) -> Trainer:
@@ -165,15 +192,12 @@ def run(trainer: Trainer, *, work_dir: Path, total_steps: int, minutes: float = 
         elapsed_before = float(state.get("elapsed_s", 0.0))
         log(f"resumed at step {trainer.step} ({elapsed_before / 60:.1f} min trained before)")
     curve_path = work_dir / CURVE_FILE
-    append = resume and curve_path.exists() and trainer.step > 0
+    if not (resume and trainer.step > 0):
+        curve_path.unlink(missing_ok=True)
     t0 = last_save = time.time()
     sums: dict = {}
     counts: dict = {}
     window_start, window_step = time.time(), trainer.step
-    header = None
-    if append:
-        with open(curve_path, newline="") as f:
-            header = next(csv.reader(f), None)
 
     def save() -> None:
         save_state(work_dir, {"trainer": trainer.state_dict(), "elapsed_s": elapsed_before + time.time() - t0},
@@ -181,31 +205,25 @@ def run(trainer: Trainer, *, work_dir: Path, total_steps: int, minutes: float = 
         if snapshot is not None:
             snapshot(work_dir)
 
-    with open(curve_path, "a" if append else "w", newline="") as f:
-        writer = csv.writer(f)
-        while trainer.step < total_steps and time.time() - t0 < minutes * 60:
-            metrics = trainer.train_step()
-            for k, v in metrics.items():  # tensors stay on their device until a row is written
-                sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else float(v))
-                counts[k] = counts.get(k, 0) + 1
-            if trainer.step % log_every == 0 or trainer.step == total_steps:
-                means = {k: float(v) / counts[k] for k, v in sums.items()}
-                if header is None:
-                    header = ["step", "kimg", "elapsed_s", "images_per_s"] + sorted(means)
-                    writer.writerow(header)
-                now = time.time()
-                elapsed = elapsed_before + now - t0
-                rate = (trainer.step - window_step) * trainer.images_per_step / max(now - window_start, 1e-9)
-                writer.writerow([trainer.step, f"{trainer.step * trainer.images_per_step / 1000:.2f}",
-                                 f"{elapsed:.1f}", f"{rate:.1f}"]
-                                + [f"{means.get(k, float('nan')):.5g}" for k in header[4:]])
-                f.flush()
-                log(f"step {trainer.step}  " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(means.items()))
-                    + f"  {rate:.0f} img/s  {elapsed:.0f}s")
-                sums, counts = {}, {}
-                window_start, window_step = time.time(), trainer.step
-            if time.time() - last_save > save_minutes * 60:
-                save()
-                last_save = time.time()
+    while trainer.step < total_steps and time.time() - t0 < minutes * 60:
+        metrics = trainer.train_step()
+        for k, v in metrics.items():  # tensors stay on their device until a row is written
+            sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else float(v))
+            counts[k] = counts.get(k, 0) + 1
+        if trainer.step % log_every == 0 or trainer.step == total_steps:
+            means = {k: float(v) / counts[k] for k, v in sums.items()}
+            now = time.time()
+            elapsed = elapsed_before + now - t0
+            rate = (trainer.step - window_step) * trainer.images_per_step / max(now - window_start, 1e-9)
+            append_curve_row(curve_path, {"step": trainer.step, "kimg": f"{trainer.step * trainer.images_per_step / 1000:.2f}",
+                                          "elapsed_s": f"{elapsed:.1f}", "images_per_s": f"{rate:.1f}",
+                                          **{k: f"{v:.5g}" for k, v in means.items()}})
+            log(f"step {trainer.step}  " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(means.items()))
+                + f"  {rate:.0f} img/s  {elapsed:.0f}s")
+            sums, counts = {}, {}
+            window_start, window_step = time.time(), trainer.step
+        if time.time() - last_save > save_minutes * 60:
+            save()
+            last_save = time.time()
     save()
     return trainer
