@@ -27,8 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from semedit.evaluation.reports import publish  # noqa: E402
 from semedit.checkpoints import load_module  # noqa: E402
-from semedit.evaluation.embedded import (EDIT_ATTRIBUTES, OOD_ACCESSORIES, editability, held_out_targets,  # noqa: E402
-                                         invertibility, realism)
+from semedit.evaluation.embedded import (EDIT_ATTRIBUTES, OOD_ACCESSORIES, SEGMENT_MEASURES,  # noqa: E402
+                                         editability, held_out_targets, invertibility, reading_spread, realism,
+                                         segment_editability)
+from semedit.training.gan import LINEAR_FIELDS  # noqa: E402
 from semedit.inversion.suite import context_for  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
 from semedit.segmentation import CLASS_NAMES  # noqa: E402
@@ -84,6 +86,21 @@ def main(argv=None) -> None:
     for name, G in generators.items():
         r2 = editability(G, regressor, n=a.edit_n)
         lines.append(f"| {name} | " + " | ".join(f"{r2[k]:.3f}" for k in EDIT_ATTRIBUTES) + " |")
+    lines += ["", f"Read by the segmenter instead (a second reader, trained apart from the regressor): held-out "
+              f"R^2 from w of the share of the image each class covers and of the face offset (the skin's mean "
+              f"column minus that of skin and hair, which follows the turn), {a.edit_n} samples\n",
+              "| generator | " + " | ".join(SEGMENT_MEASURES) + " |", "|---|" + "---|" * len(SEGMENT_MEASURES)]
+    for name, G in generators.items():
+        r2 = segment_editability(G, segmenter, n=a.edit_n)
+        lines.append(f"| {name} | " + " | ".join(f"{r2[k]:.3f}" for k in SEGMENT_MEASURES) + " |")
+    lines += ["", f"How widely the regressor's readings spread over {a.edit_n} samples: their standard deviation "
+              f"over that over as many renders (1: the domain's spread; in brackets the mean's shift in the "
+              f"renders' standard deviations)\n",
+              "| generator | " + " | ".join(LINEAR_FIELDS) + " |", "|---|" + "---|" * len(LINEAR_FIELDS)]
+    for name, G in generators.items():
+        spread = reading_spread(G, regressor, LINEAR_FIELDS, n=a.edit_n)
+        lines.append(f"| {name} | " + " | ".join(f"{spread[k][0]:.2f} ({spread[k][1]:+.2f})" for k in LINEAR_FIELDS)
+                     + " |")
 
     if a.invert:
         lines += ["", f"## Invertibility: W+ optimisation, {a.steps} steps, against exact pixels and labels\n",

@@ -184,3 +184,59 @@ def test_network_transfer_with_alpha_blend_keeps_the_face_images_pixels(shipped)
     torch.testing.assert_close(r.image * outside, f * outside, atol=1e-3, rtol=0)
     assert not torch.allclose(out.plain.image * outside, f * outside, atol=1e-3)  # the network alone differs there
     assert math.isfinite(out.measures["identity distance to the face"])
+
+
+def test_segment_measures_read_areas_and_the_faces_offset():
+    from semedit.evaluation.embedded import SEGMENT_MEASURES, segment_measures
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[:, 2:6, 2:6] = L.HAIR
+    labels[0, 3:6, 2:5] = L.SKIN  # face on the left of the head
+    labels[1, 3:6, 3:6] = L.SKIN  # on the right
+    labels[0, 5, 3] = L.MOUTH
+    m = segment_measures(labels)
+    assert set(m) == set(SEGMENT_MEASURES)
+    assert m["hair area"].tolist() == [7 / 64, 7 / 64] and m["mouth area"].tolist() == [1 / 64, 0.0]
+    assert m["face offset"][0] < 0 < m["face offset"][1]
+
+
+def test_segment_editability_finds_a_measure_that_follows_w():
+    """A segmenter that labels hair wherever the image is brighter than its batch: the hair area
+    follows w (R^2 about 0.5 on a tiny random generator); one that labels at random does not."""
+    from semedit.evaluation.embedded import SEGMENT_MEASURES, segment_editability
+
+    class Bright:
+        def predict(self, img):
+            return torch.where(img.mean(1) > img.mean(), L.HAIR, L.BACKGROUND)
+
+    class Coin:
+        def predict(self, img):
+            return torch.where(torch.rand(img.shape[0], *img.shape[2:]) > 0.5, L.HAIR, L.BACKGROUND)
+
+    r2 = segment_editability(tiny_generator(), Bright(), n=400, batch=100)
+    assert set(r2) == set(SEGMENT_MEASURES) and r2["hair area"] > 0.3
+    torch.manual_seed(0)
+    assert segment_editability(tiny_generator(), Coin(), n=400, batch=100)["hair area"] < 0.1
+
+
+def test_reading_spread_is_one_for_renders_and_zero_for_one_image(shipped):
+    """A 'generator' that draws renders spreads every reading as renders do; one that draws the
+    same image every time spreads none."""
+    from semedit.evaluation.embedded import reading_spread
+    from semedit.training.data import rendered_batch
+
+    class Drawing(torch.nn.Module):
+        def __init__(self, same: bool):
+            super().__init__()
+            self.same, self.config = same, StyleGAN2Config(resolution=64, z_dim=4, w_dim=4)
+            self.register_buffer("w_avg", torch.zeros(4))
+
+        def forward(self, z, noise_mode="const"):
+            if self.same:
+                return rendered_batch(1, 64, torch.Generator().manual_seed(0)).image.expand(len(z), -1, -1, -1)
+            return rendered_batch(len(z), 64, torch.Generator().manual_seed(int(z[0, 0].abs() * 1e6))).image
+
+    regressor = shipped.get("embedded-regressor-64")
+    fields = ("yaw", "beard", "skin_tone")
+    alike = reading_spread(Drawing(False), regressor, fields, n=300, batch=100)
+    assert all(0.75 < ratio < 1.33 and abs(shift) < 0.35 for ratio, shift in alike.values())
+    assert all(ratio < 1e-3 for ratio, _ in reading_spread(Drawing(True), regressor, fields, n=300, batch=100).values())

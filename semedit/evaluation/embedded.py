@@ -3,7 +3,8 @@
 - **Realism**: Frechet distance between generator samples and renders in a frozen feature space,
   beside the floor (renders against other renders).
 - **Editability**: how linearly the attributes the regressor reads off G(w) follow from w
-  (held-out R^2 of a ridge regression).
+  (held-out R^2 of a ridge regression); the same for measures of the segmenter's label map (a
+  second reader); and how widely the regressor's readings spread on samples against renders.
 - **Invertibility**: W+ optimisation onto held-out renders, scored against their exact pixels
   and label maps (PSNR; IoU of the segmenter's map of the reconstruction per class).
 """
@@ -84,6 +85,62 @@ def editability(G: StyleGAN2Generator, regressor, n: int = 2000, seed: int = 321
             atts[k].append(a[k])
     w = torch.cat(ws)
     return {k: ridge_r2(w, torch.cat(v), train=n * 3 // 4) for k, v in atts.items()}
+
+
+#: what ``segment_editability`` measures in the segmenter's label map of a sample
+SEGMENT_MEASURES = ("hair area", "beard area", "glasses area", "mouth area", "eyes area", "face offset")
+
+
+def segment_measures(labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """labels [N, H, W] (segment ids) -> each of SEGMENT_MEASURES [N]: the share of the image each
+    class covers, and the face offset (the skin's mean column minus that of skin and hair together,
+    in pixels, which follows the head's turn)."""
+    from ..segmentation import BEARD, EYES, GLASSES, HAIR, MOUTH, SKIN
+    columns = torch.arange(labels.shape[-1], dtype=torch.float32, device=labels.device)
+    skin, head = (labels == SKIN).float(), ((labels == SKIN) | (labels == HAIR)).float()
+
+    def mean_column(mask: torch.Tensor) -> torch.Tensor:
+        return (mask * columns).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
+
+    out = {f"{name} area": (labels == cls).float().mean((1, 2))
+           for name, cls in (("hair", HAIR), ("beard", BEARD), ("glasses", GLASSES), ("mouth", MOUTH), ("eyes", EYES))}
+    out["face offset"] = mean_column(skin) - mean_column(head)
+    return out
+
+
+@torch.no_grad()
+def segment_editability(G: StyleGAN2Generator, segmenter, n: int = 2000, seed: int = 321,
+                        batch: int = 250) -> Dict[str, float]:
+    """Held-out R^2 (last quarter of n) of each of SEGMENT_MEASURES of the segmenter's map of G(w),
+    linearly predicted from w: editability read by a second model, trained apart from the
+    regressor (a generator trained to make the regressor's readings linear could fool that one)."""
+    g = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    ws, measures = [], {k: [] for k in SEGMENT_MEASURES}
+    for i in range(0, n, batch):
+        w = G.mapping(torch.randn(min(batch, n - i), G.config.z_dim, generator=g).to(dev))
+        labels = segmenter.predict(G.synthesis(G.broadcast(w), noise_mode="const").clamp(-1, 1))
+        ws.append(w.cpu())
+        for k, v in segment_measures(labels).items():
+            measures[k].append(v.cpu())
+    w = torch.cat(ws)
+    return {k: ridge_r2(w, torch.cat(v), train=n * 3 // 4) for k, v in measures.items()}
+
+
+@torch.no_grad()
+def reading_spread(G: StyleGAN2Generator, regressor, fields, n: int = 2000, seed: int = 321,
+                   batch: int = 250) -> Dict[str, tuple]:
+    """Per regressor field: (std of its readings over n samples of G / over n renders, (mean over
+    samples - mean over renders) / std over renders). 1 and 0 for a generator that draws the
+    domain's spread of the attribute; a small ratio for one that draws it rarely."""
+    names = list(regressor.config.field_names)
+    index = torch.tensor([names.index(f) for f in fields])
+    dev = G.w_avg.device
+    read = lambda batches: torch.cat([regressor(b.to(dev)).fields[:, index.to(dev)].cpu() for b in batches])  # noqa: E731
+    renders, samples = read(render_batches(n, seed, batch=batch)), read(sample_batches(G, n, seed + 1, batch))
+    ref_std = renders.std(0).clamp(min=1e-8)
+    return {f: (float(samples[:, i].std() / ref_std[i]), float((samples[:, i].mean() - renders[:, i].mean()) / ref_std[i]))
+            for i, f in enumerate(fields)}
 
 
 def held_out_targets(n: int, seed: int, size: int = 64, accessory: Optional[str] = None) -> Rendering:
