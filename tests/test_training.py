@@ -355,7 +355,9 @@ def test_carried_cpu_run_resumes_with_the_readme_command(line):
     cfg = config_from_args(a)
     carried = root / a.work_dir
     assert settings_differences(json.loads((carried / SETTINGS_FILE).read_text()), cfg) == []
-    trainer = GANTrainer(cfg)
+    from semedit.training.gan import attribute_reader
+    reader = attribute_reader(cfg.linear_regressor, cfg.linear_fields, "cpu") if cfg.linear_weight > 0 else None
+    trainer = GANTrainer(cfg, reader=reader)
     trainer.load_state_dict(loop.load_state(carried)["trainer"])
     rows = list(csv.DictReader(open(carried / loop.CURVE_FILE)))
     assert trainer.step * cfg.batch > 100_000 and 0 < int(rows[-1]["step"]) <= trainer.step
