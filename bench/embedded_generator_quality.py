@@ -81,26 +81,23 @@ def main(argv=None) -> None:
              "| images | FD | FD above the floor |", "|---|---|---|"]
     lines += [f"| {k} | {v:.4f} | {v - floor:.4f} |" for k, v in fd.items()]
 
-    lines += ["", f"## Editability: held-out R^2 of attributes (read by the regressor) from w, {a.edit_n} samples\n",
-              "| generator | " + " | ".join(EDIT_ATTRIBUTES) + " |", "|---|" + "---|" * len(EDIT_ATTRIBUTES)]
-    for name, G in generators.items():
-        r2 = editability(G, regressor, n=a.edit_n)
-        lines.append(f"| {name} | " + " | ".join(f"{r2[k]:.3f}" for k in EDIT_ATTRIBUTES) + " |")
-    lines += ["", f"Read by the segmenter instead (a second reader, trained apart from the regressor): held-out "
-              f"R^2 from w of the share of the image each class covers and of the face offset (the skin's mean "
-              f"column minus that of skin and hair, which follows the turn), {a.edit_n} samples\n",
-              "| generator | " + " | ".join(SEGMENT_MEASURES) + " |", "|---|" + "---|" * len(SEGMENT_MEASURES)]
-    for name, G in generators.items():
-        r2 = segment_editability(G, segmenter, n=a.edit_n)
-        lines.append(f"| {name} | " + " | ".join(f"{r2[k]:.3f}" for k in SEGMENT_MEASURES) + " |")
-    lines += ["", f"How widely the regressor's readings spread over {a.edit_n} samples: their standard deviation "
-              f"over that over as many renders (1: the domain's spread; in brackets the mean's shift in the "
-              f"renders' standard deviations)\n",
-              "| generator | " + " | ".join(LINEAR_FIELDS) + " |", "|---|" + "---|" * len(LINEAR_FIELDS)]
-    for name, G in generators.items():
-        spread = reading_spread(G, regressor, LINEAR_FIELDS, n=a.edit_n)
-        lines.append(f"| {name} | " + " | ".join(f"{spread[k][0]:.2f} ({spread[k][1]:+.2f})" for k in LINEAR_FIELDS)
-                     + " |")
+    def per_generator(intro: str, columns, cells) -> list:
+        """A table after ``intro``: a row per generator, ``cells(G)`` its entries."""
+        return (["", intro, "| generator | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+                + [f"| {name} | " + " | ".join(cells(G)) + " |" for name, G in generators.items()])
+
+    lines += per_generator(f"## Editability: held-out R^2 of attributes (read by the regressor) from w, {a.edit_n} samples\n",
+                           EDIT_ATTRIBUTES, lambda G: [f"{v:.3f}" for v in editability(G, regressor, n=a.edit_n).values()])
+    lines += per_generator(f"Read by the segmenter instead (a second reader, trained apart from the regressor): held-out "
+                           f"R^2 from w of the share of the image each class covers and of the face offset (the skin's "
+                           f"mean column minus that of skin and hair, which follows the turn), {a.edit_n} samples\n",
+                           SEGMENT_MEASURES,
+                           lambda G: [f"{v:.3f}" for v in segment_editability(G, segmenter, n=a.edit_n).values()])
+    lines += per_generator(f"How widely the regressor's readings spread over {a.edit_n} samples: their standard "
+                           f"deviation over that over as many renders (1: the domain's spread; in brackets the mean's "
+                           f"shift in the renders' standard deviations)\n", LINEAR_FIELDS,
+                           lambda G: [f"{ratio:.2f} ({shift:+.2f})"
+                                      for ratio, shift in reading_spread(G, regressor, LINEAR_FIELDS, n=a.edit_n).values()])
 
     if a.invert:
         lines += ["", f"## Invertibility: W+ optimisation, {a.steps} steps, against exact pixels and labels\n",

@@ -240,3 +240,24 @@ def test_reading_spread_is_one_for_renders_and_zero_for_one_image(shipped):
     alike = reading_spread(Drawing(False), regressor, fields, n=300, batch=100)
     assert all(0.75 < ratio < 1.33 and abs(shift) < 0.35 for ratio, shift in alike.values())
     assert all(ratio < 1e-3 for ratio, _ in reading_spread(Drawing(True), regressor, fields, n=300, batch=100).values())
+
+
+@pytest.mark.slow
+def test_generator_quality_bench_writes_every_table(tmp_path, monkeypatch):
+    """bench/embedded_generator_quality.py at a tiny size: realism, both readers' editability and
+    the readings' spread, one row per generator (a catalogue name and a candidate file)."""
+    import importlib.util
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = importlib.util.spec_from_file_location("quality", PROJECT_ROOT / "bench" / "embedded_generator_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "quality.md"
+    candidate = str(WEIGHTS_DIR / "embedded-portraits-64-gan-linear.safetensors")
+    bench.main(["--generators", "embedded-portraits-64-gan-map8", candidate, "--n", "40", "--edit-n", "80",
+                "--invert", "0", "--out", str(out)])
+    text = out.read_text()
+    for heading in ("## Realism", "## Editability", "Read by the segmenter", "How widely the regressor's readings"):
+        assert heading in text
+    rows = [line for line in text.splitlines() if line.startswith(("| embedded-portraits-64-gan-map8 |", f"| {candidate} |"))]
+    assert len(rows) == 2 * 4  # realism, two editability tables, spread
+    assert all("nan" not in row for row in rows)
