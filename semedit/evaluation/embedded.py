@@ -133,10 +133,9 @@ def reading_spread(G: StyleGAN2Generator, regressor, fields, n: int = 2000, seed
     """Per regressor field: (std of its readings over n samples of G / over n renders, (mean over
     samples - mean over renders) / std over renders). 1 and 0 for a generator that draws the
     domain's spread of the attribute; a small ratio for one that draws it rarely."""
-    names = list(regressor.config.field_names)
-    index = torch.tensor([names.index(f) for f in fields])
-    dev = G.w_avg.device
-    read = lambda batches: torch.cat([regressor(b.to(dev)).fields[:, index.to(dev)].cpu() for b in batches])  # noqa: E731
+    from ..networks.regressor import field_reader
+    dev, reader = G.w_avg.device, field_reader(regressor, fields)
+    read = lambda batches: torch.cat([reader(b.to(dev)).cpu() for b in batches])  # noqa: E731
     renders, samples = read(render_batches(n, seed, batch=batch)), read(sample_batches(G, n, seed + 1, batch))
     ref_std = renders.std(0).clamp(min=1e-8)
     return {f: (float(samples[:, i].std() / ref_std[i]), float((samples[:, i].mean() - renders[:, i].mean()) / ref_std[i]))

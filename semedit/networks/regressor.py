@@ -152,14 +152,23 @@ class ParameterRegressor(nn.Module):
         return fields * fields.new_tensor(self.config.identity_weights)
 
 
+def field_reader(regressor: ParameterRegressor, fields) -> Callable[[torch.Tensor], torch.Tensor]:
+    """images [N, 3, H, W] -> the regressor's predictions of ``fields`` [N, K], in that order
+    (differentiable in the images). Raises ValueError for a field it does not predict."""
+    names = list(regressor.config.field_names)
+    missing = [f for f in fields if f not in names]
+    if missing:
+        raise ValueError(f"the regressor reads {', '.join(names)}; not {', '.join(missing)}")
+    index = torch.tensor([names.index(f) for f in fields])
+    return lambda img: regressor(img).fields.index_select(1, index.to(img.device))
+
+
 def field_readings(regressor: ParameterRegressor, name: str) -> Tuple[Callable, Callable]:
     """(images [N, 3, H, W] -> the field ``name`` [N], images -> every other field [N, K]): the
     regressor's predictions split as a guided edit needs them (one moved, the rest held). Raises
     ValueError for a field it does not predict."""
-    names = list(regressor.config.field_names)
-    index = names.index(name)
-    rest = [i for i in range(len(names)) if i != index]
-    return (lambda img: regressor(img).fields[:, index]), (lambda img: regressor(img).fields[:, rest])
+    read = field_reader(regressor, [name])
+    return (lambda img: read(img)[:, 0]), field_reader(regressor, [f for f in regressor.config.field_names if f != name])
 
 
 class RegressorIdentity(nn.Module):

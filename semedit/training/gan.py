@@ -443,17 +443,12 @@ def attribute_reader(regressor_name: str, fields: tuple, device: torch.device) -
     """images [N, 3, R, R] -> the regressor's readings of ``fields`` [N, K], differentiable in the
     images (the regressor itself frozen). ValueError for a field it does not read."""
     from ..checkpoints import load_module
+    from ..networks.regressor import field_reader
     from ..registry import Registry
     path = Path(regressor_name)
     regressor = (load_module(path, "parameter-regressor") if path.suffix == ".safetensors"
                  else Registry.from_settings().get(regressor_name))
-    regressor = regressor.to(device).eval().requires_grad_(False)
-    names = list(regressor.config.field_names)
-    missing = [f for f in fields if f not in names]
-    if missing:
-        raise ValueError(f"the regressor reads {', '.join(names)}; not {', '.join(missing)}")
-    index = torch.tensor([names.index(f) for f in fields], device=device)
-    return lambda img: regressor(img).fields.index_select(1, index)
+    return field_reader(regressor.to(device).eval().requires_grad_(False), fields)
 
 
 def favour_training_speed(device: torch.device) -> None:
