@@ -259,11 +259,39 @@ def test_editability_term_trains_g_and_resumes_exactly(tmp_path):
     assert torch.equal(straight.linear_stats["xty"], resumed.linear_stats["xty"])
 
 
+def test_editability_emphasis_weighs_fields_and_is_checked(tmp_path):
+    """--linear-emphasis becomes one weight per field (the rest 1), changes what G learns, and a
+    field outside the term or a weight that is not positive is refused."""
+    from semedit.training.gan import command_line, config_from_args, field_emphasis
+    fields = ("smile", "hair_length", "yaw")
+    assert field_emphasis("hair_length=3", fields) == {"hair_length": 3.0}
+    assert field_emphasis("", fields) == {}
+    for bad in ("beard=2", "hair_length=0", "hair_length=x", "hair_length"):
+        with pytest.raises(ValueError, match="linear-emphasis"):
+            field_emphasis(bad, fields)
+    args = ["--work-dir", "run", "--linear-weight", "1", "--linear-fields", ",".join(fields)]
+    cfg = config_from_args(command_line().parse_args(args + ["--linear-emphasis", "hair_length=3"]))
+    assert cfg.linear_field_weights == (1.0, 3.0, 1.0)
+    assert config_from_args(command_line().parse_args(args)).linear_field_weights == ()
+    reader = lambda img: torch.stack([img.mean((1, 2, 3)), (img[:, 0] - img[:, 2]).mean((1, 2))], 1)  # noqa: E731
+    cfg = replace(TINY_GAN, linear_weight=1.0, linear_fields=("brightness", "redness"), linear_interval=2)
+    with pytest.raises(ValueError, match="one weight per field"):
+        GANTrainer(replace(cfg, linear_field_weights=(1.0,)), reader=reader)
+    runs = {}
+    for weights in ((), (1.0, 1.0), (1.0, 20.0)):
+        runs[weights] = GANTrainer(replace(cfg, linear_field_weights=weights), reader=reader)
+        loop.run(runs[weights], work_dir=tmp_path / str(len(runs)), total_steps=3, log_every=1, log=lambda s: None)
+    same, other = ((runs[()].G.parameters(), runs[w].G.parameters()) for w in ((1.0, 1.0), (1.0, 20.0)))
+    assert all(torch.equal(a, b) for a, b in zip(*same))
+    assert any(not torch.equal(a, b) for a, b in zip(*other))
+
+
 def test_gan_settings_added_later_resume_runs_recorded_without_them():
     import json
     from semedit.training.gan import settings_differences
     recorded = json.loads(json.dumps(TINY_GAN.to_dict()))
-    for key in ("linear_weight", "linear_fields", "linear_regressor", "linear_interval", "linear_half_life"):
+    for key in ("linear_weight", "linear_fields", "linear_regressor", "linear_interval", "linear_half_life",
+                "linear_field_weights"):
         del recorded[key]
     assert settings_differences(recorded, TINY_GAN) == []
     assert settings_differences(recorded, replace(TINY_GAN, linear_weight=1.0)) == ["linear_weight: 0.0 -> 1.0"]

@@ -94,6 +94,7 @@ class GANConfig:
     linear_weight: float = 0.0
     linear_fields: tuple = ()
     linear_regressor: str = ""  # the reader of linear_fields: a catalogue name or a safetensors file
+    linear_field_weights: tuple = ()  # one per linear_fields (empty: all 1): how hard each is pulled
     linear_interval: int = 4
     linear_half_life: float = 4096.0  # samples: the running fit's memory
     seed: int = 0
@@ -227,6 +228,8 @@ class GANTrainer:
                  reader: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         if cfg.linear_weight > 0 and reader is None:
             raise ValueError("the editability term needs a reader of the attributes")
+        if cfg.linear_field_weights and len(cfg.linear_field_weights) != len(cfg.linear_fields):
+            raise ValueError("linear_field_weights needs one weight per field of linear_fields")
         self.cfg, self.device, self.reader = cfg, torch.device(device), reader
         self.linear_stats: Optional[dict] = None
         torch.manual_seed(cfg.seed)
@@ -305,7 +308,8 @@ class GANTrainer:
             stats = self.linear_stats
             residual = linear_fit_residual(stats, w, readings)
             mismatch = spread_mismatch(readings, stats["render_mean"].to(readings), stats["render_std"].to(readings))
-            loss = (residual.mean() + mismatch.mean()) * cfg.linear_weight * cfg.linear_interval
+            weights = torch.tensor(cfg.linear_field_weights or [1.0] * len(cfg.linear_fields)).to(residual)
+            loss = ((residual + mismatch) * weights).mean() * cfg.linear_weight * cfg.linear_interval
             self._descend(self.opt_G, G, loss)
             self.linear_stats = {**stats, **linear_fit_update(stats, w, readings, 0.5 ** (n / cfg.linear_half_life))}
             metrics.update(linear_residual=residual.mean().detach(), spread_mismatch=mismatch.mean().detach())
@@ -414,6 +418,9 @@ def command_line() -> argparse.ArgumentParser:
                          "to the attribute regressor's readings of G(w) (0: off)")
     ap.add_argument("--linear-fields", default=",".join(LINEAR_FIELDS),
                     help="the regressor's fields the editability term asks to be linear in w (comma-separated)")
+    ap.add_argument("--linear-emphasis", default="",
+                    help="weights of single fields in the editability term, e.g. 'hair_length=3' "
+                         "(comma-separated; the other fields weigh 1)")
     ap.add_argument("--regressor", default="embedded-regressor-64",
                     help="the attribute regressor of the editability term (catalogue name or safetensors file)")
     ap.add_argument("--branch-from", type=Path,
@@ -432,11 +439,32 @@ def config_from_args(a: argparse.Namespace, init_generator: Optional[StyleGAN2Co
     generator, discriminator = SIZES[a.size]
     generator = replace(generator, mapping_layers=a.mapping_layers)
     fields = tuple(f for f in a.linear_fields.split(",") if f) if a.linear_weight > 0 else ()
+    emphasis = field_emphasis(a.linear_emphasis, fields)
     return GANConfig(generator=init_generator or generator, discriminator=discriminator, batch=a.batch,
                      r1_gamma=auto["r1_gamma"] if a.gamma is None else a.gamma, ema_kimg=auto["ema_kimg"],
                      pl_weight=a.pl_weight, lr_g=a.lr, lr_d=a.lr, seed=a.seed, linear_weight=a.linear_weight,
                      linear_fields=fields, linear_regressor=a.regressor if fields else "",
+                     linear_field_weights=tuple(emphasis.get(f, 1.0) for f in fields) if emphasis else (),
                      notes={"branched_from": str(a.branch_from)} if a.branch_from else {})
+
+
+def field_emphasis(text: str, fields: tuple) -> dict:
+    """'hair_length=3,smile=2' -> {field: weight}; ValueError for a field not in ``fields`` or a
+    weight that is not a positive number."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in fields:
+            raise ValueError(f"--linear-emphasis names {name!r}, not one of the editability term's fields "
+                             f"({', '.join(fields) or 'none: the term is off'})")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not weight > 0:
+            raise ValueError(f"--linear-emphasis wants name=positive number, not {item!r}")
+        out[name] = weight
+    return out
 
 
 def attribute_reader(regressor_name: str, fields: tuple, device: torch.device) -> Callable:
@@ -468,7 +496,10 @@ def main(argv=None) -> None:
     if a.init:
         from ..checkpoints import load_module
         init = load_module(a.init, "stylegan2")
-    cfg = config_from_args(a, init.config if init else None)
+    try:
+        cfg = config_from_args(a, init.config if init else None)
+    except ValueError as e:
+        ap.error(str(e))
     settings_file = a.work_dir / SETTINGS_FILE
     if a.branch_from:
         if a.resume or loop.has_state(a.work_dir):
