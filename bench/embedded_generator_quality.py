@@ -89,8 +89,9 @@ def main(argv=None) -> None:
     lines += per_generator(f"## Editability: held-out R^2 of attributes (read by the regressor) from w, {a.edit_n} samples\n",
                            EDIT_ATTRIBUTES, lambda G: [f"{v:.3f}" for v in editability(G, regressor, n=a.edit_n).values()])
     lines += per_generator(f"Read by the segmenter instead (a second reader, trained apart from the regressor): held-out "
-                           f"R^2 from w of the share of the image each class covers and of the face offset (the skin's "
-                           f"mean column minus that of skin and hair, which follows the turn), {a.edit_n} samples\n",
+                           f"R^2 from w of the share of the image each class covers, of the hair in the image's lowest "
+                           f"3/8 (long hair) and of the face offset (the skin's mean column minus that of skin and "
+                           f"hair, which follows the turn), {a.edit_n} samples\n",
                            SEGMENT_MEASURES,
                            lambda G: [f"{v:.3f}" for v in segment_editability(G, segmenter, n=a.edit_n).values()])
     lines += per_generator(f"How widely the regressor's readings spread over {a.edit_n} samples: their standard "

@@ -193,9 +193,11 @@ def test_segment_measures_read_areas_and_the_faces_offset():
     labels[0, 3:6, 2:5] = L.SKIN  # face on the left of the head
     labels[1, 3:6, 3:6] = L.SKIN  # on the right
     labels[0, 5, 3] = L.MOUTH
+    labels[0, 7, 2:6] = L.HAIR  # image 0's hair reaches the bottom row
     m = segment_measures(labels)
     assert set(m) == set(SEGMENT_MEASURES)
-    assert m["hair area"].tolist() == [7 / 64, 7 / 64] and m["mouth area"].tolist() == [1 / 64, 0.0]
+    assert m["hair area"].tolist() == [11 / 64, 7 / 64] and m["mouth area"].tolist() == [1 / 64, 0.0]
+    assert m["long hair area"].tolist() == [5 / 64, 1 / 64]  # rows 5-7: one pixel of each head, image 0's long hair
     assert m["face offset"][0] < 0 < m["face offset"][1]
 
 

@@ -88,13 +88,15 @@ def editability(G: StyleGAN2Generator, regressor, n: int = 2000, seed: int = 321
 
 
 #: what ``segment_editability`` measures in the segmenter's label map of a sample
-SEGMENT_MEASURES = ("hair area", "beard area", "glasses area", "mouth area", "eyes area", "face offset")
+SEGMENT_MEASURES = ("hair area", "long hair area", "beard area", "glasses area", "mouth area", "eyes area",
+                    "face offset")
 
 
 def segment_measures(labels: torch.Tensor) -> Dict[str, torch.Tensor]:
     """labels [N, H, W] (segment ids) -> each of SEGMENT_MEASURES [N]: the share of the image each
-    class covers, and the face offset (the skin's mean column minus that of skin and hair together,
-    in pixels, which follows the head's turn)."""
+    class covers, the long hair area (the share of the image that is hair in its lowest 3/8, below
+    the chin of a frontal face: how far hair reaches down), and the face offset (the skin's mean
+    column minus that of skin and hair together, in pixels, which follows the head's turn)."""
     from ..segmentation import BEARD, EYES, GLASSES, HAIR, MOUTH, SKIN
     columns = torch.arange(labels.shape[-1], dtype=torch.float32, device=labels.device)
     skin, head = (labels == SKIN).float(), ((labels == SKIN) | (labels == HAIR)).float()
@@ -104,6 +106,8 @@ def segment_measures(labels: torch.Tensor) -> Dict[str, torch.Tensor]:
 
     out = {f"{name} area": (labels == cls).float().mean((1, 2))
            for name, cls in (("hair", HAIR), ("beard", BEARD), ("glasses", GLASSES), ("mouth", MOUTH), ("eyes", EYES))}
+    low = labels[:, labels.shape[1] * 5 // 8:]
+    out["long hair area"] = (low == HAIR).float().sum((1, 2)) / labels[0].numel()
     out["face offset"] = mean_column(skin) - mean_column(head)
     return out
 
