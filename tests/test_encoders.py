@@ -409,7 +409,8 @@ def test_hyperstyle_training_learns_offsets_and_its_file_loads_as_an_encoder(tmp
     assert len(images) == 4 and image.shape == (1, 3, 16, 16) and deltas[0].shape == (1, 32, 32, 3, 3)
 
 
-@pytest.mark.parametrize("name", ["embedded-e4e-64", "embedded-portraits-64-gan-map8-e4e"])
+@pytest.mark.parametrize("name", ["embedded-e4e-64", "embedded-portraits-64-gan-map8-e4e",
+                                  "embedded-portraits-64-gan-linear-e4e"])
 def test_shipped_e4e_encoders_reconstruct_their_generators_samples(name, tmp_path):
     """A regression guard on the shipped e4e encoders: on held-out samples of the generator each
     was trained for, the reconstruction is far closer than the generator's average image."""
