@@ -578,21 +578,21 @@ def test_region_pairs_train_a_transfer_as_optimisation_scores_one():
     assert b["region_face"] > a["region_face"] > 0  # the same pairs, the perceptual distance added
 
 
-def test_the_shipped_mixer_of_the_8_layer_gan_moves_the_hair_and_keeps_the_person():
-    """The catalogue's hair model for embedded-portraits-64-gan-map8 (a mixer trained on region
-    pairs) is what the tab picks; on 16 pairs of its samples the result's hair is nearer the donor's
-    (turned to the face's yaw) than the face's own code's is, and the result stays far nearer the
-    face's person than the donor is (the regressor's identity distance)."""
+@pytest.mark.parametrize("model", ["embedded-portraits-64-gan-map8", "embedded-portraits-64-gan-linear"])
+def test_the_shipped_mixers_of_the_8_layer_gans_move_the_hair_and_keep_the_person(model):
+    """The catalogue's hair model for each 8-layer GAN (a mixer trained on region pairs) is what the
+    tab picks; on 16 pairs of its samples the result's hair is nearer the donor's (turned to the
+    face's yaw) than the face's own code's is, and the result stays far nearer the face's person
+    than the donor is (the regressor's identity distance)."""
     from semedit import pipeline
     from semedit.evaluation.hair import hair_iou
     from semedit.inversion.suite import identity_for
     from semedit.registry import Registry
     from semedit.training.hair import turned_to, yaw_direction
     from semedit.editing.library import directions_for
-    model = "embedded-portraits-64-gan-map8"
     reg = Registry.from_settings()
     name = pipeline.hair_model_for(reg, model)
-    assert name == "embedded-portraits-64-gan-map8-hair-mixer"
+    assert name == f"{model}-hair-mixer"
     net, G = pipeline.load_hair_network(reg, name, "cpu"), reg.get(model, "cpu")
     segment = reg.get(reg.catalogue.get(model).config["segmenter"], "cpu").predict
     identity = identity_for(reg, model)
