@@ -1,11 +1,13 @@
 """Benchmark: seconds per optimisation step of every inversion method, and ChunkyGAN's cost
 for n = 2, 4, 8 chunks relative to a single-code W+ step.
 
-    python bench/bench_inversion.py [--steps 30] [--steps-256 4] [--skip-256]
+    python bench/bench_inversion.py [--models NAME ...] [--steps 30] [--steps-256 4] [--skip-256]
 
-Models: the embedded generator (64 px) and the 256 px config-f architecture with random
-weights. Per-step time is measured between the first and the last step (set-up excluded).
-Writes bench/results/inversion_speed.md.
+Models: the catalogue's embedded generators (default: the app's default generator; name several
+to compare them in one run) and the 256 px config-f architecture with random weights. Per-step
+time is measured between the first and the last step (set-up excluded); each model also gets a
+row for one generator forward pass at batch 1 (median of 20, no gradient), in the column of
+seconds, its ratio against the same model's W+ step. Writes bench/results/inversion_speed.md.
 """
 from __future__ import annotations
 
@@ -38,11 +40,24 @@ def per_step(run, steps: int) -> float:
     return (stamps[last] - stamps[1]) / (last - 1)
 
 
+@torch.no_grad()
+def forward_seconds(G, repeats: int = 20) -> float:
+    """Median seconds of one synthesis pass from a mapped code at batch 1."""
+    ws = G.broadcast(G.mapping(torch.randn(1, G.config.z_dim)))
+    G.synthesis(ws, noise_mode="const")  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        G.synthesis(ws, noise_mode="const")
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
 def bench_model(name: str, G, perceptual, steps: int, chunk_counts) -> list:
     device = torch.device("cpu")
     target = torch.rand(1, 3, G.config.resolution, G.config.resolution) * 2 - 1
     common = dict(perceptual=perceptual, device=device)
-    rows = {}
+    rows = {"generator forward, batch 1": forward_seconds(G)}
     for space in ("w", "w+", "s"):
         cfg = OptimizationConfig(space=space, steps=steps)
         rows[f"{space.upper()} optimisation"] = per_step(
@@ -61,6 +76,7 @@ def bench_model(name: str, G, perceptual, steps: int, chunk_counts) -> list:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=None, help="catalogue generators (default: the app's default)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--steps-256", type=int, default=4)
     ap.add_argument("--skip-256", action="store_true")
@@ -68,19 +84,19 @@ def main() -> None:
     a = ap.parse_args()
     registry = Registry.from_settings()
     perceptual = registry.get(registry.catalogue.default_perceptual, "cpu")
-    rows = bench_model("embedded 64 px", registry.get(registry.catalogue.default_generator, "cpu"), perceptual,
-                       a.steps, (2, 4, 8))
+    models = a.models or [registry.catalogue.default_generator]
+    rows = [row for name in models for row in bench_model(name, registry.get(name, "cpu"), perceptual, a.steps, (2, 4, 8))]
     if not a.skip_256:
         torch.manual_seed(0)
         G256 = StyleGAN2Generator(StyleGAN2Config(resolution=256)).eval().requires_grad_(False)
         rows += bench_model("config-f 256 px (random)", G256, perceptual, a.steps_256, (2, 4))
-    w_plus = next(r[2] for r in rows if r[0].startswith("embedded") and r[1] == "W+ optimisation")
+    w_plus = {r[0]: r[2] for r in rows if r[1] == "W+ optimisation"}
     lines = ["| model | method | s / step | x W+ step |", "|---|---|---|---|"]
     lines += [f"| {m} | {meth} | {sec:.3f} | {ratio:.2f} |" for m, meth, sec, ratio in rows]
     text = (f"# Inversion speed on CPU ({torch.get_num_threads()} threads, torch {torch.__version__})\n\n"
             f"`python bench/bench_inversion.py {' '.join(sys.argv[1:])}`, perceptual model "
             f"{perceptual.name}.\n\n" + "\n".join(lines) +
-            f"\n\n300 W+ steps on the embedded model: {300 * w_plus:.1f} s.\n")
+            "\n\n" + "".join(f"300 W+ steps on {name}: {300 * w_plus[name]:.1f} s.\n" for name in models))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text)
     print(text)
