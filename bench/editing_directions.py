@@ -169,8 +169,8 @@ def main(argv=None) -> None:
              "standard deviations of each attribute over the samples (beard and glasses: units of 0.5), mean ± "
              "standard error over the samples.\n",
              "Read with care: the regressor's readings follow the truth only as far as it reads this generator's "
-             "images; its held-out R^2 on renders and on the paired default generator's images is in "
-             "`bench/results/embedded_regressor.md` (the blurry default draws little of smile, age, yaw and "
+             "images; its held-out R^2 on renders and on the paired (distilled) generator's images is in "
+             "`bench/results/embedded_regressor.md` (the blurry distilled generator draws little of smile, age, yaw and "
              "hair length, so on it the table measures the regressor's reading of images that do not show them).\n",
              "| direction | kind | own attribute change (std) | largest other change (std) | per sample: largest "
              "other mean abs. change | identity distance | aim met: mean / per sample |",

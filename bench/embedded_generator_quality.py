@@ -36,18 +36,19 @@ from semedit.registry import Registry  # noqa: E402
 from semedit.segmentation import CLASS_NAMES  # noqa: E402
 from semedit.synth.render import Rendering  # noqa: E402
 
-DEFAULT = "embedded-portraits-64"
+# the former default, issue 10's baseline; its segmenter and regressor serve every embedded generator
+DISTILLED = "embedded-portraits-64"
 IOU_CLASSES = ("background", "skin", "hair", "eyes", "mouth")
 
 
 def with_candidates(registry: Registry, names) -> Registry:
     """The registry, with every generator given as a safetensors file added to its catalogue
-    (under the file's name, as an embedded-domain generator sharing the default's models)."""
+    (under the file's name, as an embedded-domain generator sharing the distilled generator's models)."""
     extra = []
     for name in names:
         if name.endswith(".safetensors"):
             load_module(Path(name), "stylegan2")  # refuse a file that is not a generator before starting
-            base = registry.catalogue.get(DEFAULT)
+            base = registry.catalogue.get(DISTILLED)
             extra.append(replace(base, name=name, file=Path(name).resolve(), description="candidate",
                                  config={**base.config, "paired_with_renderer": False}))
     return registry.with_models(extra) if extra else registry
@@ -55,7 +56,7 @@ def with_candidates(registry: Registry, names) -> Registry:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--generators", nargs="+", default=[DEFAULT])
+    ap.add_argument("--generators", nargs="+", default=[DISTILLED])
     ap.add_argument("--n", type=int, default=5000, help="samples and renders for the Frechet distance")
     ap.add_argument("--edit-n", type=int, default=2000, help="samples for the editability fit")
     ap.add_argument("--invert", type=int, default=64, help="held-out renders to invert (0: skip)")
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     registry = with_candidates(Registry.from_settings(), a.generators)
     device = registry.settings.torch_device
-    spec = registry.catalogue.get(DEFAULT)
+    spec = registry.catalogue.get(DISTILLED)
     regressor = registry.get(spec.config["regressor"], device)
     segmenter = registry.get(spec.config["segmenter"], device)
     perceptual = registry.get("stlpips-alex", device)
@@ -107,7 +108,7 @@ def main(argv=None) -> None:
         in_domain = held_out_targets(a.invert, seed=555)
         ood_sets = [held_out_targets(2, seed=556 + i, accessory=acc) for i, acc in enumerate(OOD_ACCESSORIES)]
         ood = Rendering(torch.cat([r.image for r in ood_sets]), torch.cat([r.labels for r in ood_sets]))
-        ctx = context_for(registry, DEFAULT)  # perceptual model, segmenter and device of the app's default
+        ctx = context_for(registry, DISTILLED)  # perceptual model, segmenter and device of the domain
         for name in generators:
             for label, targets in (("held-out renders", in_domain), ("out-of-domain accessories", ood)):
                 s = invertibility(registry, name, targets, ctx, segmenter, steps=a.steps, log=print)

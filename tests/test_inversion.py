@@ -211,7 +211,9 @@ def test_command_line_inverts_a_folder(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "portrait_02_chunky.png").exists()
     saved = torch.load(tmp_path / "out" / "portrait_02_chunky.pt", weights_only=True)
     assert saved["chunky"]["latent"].shape[0] == 2 and saved["chunky"]["masks"].shape[0] == 2
-    assert saved["chunky"]["generator"] == "embedded-portraits-64"
+    from semedit.registry import load_catalogue
+    from semedit.settings import WEIGHTS_DIR
+    assert saved["chunky"]["generator"] == load_catalogue(WEIGHTS_DIR / "catalogue.json").default_generator
 
 
 def test_identity_model_loads_from_its_key_layout_and_measures(tmp_path, make_registry, perceptual):

@@ -339,3 +339,16 @@ def test_with_models_adds_candidates_to_a_new_registry_only(make_registry, tiny_
     assert more.catalogue.names("generator") == ("g", "candidate") and reg.catalogue.names("generator") == ("g",)
     assert more.settings is reg.settings and more.catalogue.default_generator == reg.catalogue.default_generator
     assert more.get("candidate").config == reg.get("g").config
+
+
+def test_the_generator_menu_lists_the_default_first(make_registry, tmp_path):
+    """The catalogue's default (or SEMEDIT_DEFAULT_GENERATOR) leads the menu; the rest keep
+    catalogue order."""
+    from semedit.ui.model_picker import generator_choices
+    models = {n: {"kind": "generator", "format": "safetensors", "file": f"{n}.safetensors"} for n in "abc"}
+    for name in "abc":
+        (tmp_path / "weights").mkdir(exist_ok=True)
+        (tmp_path / "weights" / f"{name}.safetensors").write_bytes(b"x")
+    assert [n for _, n in generator_choices(make_registry(models, "c", hub_offline=True))] == ["c", "a", "b"]
+    assert [n for _, n in generator_choices(make_registry(models, "c", hub_offline=True, default_generator="b"))] \
+        == ["b", "a", "c"]

@@ -348,7 +348,8 @@ def generator_encoder(registry, model: str, name: Optional[str] = None) -> Encod
 
 def default_out(model: str, kind: str) -> Path:
     """Where a run writes without ``--out``: over the shipped network only when it trains that
-    network (the default generator's), so training for another generator keeps the shipped file."""
+    network (the distilled generator's, embedded-portraits-64), so training for another generator
+    keeps the shipped file."""
     if model == "embedded-portraits-64" and kind == "network":
         return Path("weights/embedded-hair-64.safetensors")
     return Path(f"weights/{model}-hair-{kind}.safetensors")
@@ -390,7 +391,7 @@ def main(argv=None) -> None:
                                               "with a fresh optimiser, e.g. after its encoder was retrained")
     loop.add_run_arguments(ap)
     ap.add_argument("--out", type=Path, help="default: the shipped weights/embedded-hair-64.safetensors for the "
-                                              "default generator's network, else weights/<model>-hair-<kind>.safetensors")
+                                              "distilled generator's network, else weights/<model>-hair-<kind>.safetensors")
     a = ap.parse_args(argv)
     out = a.out or default_out(a.model, a.kind)
     device = resolve_device(a.device)

@@ -10,10 +10,12 @@ from ..registry import Registry, hub_reachable
 
 def generator_choices(registry: Registry) -> List[Tuple[str, str]]:
     """(label, name) pairs; the label says whether the weights are on this machine, and if not
-    whether they can be downloaded now (the Hub is probed once)."""
+    whether they can be downloaded now (the Hub is probed once). The default generator comes
+    first, the others in catalogue order."""
     out = []
     reachable = None
-    for name in registry.catalogue.names("generator"):
+    first = default_generator(registry)
+    for name in sorted(registry.catalogue.names("generator"), key=lambda n: n != first):
         if registry.is_local(name):
             where = "local"
         elif registry.settings.hub_offline:
