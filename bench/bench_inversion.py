@@ -85,7 +85,8 @@ def main() -> None:
     registry = Registry.from_settings()
     perceptual = registry.get(registry.catalogue.default_perceptual, "cpu")
     models = a.models or [registry.catalogue.default_generator]
-    rows = [row for name in models for row in bench_model(name, registry.get(name, "cpu"), perceptual, a.steps, (2, 4, 8))]
+    rows = [row for name in models
+            for row in bench_model(name, registry.get(name, "cpu"), perceptual, a.steps, (2, 4, 8))]
     if not a.skip_256:
         torch.manual_seed(0)
         G256 = StyleGAN2Generator(StyleGAN2Config(resolution=256)).eval().requires_grad_(False)

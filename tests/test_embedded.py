@@ -58,10 +58,10 @@ def shipped():
 
 
 def test_the_default_generator_is_the_adversarial_one_with_a_model_for_every_tab(shipped):
-    """The app starts on the GAN that meets issue 10's measures (bench/results/gan_linear/), not on
-    the distilled generator; it is not paired with the renderer, so its samples' labels are
-    predicted, and it has its own encoder, hair model and directions, so no tab falls back to
-    a slow path or an empty choice."""
+    """The app starts on the GAN that beats the distilled generator on issue 10's measures
+    (bench/results/embedded_generator_quality.md); it is not paired with the renderer, so its
+    samples' labels are predicted, and it has its own encoder, hair model and directions, so no
+    tab falls back to a slow path or an empty choice."""
     cat = shipped.catalogue
     default = cat.get(cat.default_generator)
     assert default.kind == "generator" and not default.paired_with_renderer
