@@ -103,9 +103,9 @@ def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
                                 ["encoder:embedded-portraits-64-gan-map8-e4e"], 10, 1.0, 2, "w+", "stlpips-alex",
                                 "auto", api_name="/invert")
     assert status.startswith("Done: 1 methods")
-    # the hair tab's method follows the generator: the network (or mixer) where one is trained
-    assert default_method(registry, DEFAULT) == "model"
-    assert default_method(registry, "embedded-portraits-64-gan-map8") == "model"
+    # the hair tab's method follows the generator: the network (or mixer), blended, where one is trained
+    assert default_method(registry, DEFAULT) == "model+blend"
+    assert default_method(registry, "embedded-portraits-64") == "model+blend"
     assert default_method(registry, "ffhq-1024-rosinality") == "optimisation"
     default = [key for _, key in method_choices(registry, DEFAULT)]
     map8 = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-map8")]

@@ -199,6 +199,15 @@ def test_network_transfer_with_alpha_blend_keeps_the_face_images_pixels(shipped)
     torch.testing.assert_close(r.image * outside, f * outside, atol=1e-3, rtol=0)
     assert not torch.allclose(out.plain.image * outside, f * outside, atol=1e-3)  # the network alone differs there
     assert math.isfinite(out.measures["identity distance to the face"])
+    # the hair-amount frames of a blend are blended alike: at 1 the result, at 0 the face image outside the mask
+    import numpy as np
+    from semedit.hair.transfer import interpolate, reblend
+    from semedit.ui.hair import _big, _image_at
+    G = shipped.get(model)
+    torch.testing.assert_close(reblend(interpolate(G, out.plain, 1.0), r, face.image), r.image, atol=1e-4, rtol=0)
+    torch.testing.assert_close(reblend(interpolate(G, out.plain, 0.0), r, face.image) * outside, f * outside,
+                               atol=1e-3, rtol=0)
+    assert np.abs(_image_at(shipped, model, out, 1.0).astype(int) - _big(r.image).astype(int)).max() <= 1
 
 
 def test_segment_measures_read_areas_and_the_faces_offset():

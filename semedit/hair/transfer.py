@@ -184,6 +184,14 @@ def alpha_blend(result: HairResult, face: torch.Tensor, face_labels: torch.Tenso
                    face_region=1 - m, hair_region=m)
 
 
+def reblend(image: torch.Tensor, blended: HairResult, face: torch.Tensor) -> torch.Tensor:
+    """Another image of the transfer behind ``blended`` (an ``alpha_blend`` result), e.g. an
+    interpolation frame [1, 3, R, R], put through the same blend: inside its mask, the face image
+    elsewhere, so the frame at hair amount 1 is the blended result itself."""
+    f = prepare_target(face, image.shape[-1], torch.device("cpu"))
+    return image * blended.hair_region.to(image) + f * (1 - blended.hair_region.to(image))
+
+
 def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> torch.Tensor:
     """The image [1, 3, R, R] (CPU) with ``amount`` of the transfer: lerp from the face's own
     code (0) to the result's (1). Blends need their code: pass the unblended result."""
@@ -196,4 +204,4 @@ def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> tor
 
 
 __all__ = ["HairResult", "HairOptimisation", "transfer_with_model", "transfer_by_optimisation", "alpha_blend",
-           "blend_mask", "interpolate", "hair_mask"]
+           "blend_mask", "reblend", "interpolate", "hair_mask"]

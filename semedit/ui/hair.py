@@ -18,7 +18,7 @@ import torch
 from .. import pipeline
 from ..editing.directions import apply_edits
 from ..editing.library import directions_for
-from ..hair.transfer import HairOptimisation, interpolate
+from ..hair.transfer import HairOptimisation, interpolate, reblend
 from ..imaging import tensor_to_pil, tensor_to_uint8
 from ..latents import Latent, synthesize
 from ..registry import Registry
@@ -109,10 +109,14 @@ def make_transfer(registry: Registry, sessions: Sessions):
 
 
 def _image_at(registry: Registry, model: str, outcome, amount: float) -> np.ndarray:
+    """The transfer at hair ``amount``; for a blended result, each frame blended as it was."""
     plain = outcome.plain or outcome.result
     if plain.latent is None or plain.start is None:
         return _big(outcome.result.image)
-    return _big(interpolate(registry.get(model), plain, amount))
+    frame = interpolate(registry.get(model), plain, amount)
+    if outcome.result is not plain:
+        frame = reblend(frame, outcome.result, outcome.face.image)
+    return _big(frame)
 
 
 def make_amount(registry: Registry):
@@ -172,8 +176,10 @@ def make_export(sessions: Sessions):
 
 
 def default_method(registry: Registry, model: Optional[str]) -> str:
-    """The network when ``model`` has a trained hair model, else optimisation."""
-    return "model" if model and pipeline.hair_model_for(registry, model) else "optimisation"
+    """The network, alpha-blended into the face image, when ``model`` has a trained hair model
+    (on every embedded generator the blend is closer to the true image than the network alone in
+    PSNR, LPIPS and identity: bench/results/hair_transfer*.md), else optimisation."""
+    return "model+blend" if model and pipeline.hair_model_for(registry, model) else "optimisation"
 
 
 def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> None:
