@@ -423,6 +423,33 @@ def test_retrieval_on_a_generator_not_paired_with_the_renderer():
     assert rset.latents_for(paired)[0] is rset.z_people  # a paired generator reads the renderer latents
 
 
+def test_retrieval_blends_the_networks_transfer_into_the_face_image():
+    """With a network and a segmenter, the protocol also ranks the network's transfer blended
+    into the face image: the transfer inside the hair (the face's and the result's), the face
+    image's own pixels away from it."""
+    from semedit import segmentation as L
+    from semedit.evaluation.hair import NETWORK_BLENDED, RetrievalSet
+    G, _, _ = tiny_unpaired_setup()
+
+    class AverageCode(torch.nn.Module):  # a "network" that puts every face on the average code
+        def forward(self, face, hair):
+            return G.w_avg.expand(len(face), G.num_ws, -1)
+
+    def segment(images):  # hair in the top 4 rows, skin below
+        labels = torch.full((len(images), 16, 16), L.SKIN, dtype=torch.long)
+        labels[:, :4] = L.HAIR
+        return labels
+
+    rows = RetrievalSet.draw(6, 3, seed=2).transfers(G, net=AverageCode(), segment=segment)
+    assert NETWORK_BLENDED in rows and "FG'21 network" in rows
+    idx = torch.tensor([0, 2])
+    faces = RetrievalSet.draw(6, 3, seed=2).people(G)(idx)
+    network, blended = rows["FG'21 network"](idx), rows[NETWORK_BLENDED](idx)
+    torch.testing.assert_close(blended[..., 8:, :], faces[..., 8:, :])  # far from the hair: the face image
+    torch.testing.assert_close(blended[..., :4, :], network[..., :4, :])  # the hair: the transfer
+    assert not torch.allclose(network[..., 8:, :], faces[..., 8:, :])
+
+
 def test_hair_transfer_refuses_a_photo_without_a_face_and_an_unknown_method(make_registry, tiny_file):
     """For a face generator photos are aligned around a face: none found is a clear error."""
     import numpy as np

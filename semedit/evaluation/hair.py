@@ -19,6 +19,7 @@ import torch
 
 from .. import segmentation as L
 from ..encoders import encode
+from ..hair.transfer import blend_into_face, hair_mask
 from ..latents import Latent, synthesize
 from ..metrics import psnr
 from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
@@ -28,6 +29,8 @@ from ..synth.render import render
 Draw = Callable[[torch.Tensor], torch.Tensor]
 #: the retrieval row of a generator's encoder reconstructing the face image (no transfer)
 ENCODER_REFERENCE = "reference: the generator's encoder on the face image (no hair changed)"
+#: the network's transfer alpha-blended into the face image (the face image's pixels outside the hair)
+NETWORK_BLENDED = "FG'21 network + alpha blend"
 
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
     """The hair image's hair pixels (labels [B, R, R]) over the face image: [B, 3, R, R]."""
@@ -129,8 +132,9 @@ class RetrievalSet:
         return _rendered(self.z_people, size), _rendered(self.z_truth, size)
 
     def transfers(self, G, *, net=None, segment=None, paired: bool = False, encoder=None) -> Dict[str, Draw]:
-        """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given),
-        the naive paste (with a ``segment`` function), for a generator ``paired`` with the renderer
+        """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given;
+        with a ``segment`` function also blended into the face image), the naive paste (with
+        ``segment``), for a generator ``paired`` with the renderer
         the ceiling, G's own image of the true latent, and with an ``encoder`` of G the reference
         ``ENCODER_REFERENCE``: its reconstruction of the face image, no hair changed (what an
         encoder-based transfer keeps of a person at best, short of a better encoder)."""
@@ -150,6 +154,13 @@ class RetrievalSet:
                     codes = net.to(dev)(people(idx).to(dev), hair_of(idx).to(dev))
                     return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
             out["FG'21 network"] = by_network
+            if segment is not None:
+                def by_network_blended(idx: torch.Tensor) -> torch.Tensor:
+                    faces, results = people(idx), by_network(idx)
+                    face_labels, result_labels = segment(faces), segment(results)
+                    return torch.cat([blend_into_face(results[i:i + 1], faces[i:i + 1], face_labels[i],
+                                                      hair_mask(result_labels[i]))[0] for i in range(len(idx))])
+                out[NETWORK_BLENDED] = by_network_blended
         if segment is not None:
             def by_naive(idx: torch.Tensor) -> torch.Tensor:
                 hair = hair_of(idx)

@@ -489,11 +489,12 @@ class HairRetrieval:
         return pipeline.encoder_of(self.registry, self.model)
 
     def transfer_names(self) -> List[str]:
-        from .hair import ENCODER_REFERENCE
+        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED
         spec = self.registry.catalogue.get(self.model)
         names = ["ceiling: G of the true latent"] if spec.paired_with_renderer else []
         names += [ENCODER_REFERENCE] if self._encoder() else []
-        names += ["FG'21 network"] if pipeline.hair_model_for(self.registry, self.model) else []
+        if pipeline.hair_model_for(self.registry, self.model):
+            names += ["FG'21 network"] + ([NETWORK_BLENDED] if spec.config.get("segmenter") else [])
         return names + (["naive paste"] if spec.config.get("segmenter") else []) + [RENDERED]
 
     def items(self) -> List[str]:
@@ -534,7 +535,7 @@ class HairRetrieval:
         return out
 
     def summary(self, rows: List[Dict[str, str]]) -> str:
-        from .hair import ENCODER_REFERENCE, PAPER_RETRIEVAL
+        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, PAPER_RETRIEVAL
         results = self._results(rows)
         paired = self.registry.catalogue.get(self.model).paired_with_renderer
         donor = ("another person's hair (turned to a random yaw)" if paired else
@@ -557,6 +558,12 @@ class HairRetrieval:
                       + ("" if beats or not paired else "; the ceiling row bounds what a transfer that draws its result "
                          "with this generator can reach with this identity model (the naive paste, which keeps the "
                          "face image's own pixels, is not bound by it)") + "."]
+        if NETWORK_BLENDED in results:
+            lines += ["", f"*{NETWORK_BLENDED}*: the network's transfer inside the hair (the face image's and the "
+                      "result's, by the segmenter, feathered), the face image's own pixels elsewhere (the hair tab's "
+                      "default where a hair model is trained): the face's pixels are the person's own, so this row "
+                      "measures how far the new hair and the seam alone move the identity reading, not how well the "
+                      "network keeps the person."]
         if ENCODER_REFERENCE in results:
             lines += ["", f"*{ENCODER_REFERENCE}*: the generator's encoder ({self._encoder()}) reconstructing the face "
                       "image itself, no hair changed: how much of a person survives the trip through the encoder "

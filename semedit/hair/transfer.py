@@ -178,10 +178,18 @@ def alpha_blend(result: HairResult, face: torch.Tensor, face_labels: torch.Tenso
         new_hair = result.hair_region.float().cpu()
     else:
         raise ValueError("alpha_blend needs the result's labels or its hair region")
-    m = blend_mask(face_labels, new_hair, res)
-    image = result.image * m + f * (1 - m)
+    image, m = blend_into_face(result.image, f, face_labels, new_hair)
     return replace(result, method=result.method + " + alpha blend", image=image, latent=None,
                    face_region=1 - m, hair_region=m)
+
+
+def blend_into_face(image: torch.Tensor, face: torch.Tensor, face_labels: torch.Tensor,
+                    new_hair: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(blended [1, 3, R, R], mask [R, R]): ``image`` inside ``blend_mask`` (the face image's
+    hair in ``face_labels`` and ``new_hair`` [R, R] in [0, 1]), the face image [1, 3, R, R] (same
+    size, as ``prepare_target`` gives it) elsewhere."""
+    m = blend_mask(face_labels, new_hair, image.shape[-1]).to(image)
+    return image * m + face.to(image) * (1 - m), m
 
 
 def reblend(image: torch.Tensor, blended: HairResult, face: torch.Tensor) -> torch.Tensor:
@@ -204,4 +212,4 @@ def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> tor
 
 
 __all__ = ["HairResult", "HairOptimisation", "transfer_with_model", "transfer_by_optimisation", "alpha_blend",
-           "blend_mask", "reblend", "interpolate", "hair_mask"]
+           "blend_mask", "blend_into_face", "reblend", "interpolate", "hair_mask"]
