@@ -10,7 +10,7 @@ from PIL import Image
 from semedit.registry import Registry, load_catalogue
 from semedit.settings import PROJECT_ROOT, WEIGHTS_DIR, Settings
 
-DEFAULT = "embedded-portraits-64"
+DISTILLED = "embedded-portraits-64"  # the distilled generator (paired with the renderer; every encoder)
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +36,20 @@ def load(path) -> np.ndarray:
 
 
 def test_sample_endpoint_returns_images(client):
-    gallery = client.predict(DEFAULT, 3, 4, 0.7, api_name="/sample")
+    gallery = client.predict(DISTILLED, 3, 4, 0.7, api_name="/sample")
     assert len(gallery) == 4
     images = [load(item["image"]) for item in gallery]
     assert all(im.shape == (64, 64, 3) for im in images)
     assert [item["caption"] for item in gallery] == ["seed 3", "seed 4", "seed 5", "seed 6"]
     assert not np.array_equal(images[0], images[1])
-    again = client.predict(DEFAULT, 4, 1, 0.7, api_name="/sample")  # same seed -> same image
+    again = client.predict(DISTILLED, 4, 1, 0.7, api_name="/sample")  # same seed -> same image
     # batch 1 and batch 4 round differently in float32 (~1e-6), which can flip a pixel by one level
     assert np.abs(load(again[0]["image"]).astype(int) - images[1]).max() <= 1
 
 
 def test_ground_truth_endpoint(client):
-    """The paired default generator: the renderer's truth and the predicted labels, each marked."""
-    gallery, table = client.predict(DEFAULT, 0, 2, api_name="/ground_truth")
+    """The paired distilled generator: the renderer's truth and the predicted labels, each marked."""
+    gallery, table = client.predict(DISTILLED, 0, 2, api_name="/ground_truth")
     assert [g["caption"] for g in gallery] == ["seed 0: renderer", "seed 0: labels", "seed 0: predicted labels",
                                                "seed 1: renderer", "seed 1: labels", "seed 1: predicted labels"]
     assert [row[:2] for row in table["data"]] == [[0, "renderer"], [1, "renderer"], [0, "predicted"],
@@ -63,33 +63,33 @@ def test_bad_input_gives_message_and_app_keeps_serving(client):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
     with pytest.raises(AppError, match="maximum value 6|between 1 and 6"):
-        client.predict(DEFAULT, 0, 50, 0.7, api_name="/sample")
+        client.predict(DISTILLED, 0, 50, 0.7, api_name="/sample")
     with pytest.raises(AppError, match="DragGan/DragGan-Models"):
         client.predict("ffhq-1024-nvlabs", 0, 1, 0.7, api_name="/sample")  # offline, not cached
     with pytest.raises(AppError, match="embedded portrait domain"):
         client.predict("ffhq-1024-nvlabs", 0, 1, api_name="/ground_truth")
     with pytest.raises(AppError, match="Upload an image"):
-        client.predict(DEFAULT, None, ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
+        client.predict(DISTILLED, None, ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
     with pytest.raises(AppError, match="Give a seed"):  # an emptied number field
-        client.predict(DEFAULT, None, 1, 0.7, api_name="/sample")
+        client.predict(DISTILLED, None, 1, 0.7, api_name="/sample")
     example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
     with pytest.raises(AppError, match="lambda_reg must be"):
-        client.predict(DEFAULT, example, ["w"], 10, None, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
+        client.predict(DISTILLED, example, ["w"], 10, None, 2, "w+", "stlpips-alex", "auto", api_name="/invert")
     with pytest.raises(AppError, match="lambda_reg must be"):  # the segment editor checks it the same way
-        client.predict(DEFAULT, "image", example, 3, None, "w+", 50, api_name="/chunk_source")
-    with pytest.raises(AppError, match="not a method for embedded-portraits-64-gan-map8"):  # e4e is the default's
+        client.predict(DISTILLED, "image", example, 3, None, "w+", 50, api_name="/chunk_source")
+    with pytest.raises(AppError, match="not a method for embedded-portraits-64-gan-map8"):  # the distilled one's e4e
         client.predict("embedded-portraits-64-gan-map8", example, ["w", "encoder:embedded-e4e-64"], 10, 1.0, 2,
                        "w+", "stlpips-alex", "auto", api_name="/invert")
-    assert len(client.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1
+    assert len(client.predict(DISTILLED, 0, 1, 0.7, api_name="/sample")) == 1
 
 
 def test_sample_seeds_reach_the_last_32_bit_seed_and_no_further():
     import gradio as gr
     from semedit.ui.sampling import _check
-    assert _check(DEFAULT, 2 ** 32 - 4, 4, 16) == [2 ** 32 - 4, 2 ** 32 - 3, 2 ** 32 - 2, 2 ** 32 - 1]
+    assert _check(DISTILLED, 2 ** 32 - 4, 4, 16) == [2 ** 32 - 4, 2 ** 32 - 3, 2 ** 32 - 2, 2 ** 32 - 1]
     for seed, count in ((2 ** 32 - 3, 4), (-1, 1), (0, 17)):
         with pytest.raises(gr.Error):
-            _check(DEFAULT, seed, count, 16)
+            _check(DISTILLED, seed, count, 16)
 
 
 def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
@@ -104,10 +104,10 @@ def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
                                 "auto", api_name="/invert")
     assert status.startswith("Done: 1 methods")
     # the hair tab's method follows the generator: the network (or mixer), blended, where one is trained
-    assert default_method(registry, DEFAULT) == "model+blend"
-    assert default_method(registry, "embedded-portraits-64") == "model+blend"
+    assert default_method(registry, DISTILLED) == "model+blend"
+    assert default_method(registry, "embedded-portraits-64-gan-linear") == "model+blend"
     assert default_method(registry, "ffhq-1024-rosinality") == "optimisation"
-    default = [key for _, key in method_choices(registry, DEFAULT)]
+    default = [key for _, key in method_choices(registry, DISTILLED)]
     map8 = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-map8")]
     assert "encoder:embedded-e4e-64" in default and "w+" in default
     assert "encoder:embedded-portraits-64-gan-map8-e4e" in map8 and "w+" in map8
@@ -118,7 +118,7 @@ def test_invert_endpoint_compares_methods(client):
     from gradio_client import handle_file
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_00.png"
     gallery, pasted, metrics, curves, latents, status = client.predict(
-        DEFAULT, handle_file(str(example)), ["w", "chunky"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
+        DISTILLED, handle_file(str(example)), ["w", "chunky"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
         api_name="/invert")
     captions = [g["caption"] for g in gallery]
     assert captions[:2] == ["target", "W optimisation"] and "ChunkyGAN W+ (n=2, lambda=1)" in captions
@@ -139,7 +139,7 @@ def test_invert_aligns_a_photo_and_pastes_back(client, tmp_path):
     from skimage.data import astronaut
     photo = tmp_path / "astronaut_small.png"
     Image.fromarray(astronaut()).crop((0, 0, 512, 384)).resize((320, 240)).save(photo)
-    gallery, pasted, *_ = client.predict(DEFAULT, handle_file(str(photo)), ["w"], 10, 1.0, 2,
+    gallery, pasted, *_ = client.predict(DISTILLED, handle_file(str(photo)), ["w"], 10, 1.0, 2,
                                          "w+", "stlpips-alex", "align", api_name="/invert")
     assert gallery[0]["caption"] == "target (aligned)"
     assert load(pasted[0]["image"]).shape == (240, 320, 3)  # the photo's size, not the crop's
@@ -147,7 +147,7 @@ def test_invert_aligns_a_photo_and_pastes_back(client, tmp_path):
     wall = tmp_path / "wall.png"
     Image.new("RGB", (200, 200), (128, 120, 110)).save(wall)
     with pytest.raises(AppError, match="no face"):
-        client.predict(DEFAULT, handle_file(str(wall)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "align",
+        client.predict(DISTILLED, handle_file(str(wall)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "align",
                        api_name="/invert")
 
 
@@ -157,7 +157,7 @@ def test_bad_upload_gives_a_clear_message(client, tmp_path):
     fake = tmp_path / "holiday.png"
     fake.write_bytes(b"this is a text file with an image name")
     with pytest.raises(AppError, match="not an image"):
-        client.predict(DEFAULT, handle_file(str(fake)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto",
+        client.predict(DISTILLED, handle_file(str(fake)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex", "auto",
                        api_name="/invert")
     small = tmp_path / "tiny.png"
     Image.new("RGB", (20, 20)).save(small)
@@ -176,7 +176,7 @@ def test_cancel_stops_a_long_inversion_and_keeps_what_finished(client):
     session = Client(client.src, verbose=False)
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
     # 150 steps: PTI (pivot, then tuning) runs far longer than W, so the cancel lands during it
-    job = session.submit(DEFAULT, handle_file(str(example)), ["w", "pti"], 150, 1.0, 2, "w+", "stlpips-alex",
+    job = session.submit(DISTILLED, handle_file(str(example)), ["w", "pti"], 150, 1.0, 2, "w+", "stlpips-alex",
                          "auto", api_name="/invert")
     start = time.time()
     while len(job.outputs()) < 2 and time.time() - start < 120:  # until W has finished and PTI runs
@@ -189,19 +189,19 @@ def test_cancel_stops_a_long_inversion_and_keeps_what_finished(client):
     assert [g["caption"] for g in gallery][:2] == ["target", "W optimisation"]
     other = Client(client.src, verbose=False)
     other.predict(api_name="/cancel")  # nothing of its own runs: a no-op, not an error
-    assert len(session.predict(DEFAULT, 0, 1, 0.7, api_name="/sample")) == 1  # and the app still serves
+    assert len(session.predict(DISTILLED, 0, 1, 0.7, api_name="/sample")) == 1  # and the app still serves
     # a stray cancel does not cancel the next run
-    *_, status = session.predict(DEFAULT, handle_file(str(example)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex",
+    *_, status = session.predict(DISTILLED, handle_file(str(example)), ["w"], 10, 1.0, 2, "w+", "stlpips-alex",
                                  "auto", api_name="/invert")
     assert status.startswith("Done")
     # a run cancelled before any of its methods finished leaves the earlier results as they were
-    job = session.submit(DEFAULT, handle_file(str(example)), ["pti"], 300, 1.0, 2, "w+", "stlpips-alex",
+    job = session.submit(DISTILLED, handle_file(str(example)), ["pti"], 300, 1.0, 2, "w+", "stlpips-alex",
                          "auto", api_name="/invert")
     _wait_until_running(job)
     session.predict(api_name="/cancel")
     *_, status = job.result(timeout=60)
     assert "earlier results are kept" in status
-    out = session.predict(DEFAULT, "result", 0, 0.7, "w", None, 300, "encoder", api_name="/edit_source")
+    out = session.predict(DISTILLED, "result", 0, 0.7, "w", None, 300, "encoder", api_name="/edit_source")
     assert "W optimisation" in out[1]
 
 
@@ -226,13 +226,13 @@ def test_cancel_reaches_the_hair_tabs_optimisation(client):
     from semedit.synth.examples import HAIR_PAIRS
     session = Client(client.src, verbose=False)
     face, hair = (handle_file(str(PROJECT_ROOT / "examples" / "embedded" / f"{n}.png")) for n in HAIR_PAIRS[0])
-    kept = session.predict(DEFAULT, "image", face, 0, "image", hair, 1, "model", 50, api_name="/hair_transfer")[-1]
-    job = session.submit(DEFAULT, "image", face, 0, "image", hair, 1, "optimisation", 500, api_name="/hair_transfer")
+    kept = session.predict(DISTILLED, "image", face, 0, "image", hair, 1, "model", 50, api_name="/hair_transfer")[-1]
+    job = session.submit(DISTILLED, "image", face, 0, "image", hair, 1, "optimisation", 500, api_name="/hair_transfer")
     _wait_until_running(job)
     session.predict(api_name="/cancel")
     with pytest.raises(AppError, match="Cancelled; nothing was changed"):
         job.result(timeout=60)
-    assert np.array_equal(load(session.predict(DEFAULT, 1.0, api_name="/hair_amount")), load(kept))
+    assert np.array_equal(load(session.predict(DISTILLED, 1.0, api_name="/hair_amount")), load(kept))
 
 
 def test_short_requests_do_not_wait_behind_a_long_job(client):
@@ -241,13 +241,13 @@ def test_short_requests_do_not_wait_behind_a_long_job(client):
     from gradio_client import Client, handle_file
     busy, other = Client(client.src, verbose=False), Client(client.src, verbose=False)
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
-    job = busy.submit(DEFAULT, handle_file(str(example)), ["w+"], 1000, 1.0, 2, "w+", "stlpips-alex", "auto",
+    job = busy.submit(DISTILLED, handle_file(str(example)), ["w+"], 1000, 1.0, 2, "w+", "stlpips-alex", "auto",
                       api_name="/invert")
     try:
         _wait_until_running(job)
         start = time.time()
-        assert len(other.predict(DEFAULT, 0, 2, 0.7, api_name="/sample")) == 2
-        other.predict(DEFAULT, handle_file(str(example)), "auto", api_name="/segment")
+        assert len(other.predict(DISTILLED, 0, 2, 0.7, api_name="/sample")) == 2
+        other.predict(DISTILLED, handle_file(str(example)), "auto", api_name="/segment")
         waited = time.time() - start
         assert not job.done(), f"the inversion finished first ({waited:.1f} s): the test proves nothing"
     finally:
@@ -264,7 +264,7 @@ def test_a_session_runs_one_long_job_at_a_time_and_its_end_cancels_it(client):
     sessions = client.demo.sessions
     session = Client(client.src, verbose=False)
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"
-    job = session.submit(DEFAULT, handle_file(str(example)), ["w"], 1000, 1.0, 2, "w+", "stlpips-alex", "auto",
+    job = session.submit(DISTILLED, handle_file(str(example)), ["w"], 1000, 1.0, 2, "w+", "stlpips-alex", "auto",
                          api_name="/invert")
     _wait_until_running(job)
     me = SimpleNamespace(session_hash=session.session_hash)
@@ -549,7 +549,7 @@ def test_painted_segments_steer_chunkygan(client, tmp_path):
     from semedit import segmentation as L
     session = Client(client.src, verbose=False)  # its own session: the segments live in session state
     example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_00.png"))
-    shown = session.predict(DEFAULT, example, "auto", api_name="/segment")
+    shown = session.predict(DISTILLED, example, "auto", api_name="/segment")
     background = load(shown["background"])[..., :3]
     assert background.shape == (256, 256, 3)
     palette = L.PALETTE.astype(int)
@@ -560,16 +560,16 @@ def test_painted_segments_steer_chunkygan(client, tmp_path):
     Image.fromarray(stroke).save(tmp_path / "stroke.png")
     painted = {"background": handle_file(shown["background"]), "layers": [handle_file(str(tmp_path / "stroke.png"))],
                "composite": handle_file(shown["composite"])}
-    *_, latents, status = session.predict(DEFAULT, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
+    *_, latents, status = session.predict(DISTILLED, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
                                           0.0, painted, api_name="/invert")
     masks = torch.load(latents, weights_only=True)["chunky"]["masks"]  # [3, 64, 64]: bg+clothes, hair, face
     assert masks[0, 26:38, 22:42].mean() > 0.8  # the painted block starts, and stays, in the background chunk
-    unpainted = session.predict(DEFAULT, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
+    unpainted = session.predict(DISTILLED, example, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto",
                                 api_name="/invert")[-2]
     assert torch.load(unpainted, weights_only=True)["chunky"]["masks"][0, 26:38, 22:42].mean() < 0.2
     # segments belong to their target: inverting another image does not start from them
     another = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_01.png"))
-    args = (DEFAULT, another, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto")
+    args = (DISTILLED, another, ["chunky"], 10, 1.0, 3, "w+", "stlpips-alex", "auto")
     stale = session.predict(*args, 0.0, painted, api_name="/invert")[-2]
     fresh = Client(client.src, verbose=False).predict(*args, api_name="/invert")[-2]
     assert torch.equal(torch.load(stale, weights_only=True)["chunky"]["masks"],
@@ -586,7 +586,7 @@ def test_segment_endpoint_on_a_photo(client):
     from gradio_client.exceptions import AppError
     session = Client(client.src, verbose=False)
     photo = handle_file(str(FACES / "two_people.jpg"))
-    maps = [load(session.predict(DEFAULT, photo, "align", face, api_name="/segment")["background"])[..., :3]
+    maps = [load(session.predict(DISTILLED, photo, "align", face, api_name="/segment")["background"])[..., :3]
             for face in (0, 1)]
     for shown in maps:
         colours = {tuple(c) for c in shown.reshape(-1, 3)}
@@ -594,7 +594,7 @@ def test_segment_endpoint_on_a_photo(client):
             assert tuple(L.PALETTE[cls]) in colours
     assert (maps[0] != maps[1]).any(axis=2).mean() > 0.05  # two people, two crops
     with pytest.raises(AppError, match="face 5"):
-        session.predict(DEFAULT, photo, "align", 5, api_name="/segment")
+        session.predict(DISTILLED, photo, "align", 5, api_name="/segment")
 
 
 def test_paint_decoding():
@@ -619,7 +619,7 @@ def test_chunkygan_starts_from_the_photos_segments(client):
     if not FACES.is_dir():
         pytest.skip("needs ../shared/testdata/faces")
     session = Client(client.src, verbose=False)
-    latents = session.predict(DEFAULT, handle_file(str(FACES / "obama_small.jpg")), ["chunky"], 10, 1.0, 3, "w+",
+    latents = session.predict(DISTILLED, handle_file(str(FACES / "obama_small.jpg")), ["chunky"], 10, 1.0, 3, "w+",
                               "stlpips-alex", "align", api_name="/invert")[-2]
     masks = torch.load(latents, weights_only=True)["chunky"]["masks"]  # [3, 64, 64]: bg+clothes, hair, rest
     assert masks[2, 28:40, 24:40].mean() > 0.6  # cheeks and nose: face chunk (bands would give the middle band)
@@ -639,7 +639,7 @@ def test_sliders_move_a_sample_and_measure_the_edit(client):
     blurry distilled generator draws and the regressor reads (smile and age do not show on it)."""
     from gradio_client import Client
     session = Client(client.src, verbose=False)
-    out = session.predict(DEFAULT, "sample", 3, 0.7, None, None, 300, "encoder", api_name="/edit_source")
+    out = session.predict(DISTILLED, "sample", 3, 0.7, None, None, 300, "encoder", api_name="/edit_source")
     before, after = out[0]
     assert np.array_equal(load(before), load(after)) and "sample 3" in out[1]
     (before, after), table = session.predict(*_slider_args(["grey hair", "skin tone"], [2.0, 0.0]),
@@ -659,7 +659,7 @@ def test_sliders_move_a_sample_and_measure_the_edit(client):
     names = sorted(Path(f).name for f in files)
     assert names == ["directions.safetensors", "edited.png", "latent.pt"]
     saved = torch.load([f for f in files if f.endswith("latent.pt")][0], weights_only=True)
-    assert saved["generator"] == DEFAULT and saved["edits"] == {"smile": 1.5}
+    assert saved["generator"] == DISTILLED and saved["edits"] == {"smile": 1.5}
 
 
 def test_sliders_fit_a_direction_and_refuse_bad_input(client):
@@ -669,19 +669,19 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     with pytest.raises(AppError, match="Load a source first"):
         session.predict(*_slider_args(["smile"], [1.0]), api_name="/edit")
     with pytest.raises(AppError, match="No inversion results"):
-        session.predict(DEFAULT, "result", 0, 0.7, None, None, 300, "encoder", api_name="/edit_source")
+        session.predict(DISTILLED, "result", 0, 0.7, None, None, 300, "encoder", api_name="/edit_source")
     # refused at once, before any sampling: what the labeller cannot read, what cannot be held
     with pytest.raises(AppError, match="labeller measures"):
-        session.predict(DEFAULT, "supervised", "pitch", [], 300, api_name="/fit_direction")
+        session.predict(DISTILLED, "supervised", "pitch", [], 300, api_name="/fit_direction")
     with pytest.raises(AppError, match="Only W directions"):
-        session.predict(DEFAULT, "supervised", "smile", ["no such direction"], 300, api_name="/fit_direction")
-    custom_path = session.predict(DEFAULT, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
+        session.predict(DISTILLED, "supervised", "smile", ["no such direction"], 300, api_name="/fit_direction")
+    custom_path = session.predict(DISTILLED, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
     status, file = custom_path[0], custom_path[1]
     assert "my skin_tone" in status and "r2" in status and file.endswith(".safetensors")
     from semedit.editing.formats import read_directions
     (mine,) = read_directions(Path(file), "semedit")
     assert mine.name == "my skin_tone" and mine.metrics["r2"] > 0.5
-    session.predict(DEFAULT, "sample", 5, 0.7, None, None, 300, "encoder", api_name="/edit_source")
+    session.predict(DISTILLED, "sample", 5, 0.7, None, None, 300, "encoder", api_name="/edit_source")
     (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
     assert not np.array_equal(load(before), load(after))
     gallery, _ = session.predict("my skin_tone", 1.0, api_name="/strip")  # the strip takes it too
@@ -690,13 +690,13 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
         session.predict(*_slider_args(["no such direction"], [2.0]), api_name="/edit")
     with pytest.raises(AppError, match="k must be|less than minimum value 0.1"):
         session.predict("yaw", 0, api_name="/strip")
-    status = session.predict(DEFAULT, "guided", "smile", [], 300, api_name="/fit_direction")[0]
+    status = session.predict(DISTILLED, "guided", "smile", [], 300, api_name="/fit_direction")[0]
     assert "guided smile" in status
     (_, after), table = session.predict(*_slider_args(["guided smile"], [3.0]), api_name="/edit")
     rows = {r[0]: r for r in table["data"]}
     assert rows["smile"][3] > 0  # the gradient of the regressor's smile raises it
     map8 = "embedded-portraits-64-gan-map8"
-    with pytest.raises(AppError, match=f"a code of {DEFAULT}: pick that generator"):
+    with pytest.raises(AppError, match=f"a code of {DISTILLED}: pick that generator"):
         session.predict(map8, "guided", "smile", [], 300, api_name="/fit_direction")
     # the same name fitted for another generator leaves this generator's fit in place
     session.predict(map8, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
@@ -709,9 +709,9 @@ def test_sliders_edit_an_inversion_result_and_paste_back(client):
     from gradio_client.exceptions import AppError
     session = Client(client.src, verbose=False)
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_03.png"
-    session.predict(DEFAULT, handle_file(str(example)), ["w+"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
+    session.predict(DISTILLED, handle_file(str(example)), ["w+"], 20, 1.0, 2, "w+", "stlpips-alex", "auto",
                     api_name="/invert")
-    out = session.predict(DEFAULT, "result", 0, 0.7, "w+", None, 300, "encoder", api_name="/edit_source")
+    out = session.predict(DISTILLED, "result", 0, 0.7, "w+", None, 300, "encoder", api_name="/edit_source")
     assert "W+ optimisation" in out[1]
     with pytest.raises(AppError, match="moves a Z code"):  # an inversion result has no z
         session.predict(*_slider_args(["smile (z)"], [1.0]), api_name="/edit")
@@ -725,7 +725,7 @@ def test_sliders_invert_an_upload_with_its_encoder_and_paste_back(client):
     from gradio_client import Client, handle_file
     session = Client(client.src, verbose=False)
     example = handle_file(str(PROJECT_ROOT / "examples" / "embedded" / "portrait_02.png"))
-    out = session.predict(DEFAULT, "image", 0, 0.7, None, example, 300, "encoder", api_name="/edit_source")
+    out = session.predict(DISTILLED, "image", 0, 0.7, None, example, 300, "encoder", api_name="/edit_source")
     assert "e4e of portrait_02" in out[1] and "W+ code" in out[1]
     before, after = out[0]
     shown = load(before).astype(float)
@@ -743,11 +743,11 @@ def test_segment_editor_edits_one_chunk_undoes_saves_and_compares(client, tmp_pa
     from gradio_client.exceptions import AppError
     session = Client(client.src, verbose=False)
     with pytest.raises(AppError, match="No ChunkyGAN result"):
-        session.predict(DEFAULT, "result", None, 3, 1.0, "w+", 50, api_name="/chunk_source")
+        session.predict(DISTILLED, "result", None, 3, 1.0, "w+", 50, api_name="/chunk_source")
     example = PROJECT_ROOT / "examples" / "embedded" / "portrait_04.png"
-    session.predict(DEFAULT, handle_file(str(example)), ["chunky"], 20, 1.0, 3, "w+", "stlpips-alex", "auto",
+    session.predict(DISTILLED, handle_file(str(example)), ["chunky"], 20, 1.0, 3, "w+", "stlpips-alex", "auto",
                     api_name="/invert")
-    shown, gallery, status, _, _ = session.predict(DEFAULT, "result", None, 3, 1.0, "w+", 50,
+    shown, gallery, status, _, _ = session.predict(DISTILLED, "result", None, 3, 1.0, "w+", 50,
                                                    api_name="/chunk_source")
     assert len(gallery) == 3 and "no edits yet" in status
     before = load(shown)
@@ -765,11 +765,11 @@ def test_segment_editor_edits_one_chunk_undoes_saves_and_compares(client, tmp_pa
     _, _, status, _, _ = session.predict(0, "grow", 2, api_name="/chunk_mask")
     project = session.predict(api_name="/chunk_save")
     other = Client(client.src, verbose=False)
-    _, gallery, reloaded, _, _ = other.predict(DEFAULT, handle_file(project), api_name="/chunk_load")
+    _, gallery, reloaded, _, _ = other.predict(DISTILLED, handle_file(project), api_name="/chunk_load")
     assert reloaded == status and len(gallery) == 3
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(AppError, match="not a readable ChunkyGAN project|not a semedit ChunkyGAN project"):
-        other.predict(DEFAULT, handle_file(str(tmp_path / "bad.safetensors")), api_name="/chunk_load")
+        other.predict(DISTILLED, handle_file(str(tmp_path / "bad.safetensors")), api_name="/chunk_load")
     gallery, note = session.predict(50, api_name="/chunk_compare")
     assert len(gallery) == 6 and "chunk edit" in note and "global edit" in note
     files = session.predict(api_name="/chunk_export")
@@ -783,7 +783,7 @@ def test_hair_tab_transfers_an_example_pair_with_the_network(client):
     from semedit.synth.examples import HAIR_PAIRS
     session = Client(client.src, verbose=False)
     face, hair = (handle_file(str(PROJECT_ROOT / "examples" / "embedded" / f"{n}.png")) for n in HAIR_PAIRS[0])
-    gallery, table, pasted, status, amount_one = session.predict(DEFAULT, "image", face, 0, "image", hair, 1, "model",
+    gallery, table, pasted, status, amount_one = session.predict(DISTILLED, "image", face, 0, "image", hair, 1, "model",
                                                                  50, api_name="/hair_transfer")
     captions = [g["caption"] for g in gallery]
     assert captions[:2] == ["face image", "hair image"] and "true image (renderer)" in captions
@@ -793,9 +793,9 @@ def test_hair_tab_transfers_an_example_pair_with_the_network(client):
     # the time is reported (its speed is measured by bench/hair_transfer.py, not by a timed test)
     assert 0 < float(status.split(":")[1].split("s")[0]) < 60
     assert load(pasted).shape == (256, 256, 3)
-    none, half = (load(session.predict(DEFAULT, a, api_name="/hair_amount")) for a in (0.0, 0.5))
+    none, half = (load(session.predict(DISTILLED, a, api_name="/hair_amount")) for a in (0.0, 0.5))
     assert not np.array_equal(none, load(amount_one)) and not np.array_equal(half, none)
-    grey = load(session.predict(DEFAULT, 0.0, 2.0, 0.0, api_name="/hair_edit"))
+    grey = load(session.predict(DISTILLED, 0.0, 2.0, 0.0, api_name="/hair_edit"))
     assert not np.array_equal(grey, load(amount_one))
     # the menu switched to another generator since: the result is still its own generator's
     other = "embedded-portraits-64-gan-map8"
@@ -812,15 +812,15 @@ def test_hair_tab_optimises_samples_and_refuses_bad_input(client, tmp_path):
     from gradio_client.exceptions import AppError
     session = Client(client.src, verbose=False)
     with pytest.raises(AppError, match="Run a transfer first"):
-        session.predict(DEFAULT, 0.5, api_name="/hair_amount")
+        session.predict(DISTILLED, 0.5, api_name="/hair_amount")
     with pytest.raises(AppError, match="Upload the face image"):
-        session.predict(DEFAULT, "image", None, 0, "sample", None, 1, "model", 50, api_name="/hair_transfer")
+        session.predict(DISTILLED, "image", None, 0, "sample", None, 1, "model", 50, api_name="/hair_transfer")
     small = tmp_path / "tiny.png"
     Image.new("L", (20, 20)).save(small)  # grey and far too small
     with pytest.raises(AppError, match="at least 64 px"):
-        session.predict(DEFAULT, "sample", None, 3, "image", handle_file(str(small)), 1, "model", 50,
+        session.predict(DISTILLED, "sample", None, 3, "image", handle_file(str(small)), 1, "model", 50,
                         api_name="/hair_transfer")
-    gallery, table, *_ = session.predict(DEFAULT, "sample", None, 3, "sample", None, 8, "optimisation+blend", 50,
+    gallery, table, *_ = session.predict(DISTILLED, "sample", None, 3, "sample", None, 8, "optimisation+blend", 50,
                                          api_name="/hair_transfer")
     captions = [g["caption"] for g in gallery]
     assert "hair image as used (its code turned to the face's pose)" in captions

@@ -132,11 +132,13 @@ def test_sliders_tab_loads_a_sample_and_moves_a_slider(page):
     assert no_error_toasts(page)
     # before and after are drawn on top of each other, inside the comparison's box
     compare = block(tab, "Before / after")
-    images = compare.locator("img").all()[:2]
-    for img in images:  # measured once both are drawn: the edited image may still be loading
-        img.evaluate("i => (i.complete && i.naturalHeight > 0) || new Promise(r => i.addEventListener('load', r, "
-                     "{once: true}))")
+    # measured once both are drawn: the edited image may still be loading, or be replaced by a newer
+    # edit's (an element that never fires "load"), so poll the box's current images, with a bound
+    page.wait_for_function("box => { const im = [...box.querySelectorAll('img')].slice(0, 2); "
+                           "return im.length == 2 && im.every(i => i.complete && i.naturalHeight > 0); }",
+                           arg=compare.element_handle(), timeout=60_000)
     page.wait_for_timeout(300)  # and laid out
+    images = compare.locator("img").all()[:2]
     box = compare.bounding_box()
     before, after = (img.bounding_box() for img in images)
     assert abs(before["y"] - after["y"]) < 2 and abs(before["height"] - after["height"]) < 2

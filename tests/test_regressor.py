@@ -21,7 +21,7 @@ from semedit.training.regressor import (RegressorTrainer, RegressorTraining, cal
                                         domain_parts, held_out_accuracy, identity_pairs, moved_alone, part_centres,
                                         regressor_config, with_parts)
 
-DEFAULT = "embedded-portraits-64"
+DISTILLED = "embedded-portraits-64"  # the distilled generator (paired with the renderer; every encoder)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_embedded_identity_tells_the_same_person_from_others(registry):
     """The same person turned and with another's hair is closer than other people, and the
     calibrated threshold shipped in the checkpoint separates most pairs."""
     from semedit.inversion.suite import identity_for
-    identity = identity_for(registry, DEFAULT)
+    identity = identity_for(registry, DISTILLED)
     assert isinstance(identity, RegressorIdentity) and identity.same_person_below is not None
     same, different = identity_pairs(identity, n=128, seed=42)
     assert same.mean() < 0.5 * different.mean()
@@ -246,4 +246,4 @@ def test_regressor_can_learn_from_a_paired_generators_images():
 def test_attribute_names_are_what_read_attributes_gives(registry):
     from semedit import pipeline
     images = render(sample_portraits(2, seed=1), 64).image
-    assert pipeline.attribute_names(registry, DEFAULT) == list(pipeline.read_attributes(registry, DEFAULT, images))
+    assert pipeline.attribute_names(registry, DISTILLED) == list(pipeline.read_attributes(registry, DISTILLED, images))
