@@ -148,15 +148,17 @@ class RetrievalSet:
                     return encode(encoder, G, people(idx).to(G.w_avg.device))[1].clamp(-1, 1).cpu()
             out[ENCODER_REFERENCE] = by_encoder
         if net is not None:
-            def by_network(idx: torch.Tensor) -> torch.Tensor:
+            def network_on(faces: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+                """The network's transfer of the queries' donors' hair onto ``faces`` (their people)."""
                 with torch.no_grad():
                     dev = G.w_avg.device
-                    codes = net.to(dev)(people(idx).to(dev), hair_of(idx).to(dev))
+                    codes = net.to(dev)(faces.to(dev), hair_of(idx).to(dev))
                     return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
-            out["FG'21 network"] = by_network
+            out["FG'21 network"] = lambda idx: network_on(people(idx), idx)
             if segment is not None:
                 def by_network_blended(idx: torch.Tensor) -> torch.Tensor:
-                    faces, results = people(idx), by_network(idx)
+                    faces = people(idx)  # drawn once for the transfer and the blend
+                    results = network_on(faces, idx)
                     face_labels, result_labels = segment(faces), segment(results)
                     return torch.cat([blend_into_face(results[i:i + 1], faces[i:i + 1], face_labels[i],
                                                       hair_mask(result_labels[i]))[0] for i in range(len(idx))])

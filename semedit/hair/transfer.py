@@ -189,15 +189,20 @@ def blend_into_face(image: torch.Tensor, face: torch.Tensor, face_labels: torch.
     hair in ``face_labels`` and ``new_hair`` [R, R] in [0, 1]), the face image [1, 3, R, R] (same
     size, as ``prepare_target`` gives it) elsewhere."""
     m = blend_mask(face_labels, new_hair, image.shape[-1]).to(image)
-    return image * m + face.to(image) * (1 - m), m
+    return _composite(image, face, m), m
+
+
+def _composite(image: torch.Tensor, face: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``image`` where ``mask`` [R, R] is 1, ``face`` (same shape as ``image``) where it is 0."""
+    mask = mask.to(image)
+    return image * mask + face.to(image) * (1 - mask)
 
 
 def reblend(image: torch.Tensor, blended: HairResult, face: torch.Tensor) -> torch.Tensor:
     """Another image of the transfer behind ``blended`` (an ``alpha_blend`` result), e.g. an
     interpolation frame [1, 3, R, R], put through the same blend: inside its mask, the face image
     elsewhere, so the frame at hair amount 1 is the blended result itself."""
-    f = prepare_target(face, image.shape[-1], torch.device("cpu"))
-    return image * blended.hair_region.to(image) + f * (1 - blended.hair_region.to(image))
+    return _composite(image, prepare_target(face, image.shape[-1], torch.device("cpu")), blended.hair_region)
 
 
 def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> torch.Tensor:
