@@ -247,3 +247,30 @@ def test_attribute_names_are_what_read_attributes_gives(registry):
     from semedit import pipeline
     images = render(sample_portraits(2, seed=1), 64).image
     assert pipeline.attribute_names(registry, DISTILLED) == list(pipeline.read_attributes(registry, DISTILLED, images))
+
+
+def test_differentiable_labeller_reads_as_the_labeller_and_passes_gradients():
+    """The labeller that learned directions train through reads what the built-in directions are
+    measured with (beard and glasses soft, so only near their thresholds do they differ), and its
+    readings have gradients with respect to the images."""
+    from semedit.training.directions import differentiable_labeller, regressor_labeller
+    torch.manual_seed(0)
+    net = ParameterRegressor(regressor_config(32)).eval()
+    x = (torch.rand(3, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    soft, hard = differentiable_labeller(net)(x), regressor_labeller(net)(x.detach())
+    assert set(soft) == set(hard)
+    for k in hard:
+        if k in ("beard", "glasses"):
+            assert ((soft[k] > 0.5).float() == hard[k]).all()
+        else:
+            assert torch.allclose(soft[k].detach().float(), hard[k].float(), atol=1e-5), k
+    soft["smile"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_soft_presence_is_half_at_the_threshold_and_follows_the_field():
+    p = sample_portraits(3, 0).with_fields(beard=torch.tensor([BEARD_THRESHOLD - 0.2, BEARD_THRESHOLD,
+                                                                BEARD_THRESHOLD + 0.2]))
+    soft, hard = p.attributes(softness=0.03)["beard"], p.attributes()["beard"]
+    assert soft[1] == pytest.approx(0.5) and soft[0] < 0.01 and soft[2] > 0.99
+    assert hard.tolist() == [0.0, 0.0, 1.0]

@@ -401,7 +401,9 @@ def test_built_in_directions_are_refined_on_fresh_samples():
     labels = label_samples(G, w, read)
     fits = {a: replace(fit_linear(w, labels[a], a), attribute=a) for a in labels}
     chosen = refine(G, fits, read, select_n=64, seed=1, log=lambda s: None)
-    assert set(chosen) == set(fits)
+    learned = refine(G, fits, read, select_n=64, seed=1, log=lambda s: None, learn_on=w, learn_read=read,
+                     learn_steps=30)
+    assert set(chosen) == set(fits) == set(learned)
     for a, d in chosen.items():
         assert d.name == SUPERVISED[a] and d.attribute == a and d.space == "w"
         sel = d.metrics["selection"]
@@ -410,6 +412,12 @@ def test_built_in_directions_are_refined_on_fresh_samples():
         assert sel["n"] == 64 and d.metrics["r2"] == fits[a].metrics["r2"]
         held = condition(fits[a], [f for b, f in fits.items() if b != a]) if "conditioned" in d.source else fits[a]
         assert 1 / 3 <= sel["unit scale"] <= 3 and d.unit == pytest.approx(held.unit * sel["unit scale"], rel=2e-3)
+        # with learning, the learned vector competes with the variant chosen without it
+        other = learned[a]
+        assert other.name == d.name and other.space in ("w", "w+") and ("learned" in other.source) == (other.space == "w+")
+        sel_l = other.metrics["selection"]
+        assert sel_l["chosen"]["own"] / sel_l["chosen"]["largest other"] >= 0.9 * ratio["chosen"]
+    assert any(d.space == "w+" for d in learned.values())
 
 
 def test_gan_step_profile_bench_writes_its_table(tmp_path):

@@ -76,10 +76,10 @@ def identity_after_edits(registry, model: str, targets: Sequence[Target], direct
 
 
 def table2_directions(registry, model: str, edits: Sequence[str] = TABLE2_EDITS) -> Tuple[Dict[str, Direction], list]:
-    """({edit: the W version of the generator's built-in direction}, [edits it has no W direction
-    for]): chunk codes have no z, so Table 2 edits in W."""
+    """({edit: the generator's built-in direction that moves a code (W or W+, as its slider)},
+    [edits it has none for]): chunk codes have no z, so Table 2 edits codes."""
     from ..editing.library import directions_for
-    available = [d for d in directions_for(registry, model) if d.space == "w"]
+    available = [d for d in directions_for(registry, model) if d.space in ("w", "w+")]
     found, missing = {}, []
     for name in edits:
         d = next((d for d in available if d.name in (name, f"{name} (w)")), None)

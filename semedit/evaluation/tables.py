@@ -344,7 +344,7 @@ class Table2:
                                f"({', '.join(m[0] for m in TABLE2_METHODS)})")
         self.directions, self.missing = table2_directions(registry, model)
         if not self.directions:
-            raise SemeditError(f"{model} has no built-in W directions to edit with")
+            raise SemeditError(f"{model} has no built-in W or W+ directions to edit with")
         self._targets = None
         self._ctx = None
 
@@ -407,8 +407,8 @@ class Table2:
         lines = [f"# Table 2 on `{self.model}`: identity after editing, per inversion method\n",
                  f"{n} held-out renders with exact label maps; {self.cfg.steps} steps per method (PTI: "
                  f"{self.cfg.steps} pivot + {self.cfg.pti_tune_steps} tuning steps); edits of "
-                 f"+{self.cfg.units:g} units with the built-in W directions (ChunkyGAN: every chunk, the hair chunk "
-                 "for hair length); identity: the domain's identity model.\n"]
+                 f"+{self.cfg.units:g} units with the built-in sliders (W or W+ directions; ChunkyGAN: every "
+                 "chunk, the hair chunk for hair length); identity: the domain's identity model.\n"]
         lines += table2_markdown(table, leaks, list(self.directions), self.missing,
                                  [m for m in TABLE2_METHODS if m[0] in self.methods])
         return "\n".join(lines) + "\n"

@@ -94,12 +94,19 @@ class Portraits:
         """[N, len(IDENTITY_FIELDS)] in [0, 1]."""
         return self.values[:, [INDEX[f] for f in IDENTITY_FIELDS]]
 
-    def attributes(self) -> dict:
-        """Named attributes for labelling and direction fitting, each [N]."""
+    def attributes(self, softness: float = 0.0) -> dict:
+        """Named attributes for labelling and direction fitting, each [N]. Beard and glasses are
+        present or not; with ``softness`` > 0 they are sigmoid((field - threshold) / softness)
+        instead, so attributes read off predicted fields stay differentiable."""
+        def present(name: str, threshold: float) -> torch.Tensor:
+            if softness > 0:
+                return torch.sigmoid((self[name] - threshold) / softness)
+            return (self[name] > threshold).float()
+
         return {
             "smile": self["smile"] * 2 - 1,
-            "beard": (self["beard"] > BEARD_THRESHOLD).float(),
-            "glasses": (self["glasses"] > GLASSES_THRESHOLD).float(),
+            "beard": present("beard", BEARD_THRESHOLD),
+            "glasses": present("glasses", GLASSES_THRESHOLD),
             "age": self["age"],
             "hair_length": self["hair_length"],
             "hair_gray": self["hair_gray"],

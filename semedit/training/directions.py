@@ -9,7 +9,10 @@ sample (so they work for any generator of the domain, paired or not), in W and i
 is then refined on fresh samples: held against every other attribute (InterFaceGAN's conditional
 edit) or not, on every range of W+ layers, the variant whose measured edit moves its own
 attribute most and the others least (``fit.most_selective``), with its unit set to the measured
-change of one standard deviation, gets the plain name; the plain W fit
+change of one standard deviation, is the start of one W+ vector learned on the fitting samples to
+move the attribute and hold the others (``fit.learn_direction``, the regressor read through a
+differentiable labeller); whichever of the two is more selective on the fresh samples gets the
+plain name; the plain W fit
 is kept as "name (w, plain)" and the Z fit as "name (z)" (Z directions move only samples). The
 top principal components of W (GANSpace) and the StyleSpace channels that act most locally on the
 mouth and on the hair join them.
@@ -26,11 +29,13 @@ import torch
 
 from .. import segmentation as L
 from ..editing.directions import Direction
-from ..editing.fit import (edit_changes, fit_linear, label_samples, largest_leak, most_selective, pca_directions,
-                           sample_codes, sample_w, stylespace_channels, variants)
+from ..editing.fit import (edit_changes, fit_linear, label_samples, largest_leak, learn_direction, most_selective,
+                           pca_directions, sample_codes, sample_w, stylespace_channels, variants)
 from ..editing.formats import save_directions
+from ..imaging import shifted_and_blurred
 from ..registry import Registry
 from ..synth.ground_truth import predict_portraits
+from ..synth.params import FIELDS, Portraits
 
 #: attribute -> name of the slider (attributes as ``Portraits.attributes()`` / ``pose()`` name them)
 SUPERVISED = {"smile": "smile", "age": "age", "yaw": "yaw", "hair_length": "hair length", "hair_gray": "grey hair",
@@ -50,6 +55,20 @@ def regressor_labeller(regressor):
     return label
 
 
+def differentiable_labeller(regressor, softness: float = 0.03):
+    """images [B, 3, R, R] in [-1, 1] -> {attribute: [B]} as ``regressor_labeller`` reads them, but
+    differentiable in the images (beard and glasses soft: ``Portraits.attributes(softness)``), on
+    the regressor's device."""
+    if tuple(regressor.config.field_names) != FIELDS:
+        raise ValueError("this regressor predicts other parameters than the renderer's")
+
+    def label(images: torch.Tensor) -> dict:
+        pred = regressor(images)
+        p = Portraits(pred.fields, pred.hair_style_logits.argmax(1), pred.accessory_logits.argmax(1))
+        return {**p.attributes(softness), **p.pose()}
+    return label
+
+
 def attribute_stds(readings: dict) -> dict:
     """{attribute: the std its changes are counted in}: over the readings [N] of the supervised
     attributes among ``readings``, 0.5 for the binary ones."""
@@ -57,10 +76,11 @@ def attribute_stds(readings: dict) -> dict:
 
 
 def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int = 0, select_n: int = 500,
-                log=print) -> List[Direction]:
+                learn_steps: int = 150, log=print) -> List[Direction]:
     """Each supervised attribute is fitted in W and in Z on ``n`` samples; the W fit is refined on
-    ``select_n`` fresh samples (``refine``) and gets the plain name, the plain W fit becomes
-    "name (w, plain)", the Z fit "name (z)"."""
+    ``select_n`` fresh samples (``refine``, learning on the ``n`` samples for ``learn_steps``; 0:
+    no learning) and gets the plain name, the plain W fit becomes "name (w, plain)", the Z fit
+    "name (z)"."""
     t = time.time()
     z, w = sample_codes(G, n, seed=seed)
     read = regressor_labeller(regressor)
@@ -75,7 +95,8 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
             log(f"{name}: skipped ({e})")
             continue
         log(f"{name}: W {w_fits[attr].metrics}, Z {z_fits[attr].metrics}  ({time.time() - t:.0f}s)")
-    chosen = refine(G, w_fits, read, select_n=select_n, seed=seed + 1, log=log)
+    chosen = refine(G, w_fits, read, select_n=select_n, seed=seed + 1, log=log, learn_on=w if learn_steps else None,
+                    learn_read=differentiable_labeller(regressor), learn_steps=learn_steps)
     out = [chosen[a] for a in w_fits]
     out += [replace(w_fits[a], name=f"{SUPERVISED[a]} (w, plain)") for a in w_fits]
     out += [replace(z_fits[a], name=f"{SUPERVISED[a]} (z)") for a in z_fits]
@@ -91,14 +112,18 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
     return out
 
 
-def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print) -> dict:
+def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, learn_on=None, learn_read=None,
+           learn_steps: int = 150) -> dict:
     """{attribute: the most selective variant of its W fit} (``fit.variants``: held against the
     other fits or not, on each range of W+ layers), measured by +2-unit edits of ``select_n``
     samples drawn with ``seed``, its unit rescaled so that one unit moves the attribute by one
     standard deviation as measured there (``fit.calibration``: the fit's own unit is a linear
-    estimate, off where the fit is weak), named as the attribute's slider; its metrics add, at +2
-    units, the measured change of its own attribute and the largest other's mean |change| for it
-    (rescaled) and for the plain fit."""
+    estimate, off where the fit is weak), named as the attribute's slider. With codes
+    ``learn_on`` [N, C] (apart from the fresh samples) and ``learn_read`` (``read``, differentiable),
+    a W+ vector learned from that variant (``fit.learn_direction``, ``learn_steps`` batches) competes
+    with it on the same measure. Its metrics add, at +2 units, the measured change of its own
+    attribute and the largest other's mean |change| for the chosen direction (rescaled) and for
+    the plain fit."""
     t = time.time()
     w = sample_w(G, select_n, seed=seed)
     before = label_samples(G, w, read)
@@ -117,11 +142,20 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print) -
         plain = effect(d)  # the plain fit is the first variant: measured once
         best, _, scale = most_selective(variants(d, others, G.num_ws), attr,
                                         lambda v: plain if v is d else effect(v), calibrate=True)
-        best = replace(best, unit=best.unit * scale)
         span = "every layer" if best.layers is None else f"W+ layers {best.layers[0]}-{best.layers[1] - 1}"
+        best = replace(best, unit=best.unit * scale,
+                       source=f"{best.source}; {span}, chosen as the most selective of its variants on "
+                              f"{select_n} fresh samples, unit x {scale:.2f} to the measured std")
+        if learn_on is not None:
+            learned = learn_direction(G, best, attr, learn_read, stds, learn_on, steps=learn_steps,
+                                      augment=shifted_and_blurred, seed=seed)
+            winner, _, rescale = most_selective([best, learned], attr, effect, calibrate=True)
+            if winner is learned:
+                span, scale = "a learned W+ vector", rescale
+                best = replace(learned, unit=learned.unit * rescale,
+                               source=f"{learned.source}, more selective than its start on the same fresh samples, "
+                                      f"unit x {rescale:.2f} to the measured std")
         out[attr] = replace(best, name=SUPERVISED[attr],
-                            source=f"{best.source}; {span}, chosen as the most selective of its variants on "
-                                   f"{select_n} fresh samples, unit x {scale:.2f} to the measured std",
                             metrics={**d.metrics, "selection": {"chosen": summary(effect(best), attr),
                                                                 "plain fit": summary(plain, attr),
                                                                 "unit scale": round(scale, 3), "n": select_n}})
@@ -136,6 +170,8 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=4000, help="samples to fit on (a quarter held out)")
     ap.add_argument("--pcs", type=int, default=5)
     ap.add_argument("--select-n", type=int, default=500, help="fresh samples the refined directions are chosen on")
+    ap.add_argument("--learn-steps", type=int, default=150,
+                    help="batches to learn each W+ vector from its refined start (0: no learning)")
     ap.add_argument("--out", type=Path, help="default: weights/<model>-directions.safetensors")
     a = ap.parse_args(argv)
     out = a.out or Path("weights") / f"{a.model}-directions.safetensors"
@@ -143,9 +179,10 @@ def main(argv=None) -> None:
     spec = registry.catalogue.get(a.model)
     G = registry.get(a.model)
     directions = fit_builtin(G, registry.get(spec.config["regressor"]), registry.get(spec.config["segmenter"]),
-                             n=a.n, pcs=a.pcs, select_n=a.select_n)
+                             n=a.n, pcs=a.pcs, select_n=a.select_n, learn_steps=a.learn_steps)
     save_directions(out, directions, generator=a.model,
-                    note=f"python -m semedit.training.directions --model {a.model} --n {a.n} --select-n {a.select_n}")
+                    note=f"python -m semedit.training.directions --model {a.model} --n {a.n} --select-n {a.select_n} "
+                         f"--learn-steps {a.learn_steps}")
     print(f"wrote {len(directions)} directions to {out}")
 
 
