@@ -1,6 +1,6 @@
 """What each built-in direction of the embedded generator does, and how fast a slider frame is.
 
-    python bench/editing_directions.py [--model embedded-portraits-64] [--n 200] [--out bench/results/editing_directions.md]
+    python bench/editing_directions.py [--model embedded-portraits-64] [--n 200] [--directions FILE] [--out bench/results/editing_directions.md]
 
 For every direction: n held-out samples (drawn apart from those the directions were fitted and
 chosen on) are moved by +2 units; the parameter regressor reads every attribute before and after,
@@ -18,9 +18,13 @@ attribute moves by less than a quarter of that; judged on the mean changes, and 
 own direction in W+: the gradient of the regressor's reading of the attribute with every other
 reading of the regressor held to first order (``editing.fit.guided_gradients``), one unit its
 first-order change by the attribute's std; what the fit-your-own form's "guided" method gives.
-Since the same regressor guides and measures, a guided edit could fool it rather than change the
-face: *robust* reads the own change again after both images are shifted by a pixel and blurred
-(sigma 0.5 px), which a pixel pattern made to fool the reader does not survive but a drawn change does.
+Since the same regressor guides and measures (and the built-in sliders are W+ vectors learned
+through it), an edit could fool it rather than change the face: *robust*, in both tables, reads
+the own change again after both images are shifted by a pixel and blurred (sigma 0.5 px), which a
+pixel pattern made to fool the reader does not survive but a drawn change does (a drawn change
+the reader wrongly takes for the attribute survives it: look at the pictures too).
+*Where the reader finds the change*: the smile and hair-length sliders' +2-unit edits pasted into
+the unedited images only inside their segment class (mouth, hair; grown by 2 px) or only outside.
 Speed: one slider frame (apply the edits, synthesise at batch 1) against the generator's forward
 pass, both measured here, median of repeated runs.
 """
@@ -36,25 +40,34 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from semedit.evaluation.reports import alternating_medians, publish  # noqa: E402
+from semedit.imaging import shifted_and_blurred  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.directions import Direction, apply_edits  # noqa: E402
 from semedit.editing.fit import changes_between, guided_gradients, sample_w  # noqa: E402
+from semedit.editing.formats import read_semedit  # noqa: E402
 from semedit.editing.library import directions_for  # noqa: E402
 from semedit.inversion.suite import identity_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
 from semedit.networks.regressor import field_readings  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
+from semedit.segmentation import CLASS_NAMES  # noqa: E402
 from semedit.training.directions import attribute_stds  # noqa: E402
 
 DEFAULT = "embedded-portraits-64"
 AIMED = ("smile", "age", "yaw", "hair_length")
+#: attribute -> the segment class it is drawn in
+REGIONS = {"smile": "mouth", "hair_length": "hair"}
 
 
 @torch.no_grad()
-def effect(G, w, d: Direction, units: float, read, before: torch.Tensor, base: dict, stds: dict, identity) -> dict:
-    """What +``units`` of ``d`` does to the codes w, whose images ``before`` read as ``base``."""
+def effect(G, w, d: Direction, units: float, read, before: torch.Tensor, base: dict, stds: dict, identity,
+           robust_base: dict) -> dict:
+    """What +``units`` of ``d`` does to the codes w, whose images ``before`` read as ``base`` (and,
+    shifted and blurred, as ``robust_base``); "robust": the mean changes read on shifted, blurred images."""
     after = synthesize(G, apply_edits(G, Latent("w", w), [(d, units)])).clamp(-1, 1)
-    return {**summary(changes_between(base, read(after), stds)), "identity": float(identity(before, after).mean())}
+    robust = changes_between(robust_base, read(shifted_and_blurred(after)), stds)
+    return {**summary(changes_between(base, read(after), stds)), "identity": float(identity(before, after).mean()),
+            "robust": {k: float(v.mean()) for k, v in robust.items()}}
 
 
 def summary(changes: dict) -> dict:
@@ -62,15 +75,6 @@ def summary(changes: dict) -> dict:
     return {"change": {k: float(v.mean()) for k, v in changes.items()},
             "se": {k: float(v.std() / len(v) ** 0.5) for k, v in changes.items()},
             "abs": {k: float(v.abs().mean()) for k, v in changes.items()}}
-
-
-def shifted_and_blurred(images: torch.Tensor) -> torch.Tensor:
-    """Images [N, 3, R, R] shifted one pixel right and blurred by a Gaussian of sigma 0.5 px."""
-    k1 = torch.exp(-torch.arange(-1.0, 2.0).square() / (2 * 0.5 ** 2))
-    k = (k1[:, None] * k1[None]) / k1.sum() ** 2
-    shifted = torch.nn.functional.pad(images, (1, 0, 0, 0), mode="replicate")[..., :-1]
-    return torch.nn.functional.conv2d(torch.nn.functional.pad(shifted, (1, 1, 1, 1), mode="replicate"),
-                                      k.expand(3, 1, 3, 3).contiguous(), groups=3)
 
 
 def guided_moves(G, ws, attr: str, units: float, regressor, std: float, batch: int = 25) -> torch.Tensor:
@@ -118,6 +122,21 @@ def guided_grid(G, w, attr: str, units: float, regressor, zoom: int = 3):
     return image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
 
 
+def region_changes(G, w, d: Direction, attr: str, units: float, read, before: torch.Tensor, base: dict,
+                   stds: dict, segment, class_id: int, grow: int = 2) -> dict:
+    """Where the reader finds the change of ``attr`` that +``units`` of ``d`` makes to the codes w
+    (images ``before``, read as ``base``): {"inside", "outside", "whole": mean change (std), "area":
+    mean pixels of the region} when the edit is pasted into the unedited images only inside the
+    region (``class_id`` in either image as ``segment`` labels it, grown by ``grow`` px), only
+    outside it, and whole."""
+    after = synthesize(G, apply_edits(G, Latent("w", w), [(d, units)])).clamp(-1, 1)
+    region = ((segment(before) == class_id) | (segment(after) == class_id)).float()[:, None]
+    region = torch.nn.functional.max_pool2d(region, 2 * grow + 1, 1, grow)
+    own = lambda images: float(changes_between(base, read(images), stds)[attr].mean())  # noqa: E731
+    return {"inside": own(before + region * (after - before)), "outside": own(after - region * (after - before)),
+            "whole": own(after), "area": float(region.sum((1, 2, 3)).mean())}
+
+
 def frame_times(G, d: Direction, repeats: int = 30) -> tuple:
     """(median seconds of a slider frame, of G's forward), batch 1, measured alternately."""
     latent = Latent("w+", G.broadcast(sample_w(G, 1, seed=1)))
@@ -134,18 +153,22 @@ def main(argv=None) -> None:
     ap.add_argument("--units", type=float, default=2.0)
     ap.add_argument("--guided-n", type=int, default=100, help="samples for the guided rows (0: none)")
     ap.add_argument("--guided-grid", type=Path, help="also save 8 samples at -units, 0, +units of their guided smile")
+    ap.add_argument("--directions", type=Path,
+                    help="a semedit directions file to measure instead of the catalogue's (e.g. an earlier version)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/editing_directions.md")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     registry = Registry.from_settings()
     G = registry.get(a.model, "cpu")
     identity = identity_for(registry, a.model)
-    directions = [d for d in directions_for(registry, a.model) if d.space != "z"]  # Z ones move only a z
+    found = read_semedit(a.directions) if a.directions else directions_for(registry, a.model)
+    directions = [d for d in found if d.space != "z"]  # Z ones move only a z
     w = sample_w(G, a.n, seed=999)
     read = lambda images: pipeline.read_attributes(registry, a.model, images)  # noqa: E731
     with torch.no_grad():
         before = synthesize(G, Latent("w", w)).clamp(-1, 1)
         base = read(before)
+        robust_base = read(shifted_and_blurred(before))
     stds = attribute_stds(base)
 
     supervised = {d.attribute: d for d in reversed(directions) if d.source.startswith("supervised")}  # first wins
@@ -172,11 +195,12 @@ def main(argv=None) -> None:
              "images; its held-out R^2 on renders and on the paired (distilled) generator's images is in "
              "`bench/results/embedded_regressor.md` (the blurry distilled generator draws little of smile, age, yaw and "
              "hair length, so on it the table measures the regressor's reading of images that do not show them).\n",
-             "| direction | kind | own attribute change (std) | largest other change (std) | per sample: largest "
-             "other mean abs. change | identity distance | aim met: mean / per sample |",
-             "|---|---|---|---|---|---|---|"]
+             "| direction | kind | own attribute change (std) | robust: own change on shifted, blurred images "
+             "| largest other change (std) | per sample: largest other mean abs. change | identity distance "
+             "| aim met: mean / per sample |",
+             "|---|---|---|---|---|---|---|---|"]
     for d, kind, attr in rows:
-        e = effect(G, w, d, a.units, read, before, base, stds, identity)
+        e = effect(G, w, d, a.units, read, before, base, stds, identity, robust_base)
         own = e["change"].get(attr) if attr in stds else None
         others = {k: v for k, v in e["change"].items() if k != attr}
         k_max = max(others, key=lambda k: abs(others[k]))
@@ -186,7 +210,8 @@ def main(argv=None) -> None:
             met = lambda leak: "yes" if own >= 1 and leak < own / 4 else "no"  # noqa: E731
             aim = f"{met(abs(others[k_max]))} / {met(e['abs'][k_abs])}"
         se = e["se"]
-        lines.append(f"| {d.name} | {kind} | {'' if own is None else f'{own:+.2f} ± {se[attr]:.2f}'} "
+        robust = "" if own is None else f"{e['robust'][attr]:+.2f}"
+        lines.append(f"| {d.name} | {kind} | {'' if own is None else f'{own:+.2f} ± {se[attr]:.2f}'} | {robust} "
                      f"| {others[k_max]:+.2f} ± {se[k_max]:.2f} ({k_max}) | {e['abs'][k_abs]:.2f} ({k_abs}) "
                      f"| {e['identity']:.3f} | {aim} |")
         print(lines[-1], flush=True)
@@ -210,6 +235,18 @@ def main(argv=None) -> None:
             print(lines[-1], flush=True)
         if a.guided_grid:
             guided_grid(G, w[:8], "smile", a.units, regressor).save(a.guided_grid)
+    segment = registry.get(registry.catalogue.get(a.model).config["segmenter"], "cpu").predict
+    lines += ["", f"## Where the reader finds the change: +{a.units:g} units pasted inside or outside the attribute's "
+              "region\n", "The edit pasted into the unedited images only inside the region the segmenter labels "
+              "with the attribute's class in either image, grown by 2 px, or only outside it; the own attribute's "
+              "mean change (std). A change read mostly outside is drawn somewhere the attribute is not.\n",
+              "| slider | region | mean area (px) | inside only | outside only | whole edit |", "|---|---|---|---|---|---|"]
+    for attr, cls in REGIONS.items():
+        if attr in supervised:
+            r = region_changes(G, w, supervised[attr], attr, a.units, read, before, base, stds, segment,
+                               CLASS_NAMES.index(cls))
+            lines.append(f"| {supervised[attr].name} | {cls} | {r['area']:.0f} | {r['inside']:+.2f} | "
+                         f"{r['outside']:+.2f} | {r['whole']:+.2f} |")
     frame, forward = frame_times(G, supervised["smile"])
     lines += ["", "## Slider frame speed (batch 1, 2 CPU threads)\n", "| step | median ms | ratio to G forward |",
               "|---|---|---|", f"| G forward (z -> image) | {forward * 1000:.1f} | 1.00 |",
