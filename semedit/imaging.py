@@ -160,8 +160,6 @@ def resize(img: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
 
 
-
-
 def shifted_and_blurred(images: torch.Tensor) -> torch.Tensor:
     """Images [N, 3, R, R] shifted one pixel right and blurred by a Gaussian of sigma 0.5 px: a
     drawn change survives it, a pixel pattern made to fool an image reader mostly does not."""
