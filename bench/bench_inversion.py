@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from semedit.evaluation.reports import alternating_medians  # noqa: E402
 from semedit.inversion import ChunkyConfig, OptimizationConfig, PTIConfig  # noqa: E402
 from semedit.inversion import invert_chunky, invert_optimization, invert_pti  # noqa: E402
 from semedit.networks.stylegan2 import StyleGAN2Config, StyleGAN2Generator  # noqa: E402
@@ -40,17 +41,11 @@ def per_step(run, steps: int) -> float:
     return (stamps[last] - stamps[1]) / (last - 1)
 
 
-@torch.no_grad()
 def forward_seconds(G, repeats: int = 20) -> float:
     """Median seconds of one synthesis pass from a mapped code at batch 1."""
-    ws = G.broadcast(G.mapping(torch.randn(1, G.config.z_dim)))
-    G.synthesis(ws, noise_mode="const")  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        G.synthesis(ws, noise_mode="const")
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    with torch.no_grad():
+        ws = G.broadcast(G.mapping(torch.randn(1, G.config.z_dim)))
+    return alternating_medians([lambda: G.synthesis(ws, noise_mode="const")], repeats, warmup=1)[0]
 
 
 def bench_model(name: str, G, perceptual, steps: int, chunk_counts) -> list:
