@@ -305,6 +305,21 @@ def guided_direction_at(registry, source: EditSource, attribute: str, samples: i
     return replace(d, attribute=attribute, metrics={**d.metrics, "generator": model, "std": std, "samples": samples})
 
 
+def learned_direction_for(registry, model: str, attribute: str, samples: int = 1000, steps: int = 150, *,
+                          progress: Callable[[float, str], None] = lambda f, d: None):
+    """A slider for ``attribute`` of generator ``model`` made as the embedded domain's built-in
+    ones are (``training.directions.fit_learned``: a W fit on ``samples`` samples, then one W+ vector
+    learned from it for ``steps`` batches to move the attribute and hold the regressor's other
+    readings). Raises EditingError where there is no differentiable reader."""
+    from .errors import EditingError
+    from .training.directions import fit_learned
+    if not guided_attributes(registry, model):
+        raise EditingError("learned sliders need a differentiable attribute model; only the embedded domain has one")
+    regressor = registry.get(registry.catalogue.get(model).config["regressor"])
+    d = fit_learned(registry.get(model), regressor, attribute, n=samples, steps=steps, progress=progress)
+    return replace(d, metrics={**d.metrics, "generator": model, "samples": samples})
+
+
 # ---- hairstyle transfer: two targets -> method -> result -> scores -> paste-back ----------------
 
 HAIR_METHODS = {"model": "FG'21 network", "model+blend": "FG'21 network + alpha blend",

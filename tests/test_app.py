@@ -675,6 +675,8 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
         session.predict(DISTILLED, "supervised", "pitch", [], 300, api_name="/fit_direction")
     with pytest.raises(AppError, match="Only W directions"):
         session.predict(DISTILLED, "supervised", "smile", ["no such direction"], 300, api_name="/fit_direction")
+    with pytest.raises(AppError, match="learned sliders are made for"):
+        session.predict(DISTILLED, "learned", "pitch", [], 300, 20, api_name="/fit_direction")
     custom_path = session.predict(DISTILLED, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
     status, file = custom_path[0], custom_path[1]
     assert "my skin_tone" in status and "r2" in status and file.endswith(".safetensors")
@@ -702,6 +704,22 @@ def test_sliders_fit_a_direction_and_refuse_bad_input(client):
     session.predict(map8, "supervised", "skin_tone", [], 300, api_name="/fit_direction")
     (before, after), _ = session.predict(*_slider_args(["my skin_tone"], [2.0]), api_name="/edit")
     assert not np.array_equal(load(before), load(after))
+
+
+@pytest.mark.slow
+def test_sliders_learn_a_slider_that_moves_its_attribute(client):
+    """"Fit your own" with the learned method on the default generator (100 samples, 20 steps,
+    about 15 s): the new slider, calibrated on fresh samples, moves smile up on a sample."""
+    from gradio_client import Client
+    session = Client(client.src, verbose=False)
+    linear = "embedded-portraits-64-gan-linear"
+    status = session.predict(linear, "learned", "smile", [], 100, 20, api_name="/fit_direction")[0]
+    assert "Learned **learned smile** on 100 samples (20 steps)" in status
+    session.predict(linear, "sample", 2, 0.7, None, None, 300, "encoder", api_name="/edit_source")
+    (before, after), table = session.predict(*_slider_args(["learned smile"], [2.0]), api_name="/edit")
+    assert not np.array_equal(load(before), load(after))
+    rows = {r[0]: r for r in table["data"]}
+    assert rows["smile"][3] > 0.1, rows["smile"]
 
 
 def test_sliders_edit_an_inversion_result_and_paste_back(client):

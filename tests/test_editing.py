@@ -262,6 +262,39 @@ def test_learned_direction_moves_its_attribute_by_the_slider_amount_and_leaks_le
         learn_direction(G, start, "blue", read, stds, w)
 
 
+def test_fit_learned_reports_progress_measures_itself_and_can_be_stopped(tmp_path):
+    """"Fit your own"'s learned slider on a tiny generator read by an untrained regressor of its
+    size: a W+ vector named for its attribute, its measures (learned and linear start) in the
+    layout the sliders' weakness check reads, saved and read back; progress rises to the end, a
+    progress callback that raises stops it, and attributes it cannot make are refused."""
+    from semedit.networks.regressor import ParameterRegressor
+    from semedit.training.directions import fit_learned
+    from semedit.training.regressor import regressor_config
+    G = tiny_generator()
+    torch.manual_seed(0)
+    regressor = ParameterRegressor(regressor_config(TINY.resolution)).eval().requires_grad_(False)
+    seen = []
+    d = fit_learned(G, regressor, "age", n=120, steps=6, fresh=40, progress=lambda f, what: seen.append((f, what)))
+    assert d.name == "learned age" and d.space == "w+" and d.attribute == "age"
+    assert d.vector.shape == (G.num_ws, TINY.w_dim) and d.unit > 0
+    selection = d.metrics["selection"]
+    assert set(selection["chosen"]) == {"own", "largest other", "largest other attribute"}
+    assert selection["n"] == 40 and "r2" in d.metrics
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] > 0.9
+    assert sum("step" in what for _, what in seen) == 6
+    (back,) = read_directions(save_directions(tmp_path / "mine.safetensors", [d], generator="tiny"), "semedit")
+    assert back.metrics["selection"] == selection and weakness(back) == weakness(d)
+
+    def stop(fraction, what):
+        if "step 3" in what:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fit_learned(G, regressor, "age", n=120, steps=6, fresh=40, progress=stop)
+    with pytest.raises(EditingError, match="learned sliders are made for"):
+        fit_learned(G, regressor, "pitch", n=120, steps=6)
+
+
 def test_published_formats_load(tmp_path):
     G = tiny_generator()
     C, L = TINY.w_dim, G.num_ws

@@ -179,6 +179,15 @@ def largest_leak(changes: Dict[str, torch.Tensor], attribute: str) -> Tuple[str,
     return other, leaks.get(other, 0.0)
 
 
+def leak_summary(changes: Dict[str, torch.Tensor], attribute: str) -> dict:
+    """{"own": mean change of ``attribute``, "largest other": the largest other mean |change| per
+    code (what ``selectivity`` uses), "largest other attribute": its name}, rounded, from per-code
+    changes [N] in standard deviations."""
+    other, leak = largest_leak(changes, attribute)
+    return {"own": round(float(changes[attribute].mean()), 3), "largest other": round(leak, 3),
+            "largest other attribute": other}
+
+
 def selectivity(changes: Dict[str, torch.Tensor], attribute: str) -> float:
     """min(own, own / (4 x leak)) from per-code changes [N] in standard deviations at +2 units:
     own, the mean change of ``attribute``; leak, the largest mean absolute change of any other
@@ -225,7 +234,8 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
                     read: Callable[[torch.Tensor], Dict[str, torch.Tensor]], stds: Dict[str, float],
                     w: torch.Tensor, *, units: float = 2.0, steps: int = 150, batch: int = 64,
                     leak_weight: float = 1.0, leak_margin: float = 0.1, lr: float = 0.02, seed: int = 0,
-                    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Direction:
+                    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                    progress: Optional[Callable[[int], None]] = None) -> Direction:
     """A W+ direction (vector [L, C], one unit its length) learned from ``start`` (W or W+) on
     codes w [N, C]: Adam on one vector shared by every code, ``steps`` batches of ``batch`` codes,
     minimising  relu(units - own)^2 + leak_weight * sum_k relu(mean |change_k| - leak_margin),
@@ -234,7 +244,8 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
     [-1, 1]) -> {name: [B]}`` must be differentiable in the images; with ``augment`` (images ->
     images), half of the batches read both images through it, so the vector gains less from a
     pixel pattern that fools the reader than from a drawn change. ``lr`` is relative to the
-    starting vector's RMS. Its measured effect on fresh codes is for the caller to judge."""
+    starting vector's RMS. ``progress(steps done)`` is called after every step (it may raise to
+    stop). Its measured effect on fresh codes is for the caller to judge."""
     if attribute not in stds:
         raise EditingError(f"{attribute} is not among the attributes read")
     if len(w) == 0:
@@ -248,7 +259,7 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
     grads = [p.requires_grad for p in G.parameters()]
     G.requires_grad_(False)
     try:
-        for _ in range(steps):
+        for i in range(steps):
             codes = G.broadcast(w[torch.randint(0, len(w), (min(batch, len(w)),), generator=g)].to(device))
             with torch.no_grad():
                 before = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
@@ -264,6 +275,8 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if progress is not None:
+                progress(i + 1)
     finally:
         for p, r in zip(G.parameters(), grads):
             p.requires_grad_(r)

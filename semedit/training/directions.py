@@ -23,15 +23,16 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import List
+from typing import Callable, List, Optional
 
 import torch
 
 from .. import segmentation as L
 from ..editing.directions import Direction
-from ..editing.fit import (edit_changes, fit_linear, label_samples, largest_leak, learn_direction, most_selective,
-                           pca_directions, sample_codes, sample_w, stylespace_channels, variants)
+from ..editing.fit import (calibration, edit_changes, fit_linear, label_samples, leak_summary, learn_direction,
+                           most_selective, pca_directions, sample_codes, sample_w, stylespace_channels, variants)
 from ..editing.formats import save_directions
+from ..errors import EditingError
 from ..imaging import shifted_and_blurred
 from ..registry import Registry
 from ..synth.ground_truth import predict_portraits
@@ -130,12 +131,6 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
     stds = {k: v for k, v in attribute_stds(before).items() if k in fits}
     effect = lambda d: edit_changes(G, w, d, read, before, stds)  # noqa: E731
 
-    def summary(changes: dict, attr: str) -> dict:
-        """own: mean change; leak: the largest other mean |change| per sample (what ``selectivity`` uses)."""
-        other, leak = largest_leak(changes, attr)
-        return {"own": round(float(changes[attr].mean()), 3), "largest other": round(leak, 3),
-                "largest other attribute": other}
-
     out = {}
     for attr, d in fits.items():
         others = [f for a, f in fits.items() if a != attr]
@@ -156,12 +151,48 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
                                source=f"{learned.source}, more selective than its start on the same fresh samples, "
                                       f"unit x {rescale:.2f} to the measured std")
         out[attr] = replace(best, name=SUPERVISED[attr],
-                            metrics={**d.metrics, "selection": {"chosen": summary(effect(best), attr),
-                                                                "plain fit": summary(plain, attr),
+                            metrics={**d.metrics, "selection": {"chosen": leak_summary(effect(best), attr),
+                                                                "plain fit": leak_summary(plain, attr),
                                                                 "unit scale": round(scale, 3), "n": select_n}})
         log(f"{SUPERVISED[attr]}: {span}{', conditioned' if '|' in best.name else ''}: "
             f"{out[attr].metrics['selection']}  ({time.time() - t:.0f}s)")
     return out
+
+
+def fit_learned(G, regressor, attribute: str, n: int = 1000, steps: int = 150, fresh: int = 200, seed: int = 12345,
+                progress: Optional[Callable[[float, str], None]] = None) -> Direction:
+    """One supervised attribute's slider as the built-in ones are made, short of the variant search:
+    a W fit on ``n`` samples (``fit_linear``), then one W+ vector learned from it on the same samples
+    (``fit.learn_direction``, ``steps`` batches, the regressor read through ``differentiable_labeller``,
+    half the batches shifted and blurred), its unit rescaled so that +2 units move the attribute by
+    2 standard deviations as measured on ``fresh`` other samples (``fit.calibration``). Its metrics
+    hold the fit's held-out R^2 or accuracy and, at +2 units on those samples, ``leak_summary`` of the
+    learned slider ("chosen") and of the W fit ("plain fit"), as ``refine`` writes them.
+    ``progress(fraction, what)`` may raise to stop."""
+    if attribute not in SUPERVISED:
+        raise EditingError(f"learned sliders are made for {', '.join(SUPERVISED)}; not {attribute!r}")
+    report = progress or (lambda fraction, what: None)
+    read = regressor_labeller(regressor)
+    report(0.02, "sampling and labelling")
+    w = sample_w(G, n, seed=seed)
+    labels = label_samples(G, w, read)
+    stds = attribute_stds(labels)
+    start = replace(fit_linear(w, labels[attribute], f"learned {attribute}", binary=attribute in BINARY),
+                    attribute=attribute)
+    learned = learn_direction(G, start, attribute, differentiable_labeller(regressor), stds, w, steps=steps,
+                              augment=shifted_and_blurred, seed=seed,
+                              progress=lambda i: report(0.1 + 0.8 * i / steps, f"learning: step {i} of {steps}"))
+    report(0.92, "measuring on fresh samples")
+    check = sample_w(G, fresh, seed=seed + 1)
+    before = label_samples(G, check, read)
+    moved = edit_changes(G, check, learned, read, before, stds)
+    scale = calibration(moved, attribute)
+    chosen = leak_summary({k: v * scale for k, v in moved.items()}, attribute)
+    plain = leak_summary(edit_changes(G, check, start, read, before, stds), attribute)
+    return replace(learned, unit=learned.unit * scale,
+                   source=f"{learned.source}; unit x {scale:.2f} to the std measured on {fresh} fresh samples",
+                   metrics={**start.metrics, "selection": {"chosen": chosen, "plain fit": plain,
+                                                           "unit scale": round(scale, 3), "n": fresh}})
 
 
 def main(argv=None) -> None:

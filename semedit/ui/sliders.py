@@ -39,6 +39,11 @@ MAX_STRIP_K = 5.0
 #: what "Fit your own" can fit an attribute of: the built-in sliders' (the embedded domain's regressor
 #: reads them), then mediapipe's on faces
 FIT_ATTRIBUTES = list(dict.fromkeys([*SUPERVISED, *LABELS]))
+#: "Fit your own"'s methods (the learned one and the guided one need the embedded domain's regressor)
+FIT_METHODS = {"supervised": "supervised (linear, in W)", "learned": "learned W+ slider (as the built-in ones)",
+               "pca": "PCA of W (GANSpace)", "guided": "guided: attribute-model gradient at this source"}
+#: the most batches a learned slider may take (150, the built-in ones', take about a minute on 2 cores)
+MAX_LEARN_STEPS = 500
 
 
 def available_directions(registry: Registry, model: str, custom: Sequence[Direction]) -> List[Direction]:
@@ -176,24 +181,38 @@ def make_strip(registry: Registry):
 
 def make_fit(registry: Registry, sessions: Sessions):
     @user_errors
-    def fit(model, method, attribute, conditions, n, custom, source, progress=gr.Progress(),
+    def fit(model, method, attribute, conditions, n, learn_steps, custom, source, progress=gr.Progress(),
             request: gr.Request = None):
         with sessions.long_job(request) as job:
             def step(fraction, desc):
                 job.check()
                 progress(fraction, desc=desc)
-            return fit_in_job(model, method, attribute, conditions, n, custom, source, step, request)
+            return fit_in_job(model, method, attribute, conditions, n, learn_steps, custom, source, step, request)
 
-    def fit_in_job(model, method, attribute, conditions, n, custom, source, step, request):
+    def fit_in_job(model, method, attribute, conditions, n, learn_steps, custom, source, step, request):
         if not model:
             raise gr.Error("Pick a generator first.")
         G = registry.get(model)
-        if method not in ("supervised", "pca", "guided"):
-            raise gr.Error("Pick a method: supervised, pca or guided.")
+        if method not in FIT_METHODS:
+            raise gr.Error(f"Pick a method: {', '.join(FIT_METHODS)}.")
         if method != "pca" and not attribute:
             raise gr.Error("Pick the attribute to fit.")
         if not n or not 100 <= int(n) <= 20000:
             raise gr.Error("Samples must be between 100 and 20,000.")
+        if method == "learned":
+            if not learn_steps or not 10 <= int(learn_steps) <= MAX_LEARN_STEPS:
+                raise gr.Error(f"Learning steps must be between 10 and {MAX_LEARN_STEPS}.")
+            d = pipeline.learned_direction_for(registry, model, attribute, int(n), int(learn_steps), progress=step)
+            chosen, plain = d.metrics["selection"]["chosen"], d.metrics["selection"]["plain fit"]
+            note = (f"Learned **{d.name}** on {int(n)} samples ({int(learn_steps)} steps). Measured at +2 units on "
+                    f"{d.metrics['selection']['n']} fresh samples: {attribute} {chosen['own']:+.2f} std, the "
+                    f"largest other ({chosen['largest other attribute']}) {chosen['largest other']:.2f} std per "
+                    f"sample; the linear fit it started from: {attribute} {plain['own']:+.2f}, "
+                    f"{plain['largest other attribute']} {plain['largest other']:.2f}.")
+            why = weakness(d)
+            if why:
+                note += f" **Weak** ({why}): this generator barely draws {attribute} as the regressor reads it."
+            return _fitted(model, custom, [d], note, request, source)
         held = []
         if method == "supervised":
             readable = pipeline.attribute_names(registry, model)
@@ -321,17 +340,21 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                                          label="Measured change against slider value")
             with gr.Accordion("Fit your own direction", open=False):
                 with gr.Row():
-                    method = gr.Radio([("supervised (linear, in W)", "supervised"), ("PCA of W (GANSpace)", "pca"),
-                                       ("guided: attribute-model gradient at this source", "guided")],
+                    method = gr.Radio([(label, key) for key, label in FIT_METHODS.items()],
                                       value="supervised", label="Method",
-                                      info="Guided (embedded domain) moves the attribute at the loaded source "
-                                           "while the regressor's other readings stay put: it edits what no "
-                                           "linear direction does, e.g. smile on the 8-layer GAN.")
+                                      info="Learned (embedded domain): a linear fit, then one W+ vector trained "
+                                           "to move the attribute and hold the regressor's other readings, as "
+                                           "the built-in sliders are (about a minute at 150 steps). Guided "
+                                           "(embedded domain) moves the attribute at the loaded source while "
+                                           "the other readings stay put: it edits what no linear direction "
+                                           "does, e.g. smile on the 8-layer GAN.")
                     attribute = gr.Dropdown(FIT_ATTRIBUTES, value="smile", allow_custom_value=True,
                                             label="Attribute (embedded: regressor; photos: mediapipe yaw/pitch/roll/smile)")
                     conditions = gr.Dropdown([], multiselect=True, label="Hold these directions' attributes",
                                              allow_custom_value=True)
                     samples = gr.Slider(100, 5000, value=1000, step=100, label="Samples")
+                    learn_steps = gr.Slider(10, MAX_LEARN_STEPS, value=150, step=10, label="Learning steps",
+                                            info="learned method only")
                 fit_button = gr.Button("Fit")
                 fit_status = gr.Markdown()
                 fit_file = gr.File(label="This session's directions (safetensors)")
@@ -352,7 +375,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
     sessions.short(strip_button.click, make_strip(registry), inputs=[source_state, custom_state, strip_name, strip_k],
                    outputs=[strip_gallery, strip_plot], api_name="strip")
     sessions.long(fit_button.click, make_fit(registry, sessions),
-                  inputs=[picker, method, attribute, conditions, samples, custom_state, source_state],
+                  inputs=[picker, method, attribute, conditions, samples, learn_steps, custom_state, source_state],
                   outputs=[custom_state, fit_status, fit_file, conditions, strip_name] + names,
                   api_name="fit_direction")
     sessions.short(export_button.click, make_export(registry, sessions),
