@@ -15,6 +15,11 @@ the regressor. This checks the instrument:
 3. *What the reader answers to* on the model's samples: how many of the images it reads lowest and
    highest in the --grid attribute it also reads with a beard, on renders and on the samples, and
    a picture of the samples it reads lowest, in the middle and highest (``<out>.png``).
+4. *The floor under a slider's per-sample leak*: each graded supervised attribute's true parameter
+   moved alone on renders by as much as makes the reader's change of it +2 standard deviations of
+   the model's samples (what a slider at +2 units aims at), every reading in those std, as the
+   slider bench counts them: the least per-sample leak the bench could show for a perfectly clean
+   slider of that attribute.
 """
 from __future__ import annotations
 
@@ -36,17 +41,29 @@ from semedit.latents import Latent, synthesize  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
 from semedit.synth.params import sample_portraits  # noqa: E402
 from semedit.synth.render import render  # noqa: E402
-from semedit.training.directions import SUPERVISED, attribute_stds  # noqa: E402
+from semedit.training.directions import BINARY, SUPERVISED, attribute_stds  # noqa: E402
 from semedit.training.regressor import crosstalk  # noqa: E402
 
 SHIFT = 0.2
 NOISE_STD = 0.01
+#: the own change a slider aims at at +2 units (standard deviations), and the largest true shift tried for it
+SLIDER_AIM, MAX_SHIFT = 2.0, 0.8
 
 
 def crosstalk_row(c: dict, field: str) -> tuple:
     """(own mean change, (other, its mean change), (other, its mean |change|)) from changes [M]."""
     k_mean = max((k for k in c if k != field), key=lambda k: abs(float(c[k].mean())))
     return float(c[field].mean()), (k_mean, float(c[k_mean].mean())), largest_leak(c, field)
+
+
+def floor_row(read, portraits, base: dict, field: str, stds: dict, resolution: int) -> tuple:
+    """(true shift, rows, own mean change, (other, its mean |change|)) for ``field`` moved alone on
+    renders by the shift (at most MAX_SHIFT of its range) that makes its own mean reading change
+    SLIDER_AIM in ``stds``, found from the change at SHIFT (readings are close to linear in it)."""
+    first = float(crosstalk(read, portraits, base, field, stds, resolution, SHIFT)[field].mean())
+    shift = min(MAX_SHIFT, SHIFT * SLIDER_AIM / max(first, 1e-6))
+    changes = crosstalk(read, portraits, base, field, stds, resolution, shift)
+    return shift, len(changes[field]), float(changes[field].mean()), largest_leak(changes, field)
 
 
 def noise_moves(read, images: torch.Tensor, base: dict, stds: dict, seed: int = 0) -> dict:
@@ -139,6 +156,23 @@ def main(argv=None) -> None:
     shown = picture_path.relative_to(ROOT) if picture_path.is_relative_to(ROOT) else picture_path
     lines += ["", f"`{shown}`: the 8 samples read with the lowest {g}, 8 in the middle, 8 with the highest "
               "(top to bottom).\n", f"![samples by {g} reading]({picture_path.name})"]
+    lines += ["", f"## 4. The floor under a slider's per-sample leak: a clean edit of +{SLIDER_AIM:g} std of "
+                  f"`{a.model}`'s samples\n",
+              f"Each true parameter moved alone on the renders by as much as makes its own reading move about "
+              f"+{SLIDER_AIM:g} std of the samples' readings (the slider bench's unit; at most {MAX_SHIFT} of its "
+              "range, on the renders where that stays in range), every change in those std. The last columns are "
+              "the least per-sample leak the slider bench could read for a perfectly clean slider at +2 units: "
+              "compare a slider's row of `editing_directions*.md` with them.\n",
+              "| moved | true shift (of its range) | n | own reading change | largest other, per sample "
+              "(mean abs.) | per sample / own |", "|---|---|---|---|---|---|"]
+    for field in SUPERVISED:
+        if field in BINARY:
+            continue
+        shift, rows, own, (other, leak) = floor_row(read, portraits, base, field, sample_stds, resolution)
+        lines.append(f"| {field} | {shift:.2f} | {rows} | {own:+.2f} | {leak:.2f} ({other}) "
+                     f"| {leak / max(abs(own), 1e-6):.2f} |")
+        print(lines[-1], flush=True)
+
     picture_path.parent.mkdir(parents=True, exist_ok=True)
     grid_picture(samples, sample_base[g]).save(picture_path)
     publish("\n".join(lines) + "\n", a.out)
