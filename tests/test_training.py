@@ -420,6 +420,24 @@ def test_built_in_directions_are_refined_on_fresh_samples():
     assert any(d.space == "w+" for d in learned.values())
 
 
+def test_refine_only_some_attributes_with_the_largest_leak_weighed_more():
+    """Refitting one slider (``--only``): just that attribute comes back, its learned vector's
+    source says how it was learned, and it differs from the one learned without the extra weight."""
+    G = tiny_generator()
+    read = lambda im: {"skin_tone": im.mean((1, 2, 3)), "hair_color": (im[:, 0] - im[:, 2]).mean((1, 2))}  # noqa: E731
+    w = sample_w(G, 400, seed=0)
+    labels = label_samples(G, w, read)
+    fits = {a: replace(fit_linear(w, labels[a], a), attribute=a) for a in labels}
+    kw = dict(select_n=64, seed=1, log=lambda s: None, learn_on=w, learn_read=read, learn_steps=20,
+              attributes=["hair_color"])
+    plain, weighed = refine(G, fits, read, **kw), refine(G, fits, read, largest_weight=2.0, learn_lr=0.05, **kw)
+    assert set(plain) == set(weighed) == {"hair_color"}
+    first, second = plain["hair_color"], weighed["hair_color"]
+    assert first.space == second.space == "w+", "the learned vectors lost to their start: the test needs another case"
+    assert "lr 0.02)" in first.source and "lr 0.05, the largest leak weighing 3x" in second.source
+    assert not torch.equal(first.vector, second.vector)
+
+
 def test_gan_step_profile_bench_writes_its_table(tmp_path):
     """bench/gan_step_profile.py runs on a GPU lent for minutes, so it must not fail there on
     something the CPU could have caught: a tiny run writes every row of its table."""

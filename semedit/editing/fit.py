@@ -235,11 +235,11 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
                     w: torch.Tensor, *, units: float = 2.0, steps: int = 150, batch: int = 64,
                     leak_weight: float = 1.0, leak_margin: float = 0.1, lr: float = 0.02, seed: int = 0,
                     augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                    progress: Optional[Callable[[int], None]] = None) -> Direction:
+                    progress: Optional[Callable[[int], None]] = None, largest_weight: float = 0.0) -> Direction:
     """A W+ direction (vector [L, C], one unit its length) learned from ``start`` (W or W+) on
     codes w [N, C]: Adam on one vector shared by every code, ``steps`` batches of ``batch`` codes,
-    minimising  relu(units - own)^2 + leak_weight * sum_k relu(mean |change_k| - leak_margin),
-    where a change is (``read`` after - before) / ``stds[k]`` of an edit by +``units`` units, own
+    minimising  relu(units - own)^2 + leak_weight * (sum_k leak_k + largest_weight * max_k leak_k),
+    leak_k = relu(mean |change_k| - leak_margin), where a change is (``read`` after - before) / ``stds[k]`` of an edit by +``units`` units, own
     that of ``attribute`` and k every other attribute of ``stds``. ``read(images [B, 3, R, R] in
     [-1, 1]) -> {name: [B]}`` must be differentiable in the images; with ``augment`` (images ->
     images), half of the batches read both images through it, so the vector gains less from a
@@ -270,7 +270,8 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
                 read_before = read(before)
             read_after = read(after)
             change = {k: (read_after[k] - read_before[k]) / stds[k] for k in stds}
-            leak = sum((change[k].abs().mean() - leak_margin).clamp(min=0) for k in stds if k != attribute)
+            over = [(change[k].abs().mean() - leak_margin).clamp(min=0) for k in stds if k != attribute]
+            leak = sum(over) + largest_weight * max(over) if over else 0.0
             loss = (units - change[attribute].mean()).clamp(min=0).square() + leak_weight * leak
             opt.zero_grad()
             loss.backward()
@@ -284,9 +285,12 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
     length = float(v.norm())
     if not length > 1e-12:
         raise EditingError(f"learning {attribute}'s direction collapsed it to nothing")
+    how = f"{steps} steps of {batch} of {len(w)} codes, lr {lr:g}"
+    if largest_weight:
+        how += f", the largest leak weighing {1 + largest_weight:g}x"
     return Direction(name=start.name, space="w+", vector=(v / length).cpu(), unit=length, attribute=attribute,
-                     source=f"{start.source}; then one W+ vector learned from it ({steps} steps of {batch} of "
-                            f"{len(w)} codes) to move {attribute} and hold the other readings",
+                     source=f"{start.source}; then one W+ vector learned from it ({how}) to move {attribute} and "
+                            "hold the other readings",
                      metrics=dict(start.metrics))
 
 

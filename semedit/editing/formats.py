@@ -146,6 +146,16 @@ def save_directions(path: Path, directions: Sequence[Direction], **meta: str) ->
     return path
 
 
+def semedit_metadata(path: Path) -> dict:
+    """The metadata ``save_directions`` wrote beside the directions (e.g. generator, note): {key: str}."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: v for k, v in (f.metadata() or {}).items() if k != "directions"}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{Path(path).name}: not a safetensors file ({type(e).__name__}: {e})") from e
+
+
 def read_semedit(path: Path) -> List[Direction]:
     from safetensors import SafetensorError, safe_open
     try:

@@ -23,7 +23,7 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
@@ -31,7 +31,7 @@ from .. import segmentation as L
 from ..editing.directions import Direction
 from ..editing.fit import (calibration, edit_changes, fit_linear, label_samples, leak_summary, learn_direction,
                            most_selective, pca_directions, sample_codes, sample_w, stylespace_channels, variants)
-from ..editing.formats import save_directions
+from ..editing.formats import read_semedit, save_directions, semedit_metadata
 from ..errors import EditingError
 from ..imaging import shifted_and_blurred
 from ..registry import Registry
@@ -77,11 +77,13 @@ def attribute_stds(readings: dict) -> dict:
 
 
 def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int = 0, select_n: int = 500,
-                learn_steps: int = 150, log=print) -> List[Direction]:
+                learn_steps: int = 150, learn_lr: float = 0.02, largest_weight: float = 0.0,
+                only: Optional[Sequence[str]] = None, log=print) -> List[Direction]:
     """Each supervised attribute is fitted in W and in Z on ``n`` samples; the W fit is refined on
-    ``select_n`` fresh samples (``refine``, learning on the ``n`` samples for ``learn_steps``; 0:
-    no learning) and gets the plain name, the plain W fit becomes "name (w, plain)", the Z fit
-    "name (z)"."""
+    ``select_n`` fresh samples (``refine``, learning on the ``n`` samples for ``learn_steps`` at
+    ``learn_lr`` with ``largest_weight``; 0 steps: no learning) and gets the plain name, the plain W
+    fit becomes "name (w, plain)", the Z fit "name (z)". With ``only`` (attributes), just those
+    attributes' refined directions (the others' W fits still hold them, as in the full fit)."""
     t = time.time()
     z, w = sample_codes(G, n, seed=seed)
     read = regressor_labeller(regressor)
@@ -97,7 +99,10 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
             continue
         log(f"{name}: W {w_fits[attr].metrics}, Z {z_fits[attr].metrics}  ({time.time() - t:.0f}s)")
     chosen = refine(G, w_fits, read, select_n=select_n, seed=seed + 1, log=log, learn_on=w if learn_steps else None,
-                    learn_read=differentiable_labeller(regressor), learn_steps=learn_steps)
+                    learn_read=differentiable_labeller(regressor), learn_steps=learn_steps, learn_lr=learn_lr,
+                    largest_weight=largest_weight, attributes=only)
+    if only:
+        return [chosen[a] for a in only]
     out = [chosen[a] for a in w_fits]
     out += [replace(w_fits[a], name=f"{SUPERVISED[a]} (w, plain)") for a in w_fits]
     out += [replace(z_fits[a], name=f"{SUPERVISED[a]} (z)") for a in z_fits]
@@ -114,15 +119,17 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
 
 
 def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, learn_on=None, learn_read=None,
-           learn_steps: int = 150) -> dict:
+           learn_steps: int = 150, learn_lr: float = 0.02, largest_weight: float = 0.0,
+           attributes: Optional[Sequence[str]] = None) -> dict:
     """{attribute: the most selective variant of its W fit} (``fit.variants``: held against the
     other fits or not, on each range of W+ layers), measured by +2-unit edits of ``select_n``
     samples drawn with ``seed``, its unit rescaled so that one unit moves the attribute by one
     standard deviation as measured there (``fit.calibration``: the fit's own unit is a linear
     estimate, off where the fit is weak), named as the attribute's slider. With codes
     ``learn_on`` [N, C] (apart from the fresh samples) and ``learn_read`` (``read``, differentiable),
-    a W+ vector learned from that variant (``fit.learn_direction``, ``learn_steps`` batches) competes
-    with it on the same measure. Its metrics add, at +2 units, the measured change of its own
+    a W+ vector learned from that variant (``fit.learn_direction``, ``learn_steps`` batches at
+    ``learn_lr``, ``largest_weight``) competes with it on the same measure. ``attributes``: refine
+    only these (default: every fit; the others still hold them). Its metrics add, at +2 units, the measured change of its own
     attribute and the largest other's mean |change| for the chosen direction (rescaled) and for
     the plain fit."""
     t = time.time()
@@ -132,7 +139,8 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
     effect = lambda d: edit_changes(G, w, d, read, before, stds)  # noqa: E731
 
     out = {}
-    for attr, d in fits.items():
+    for attr in attributes or fits:
+        d = fits[attr]
         others = [f for a, f in fits.items() if a != attr]
         plain = effect(d)  # the plain fit is the first variant: measured once
         best, _, scale = most_selective(variants(d, others, G.num_ws), attr,
@@ -142,8 +150,8 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
                        source=f"{best.source}; {span}, chosen as the most selective of its variants on "
                               f"{select_n} fresh samples, unit x {scale:.2f} to the measured std")
         if learn_on is not None:
-            learned = learn_direction(G, best, attr, learn_read, stds, learn_on, steps=learn_steps,
-                                      augment=shifted_and_blurred, seed=seed)
+            learned = learn_direction(G, best, attr, learn_read, stds, learn_on, steps=learn_steps, lr=learn_lr,
+                                      largest_weight=largest_weight, augment=shifted_and_blurred, seed=seed)
             winner, _, rescale = most_selective([best, learned], attr, effect, calibrate=True)
             if winner is learned:
                 span, scale = "a learned W+ vector", rescale
@@ -203,17 +211,31 @@ def main(argv=None) -> None:
     ap.add_argument("--select-n", type=int, default=500, help="fresh samples the refined directions are chosen on")
     ap.add_argument("--learn-steps", type=int, default=150,
                     help="batches to learn each W+ vector from its refined start (0: no learning)")
+    ap.add_argument("--learn-lr", type=float, default=0.02, help="Adam's step, relative to the start's RMS")
+    ap.add_argument("--learn-largest-weight", type=float, default=0.0,
+                    help="extra weight on the largest other reading's change while learning")
+    ap.add_argument("--only", nargs="+", choices=sorted(SUPERVISED), metavar="ATTRIBUTE",
+                    help="refit just these sliders, every other direction of --out kept as it is")
     ap.add_argument("--out", type=Path, help="default: weights/<model>-directions.safetensors")
     a = ap.parse_args(argv)
     out = a.out or Path("weights") / f"{a.model}-directions.safetensors"
     registry = Registry.from_settings()
     spec = registry.catalogue.get(a.model)
     G = registry.get(a.model)
+    command = (f"python -m semedit.training.directions --model {a.model} --n {a.n} --select-n {a.select_n} "
+               f"--learn-steps {a.learn_steps} --learn-lr {a.learn_lr:g} --learn-largest-weight "
+               f"{a.learn_largest_weight:g}" + (f" --only {' '.join(a.only)}" if a.only else ""))
+    kept, note = [], command
+    if a.only:
+        kept = read_semedit(out)
+        note = f"{semedit_metadata(out).get('note', '(no note)')}; then {command}"
     directions = fit_builtin(G, registry.get(spec.config["regressor"]), registry.get(spec.config["segmenter"]),
-                             n=a.n, pcs=a.pcs, select_n=a.select_n, learn_steps=a.learn_steps)
-    save_directions(out, directions, generator=a.model,
-                    note=f"python -m semedit.training.directions --model {a.model} --n {a.n} --select-n {a.select_n} "
-                         f"--learn-steps {a.learn_steps}")
+                             n=a.n, pcs=a.pcs, select_n=a.select_n, learn_steps=a.learn_steps, learn_lr=a.learn_lr,
+                             largest_weight=a.learn_largest_weight, only=a.only)
+    if a.only:
+        new = {d.name: d for d in directions}
+        directions = [new.pop(d.name, d) for d in kept] + list(new.values())
+    save_directions(out, directions, generator=a.model, note=note)
     print(f"wrote {len(directions)} directions to {out}")
 
 
