@@ -239,8 +239,9 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
     """A W+ direction (vector [L, C], one unit its length) learned from ``start`` (W or W+) on
     codes w [N, C]: Adam on one vector shared by every code, ``steps`` batches of ``batch`` codes,
     minimising  relu(units - own)^2 + leak_weight * (sum_k leak_k + largest_weight * max_k leak_k),
-    leak_k = relu(mean |change_k| - leak_margin), where a change is (``read`` after - before) / ``stds[k]`` of an edit by +``units`` units, own
-    that of ``attribute`` and k every other attribute of ``stds``. ``read(images [B, 3, R, R] in
+    leak_k = relu(mean |change_k| - leak_margin), where a change is (``read`` after - before) /
+    ``stds[k]`` of an edit by +``units`` units, own that of ``attribute`` and k every other
+    attribute of ``stds``. ``read(images [B, 3, R, R] in
     [-1, 1]) -> {name: [B]}`` must be differentiable in the images; with ``augment`` (images ->
     images), half of the batches read both images through it, so the vector gains less from a
     pixel pattern that fools the reader than from a drawn change. ``lr`` is relative to the

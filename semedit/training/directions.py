@@ -129,9 +129,9 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
     ``learn_on`` [N, C] (apart from the fresh samples) and ``learn_read`` (``read``, differentiable),
     a W+ vector learned from that variant (``fit.learn_direction``, ``learn_steps`` batches at
     ``learn_lr``, ``largest_weight``) competes with it on the same measure. ``attributes``: refine
-    only these (default: every fit; the others still hold them). Its metrics add, at +2 units, the measured change of its own
-    attribute and the largest other's mean |change| for the chosen direction (rescaled) and for
-    the plain fit."""
+    only these (default: every fit; the others still hold them). Its metrics add, at +2 units, the
+    measured change of its own attribute and the largest other's mean |change| for the chosen
+    direction (rescaled) and for the plain fit."""
     t = time.time()
     w = sample_w(G, select_n, seed=seed)
     before = label_samples(G, w, read)

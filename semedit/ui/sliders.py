@@ -42,7 +42,7 @@ FIT_ATTRIBUTES = list(dict.fromkeys([*SUPERVISED, *LABELS]))
 #: "Fit your own"'s methods (the learned one and the guided one need the embedded domain's regressor)
 FIT_METHODS = {"supervised": "supervised (linear, in W)", "learned": "learned W+ slider (as the built-in ones)",
                "pca": "PCA of W (GANSpace)", "guided": "guided: attribute-model gradient at this source"}
-#: the most batches a learned slider may take (150, the built-in ones', take about a minute on 2 cores)
+#: the most batches a learned slider may take (150, as the built-in ones, take about 1.5 minutes on 2 cores)
 MAX_LEARN_STEPS = 500
 
 
@@ -344,7 +344,7 @@ def create_tab(registry: Registry, picker: gr.Dropdown, results_state: gr.State,
                                       value="supervised", label="Method",
                                       info="Learned (embedded domain): a linear fit, then one W+ vector trained "
                                            "to move the attribute and hold the regressor's other readings, as "
-                                           "the built-in sliders are (about a minute at 150 steps). Guided "
+                                           "the built-in sliders are (150 steps: about 1.5 minutes on 2 cores). Guided "
                                            "(embedded domain) moves the attribute at the loaded source while "
                                            "the other readings stay put: it edits what no linear direction "
                                            "does, e.g. smile on the 8-layer GAN.")
