@@ -43,7 +43,7 @@ from semedit.evaluation.reports import alternating_medians, publish  # noqa: E40
 from semedit.imaging import shifted_and_blurred  # noqa: E402
 from semedit import pipeline  # noqa: E402
 from semedit.editing.directions import Direction, apply_edits  # noqa: E402
-from semedit.editing.fit import changes_between, guided_gradients, sample_w  # noqa: E402
+from semedit.editing.fit import changes_between, edit_region, guided_gradients, sample_w  # noqa: E402
 from semedit.editing.formats import read_semedit  # noqa: E402
 from semedit.editing.library import directions_for  # noqa: E402
 from semedit.inversion.suite import identity_for  # noqa: E402
@@ -130,8 +130,7 @@ def region_changes(G, w, d: Direction, attr: str, units: float, read, before: to
     region (``class_id`` in either image as ``segment`` labels it, grown by ``grow`` px), only
     outside it, and whole."""
     after = synthesize(G, apply_edits(G, Latent("w", w), [(d, units)])).clamp(-1, 1)
-    region = ((segment(before) == class_id) | (segment(after) == class_id)).float()[:, None]
-    region = torch.nn.functional.max_pool2d(region, 2 * grow + 1, 1, grow)
+    region = edit_region(segment(before), segment(after), class_id, grow)
     own = lambda images: float(changes_between(base, read(images), stds)[attr].mean())  # noqa: E731
     return {"inside": own(before + region * (after - before)), "outside": own(after - region * (after - before)),
             "whole": own(after), "area": float(region.sum((1, 2, 3)).mean())}

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from semedit.editing.directions import Direction, apply_edits, edit_space, weakness
-from semedit.editing.fit import (calibration, condition, edit_changes, fit_linear, guided_direction, label_samples,
-                                 learn_direction, most_selective, pca_directions, sample_w, selectivity,
-                                 stylespace_channels, variants)
+from semedit.editing.fit import (calibration, condition, edit_changes, edit_region, fit_linear, guided_direction,
+                                 label_samples, learn_direction, most_selective, pca_directions, sample_w,
+                                 selectivity, stylespace_channels, variants)
 from semedit.editing.formats import read_directions, save_directions
 from semedit.errors import CheckpointError, EditingError
 from semedit.latents import Latent, concat_styles, synthesize
@@ -260,6 +260,45 @@ def test_learned_direction_moves_its_attribute_by_the_slider_amount_and_leaks_le
     assert torch.equal(again.vector, learned.vector)
     with pytest.raises(EditingError):
         learn_direction(G, start, "blue", read, stds, w)
+
+
+def test_edit_region_is_the_class_in_either_image_grown():
+    before, after = torch.zeros(1, 8, 8, dtype=torch.long), torch.zeros(1, 8, 8, dtype=torch.long)
+    before[0, 2, 2], after[0, 5, 5], after[0, 0, 7] = 5, 5, 3
+    region = edit_region(before, after, 5, grow=1)
+    assert region.shape == (1, 1, 8, 8)
+    expected = torch.zeros(8, 8)
+    expected[1:4, 1:4] = expected[4:7, 4:7] = 1
+    assert torch.equal(region[0, 0], expected)
+
+
+def test_learned_direction_with_a_region_is_read_inside_it():
+    """A reader of the whole image's red, the attribute said to be drawn in the left half: with the
+    outside term, the learned edit's red, pasted outside the left half only, reads much less than
+    without it, while the whole edit still moves red."""
+    G = tiny_generator()
+    read = lambda im: {"red": im[:, 0].mean((1, 2)), "green": im[:, 1].mean((1, 2))}  # noqa: E731
+    w = sample_w(G, 600, seed=0)
+    labels = label_samples(G, w, read)
+    stds = {k: float(v.std()) for k, v in labels.items()}
+    start = replace(fit_linear(w, labels["red"], "red"), attribute="red")
+    left = torch.zeros(1, 1, TINY.resolution, TINY.resolution)
+    left[..., : TINY.resolution // 2] = 1
+    region = lambda before, after: left.expand(len(before), -1, -1, -1)  # noqa: E731
+    kw = dict(steps=80, batch=32, lr=0.05, region=region)
+    plain, inside = (learn_direction(G, start, "red", read, stds, w, outside_weight=o, **kw) for o in (0.0, 5.0))
+    assert "outside its region weighing 5" in inside.source and "outside" not in plain.source
+    fresh = sample_w(G, 200, seed=1)
+    before = synthesize(G, Latent("w", fresh)).clamp(-1, 1)
+
+    def read_outside(d):
+        after = synthesize(G, apply_edits(G, Latent("w", fresh), [(d, 2.0)])).clamp(-1, 1)
+        whole = float((read(after)["red"] - read(before)["red"]).mean()) / stds["red"]
+        out = float((read(after - left * (after - before))["red"] - read(before)["red"]).mean()) / stds["red"]
+        return whole, out
+    (whole_plain, out_plain), (whole_inside, out_inside) = read_outside(plain), read_outside(inside)
+    assert whole_inside > 1.0 and whole_plain > 1.0, (whole_plain, whole_inside)
+    assert out_inside / whole_inside < 0.7 * out_plain / whole_plain, (out_plain, whole_plain, out_inside, whole_inside)
 
 
 def test_fit_learned_reports_progress_measures_itself_and_can_be_stopped(tmp_path):

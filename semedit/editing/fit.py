@@ -230,12 +230,21 @@ def most_selective(candidates: Sequence[Direction], attribute: str,
     return best[1], best[2], best[3]
 
 
+def edit_region(labels_before: torch.Tensor, labels_after: torch.Tensor, class_id: int, grow: int = 2) -> torch.Tensor:
+    """Where an edit draws segment class ``class_id``: [N, 1, R, R] in {0, 1}, the class in either
+    label map [N, R, R] (before and after the edit), grown by ``grow`` px."""
+    region = ((labels_before == class_id) | (labels_after == class_id)).float()[:, None]
+    return torch.nn.functional.max_pool2d(region, 2 * grow + 1, 1, grow)
+
+
 def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
                     read: Callable[[torch.Tensor], Dict[str, torch.Tensor]], stds: Dict[str, float],
                     w: torch.Tensor, *, units: float = 2.0, steps: int = 150, batch: int = 64,
                     leak_weight: float = 1.0, leak_margin: float = 0.1, lr: float = 0.02, seed: int = 0,
                     augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                    progress: Optional[Callable[[int], None]] = None, largest_weight: float = 0.0) -> Direction:
+                    progress: Optional[Callable[[int], None]] = None, largest_weight: float = 0.0,
+                    region: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+                    outside_weight: float = 0.0, outside_margin: float = 0.2) -> Direction:
     """A W+ direction (vector [L, C], one unit its length) learned from ``start`` (W or W+) on
     codes w [N, C]: Adam on one vector shared by every code, ``steps`` batches of ``batch`` codes,
     minimising  relu(units - own)^2 + leak_weight * (sum_k leak_k + largest_weight * max_k leak_k),
@@ -246,7 +255,10 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
     images), half of the batches read both images through it, so the vector gains less from a
     pixel pattern that fools the reader than from a drawn change. ``lr`` is relative to the
     starting vector's RMS. ``progress(steps done)`` is called after every step (it may raise to
-    stop). Its measured effect on fresh codes is for the caller to judge."""
+    stop). With ``region(before, after) -> [B, 1, R, R]`` in [0, 1], where the attribute is drawn,
+    the loss adds outside_weight * relu(mean own change of the edit pasted only outside the region
+    - outside_margin): the attribute must be read where it is drawn, not from a tint elsewhere.
+    Its measured effect on fresh codes is for the caller to judge."""
     if attribute not in stds:
         raise EditingError(f"{attribute} is not among the attributes read")
     if len(w) == 0:
@@ -265,15 +277,23 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
             with torch.no_grad():
                 before = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
             after = synthesize(G, Latent("w+", codes + units * vector)).clamp(-1, 1)
+            images = [before, after]
+            if region is not None and outside_weight:
+                with torch.no_grad():
+                    where = region(before, after.detach()).to(after)
+                images.append(after - where * (after - before))  # the edit outside the region only
             if augment is not None and bool(torch.rand((), generator=g) < 0.5):
-                before, after = augment(before), augment(after)
+                images = [augment(x) for x in images]
             with torch.no_grad():
-                read_before = read(before)
-            read_after = read(after)
+                read_before = read(images[0])
+            read_after = read(images[1])
             change = {k: (read_after[k] - read_before[k]) / stds[k] for k in stds}
             over = [(change[k].abs().mean() - leak_margin).clamp(min=0) for k in stds if k != attribute]
             leak = sum(over) + largest_weight * max(over) if over else 0.0
             loss = (units - change[attribute].mean()).clamp(min=0).square() + leak_weight * leak
+            if len(images) == 3:
+                outside = (read(images[2])[attribute] - read_before[attribute]) / stds[attribute]
+                loss = loss + outside_weight * (outside.mean() - outside_margin).clamp(min=0)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -289,6 +309,8 @@ def learn_direction(G: StyleGAN2Generator, start: Direction, attribute: str,
     how = f"{steps} steps of {batch} of {len(w)} codes, lr {lr:g}"
     if largest_weight:
         how += f", the largest leak weighing {1 + largest_weight:g}x"
+    if region is not None and outside_weight:
+        how += f", its change read outside its region weighing {outside_weight:g}"
     return Direction(name=start.name, space="w+", vector=(v / length).cpu(), unit=length, attribute=attribute,
                      source=f"{start.source}; then one W+ vector learned from it ({how}) to move {attribute} and "
                             "hold the other readings",

@@ -29,8 +29,9 @@ import torch
 
 from .. import segmentation as L
 from ..editing.directions import Direction
-from ..editing.fit import (calibration, edit_changes, fit_linear, label_samples, leak_summary, learn_direction,
-                           most_selective, pca_directions, sample_codes, sample_w, stylespace_channels, variants)
+from ..editing.fit import (calibration, edit_changes, edit_region, fit_linear, label_samples, leak_summary,
+                           learn_direction, most_selective, pca_directions, sample_codes, sample_w,
+                           stylespace_channels, variants)
 from ..editing.formats import read_semedit, save_directions, semedit_metadata
 from ..errors import EditingError
 from ..imaging import shifted_and_blurred
@@ -46,6 +47,8 @@ SUPERVISED = {"smile": "smile", "age": "age", "yaw": "yaw", "hair_length": "hair
 #: one's own std is near zero and would blow any change up
 BINARY = ("beard", "glasses")
 LOCAL_CLASSES = {"mouth": L.MOUTH, "hair": L.HAIR}
+#: attribute -> the segment class it is drawn in (where a learned slider's change must be read)
+DRAWN_IN = {"smile": L.MOUTH, "hair_length": L.HAIR}
 
 
 def regressor_labeller(regressor):
@@ -78,11 +81,13 @@ def attribute_stds(readings: dict) -> dict:
 
 def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int = 0, select_n: int = 500,
                 learn_steps: int = 150, learn_lr: float = 0.02, largest_weight: float = 0.0,
-                only: Optional[Sequence[str]] = None, log=print) -> List[Direction]:
+                outside_weight: float = 0.0, only: Optional[Sequence[str]] = None,
+                log=print) -> List[Direction]:
     """Each supervised attribute is fitted in W and in Z on ``n`` samples; the W fit is refined on
     ``select_n`` fresh samples (``refine``, learning on the ``n`` samples for ``learn_steps`` at
-    ``learn_lr`` with ``largest_weight``; 0 steps: no learning) and gets the plain name, the plain W
-    fit becomes "name (w, plain)", the Z fit "name (z)". With ``only`` (attributes), just those
+    ``learn_lr`` with ``largest_weight`` and ``outside_weight``, the segmenter marking where
+    DRAWN_IN's attributes are drawn; 0 steps: no learning) and gets the plain name, the plain W fit
+    becomes "name (w, plain)", the Z fit "name (z)". With ``only`` (attributes), just those
     attributes' refined directions (the others' W fits still hold them, as in the full fit)."""
     t = time.time()
     z, w = sample_codes(G, n, seed=seed)
@@ -100,7 +105,8 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
         log(f"{name}: W {w_fits[attr].metrics}, Z {z_fits[attr].metrics}  ({time.time() - t:.0f}s)")
     chosen = refine(G, w_fits, read, select_n=select_n, seed=seed + 1, log=log, learn_on=w if learn_steps else None,
                     learn_read=differentiable_labeller(regressor), learn_steps=learn_steps, learn_lr=learn_lr,
-                    largest_weight=largest_weight, attributes=only)
+                    largest_weight=largest_weight, attributes=only, segment=segmenter.predict,
+                    outside_weight=outside_weight)
     if only:
         return [chosen[a] for a in only]
     out = [chosen[a] for a in w_fits]
@@ -120,7 +126,7 @@ def fit_builtin(G, regressor, segmenter, n: int = 4000, pcs: int = 5, seed: int 
 
 def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, learn_on=None, learn_read=None,
            learn_steps: int = 150, learn_lr: float = 0.02, largest_weight: float = 0.0,
-           attributes: Optional[Sequence[str]] = None) -> dict:
+           attributes: Optional[Sequence[str]] = None, segment=None, outside_weight: float = 0.0) -> dict:
     """{attribute: the most selective variant of its W fit} (``fit.variants``: held against the
     other fits or not, on each range of W+ layers), measured by +2-unit edits of ``select_n``
     samples drawn with ``seed``, its unit rescaled so that one unit moves the attribute by one
@@ -128,7 +134,9 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
     estimate, off where the fit is weak), named as the attribute's slider. With codes
     ``learn_on`` [N, C] (apart from the fresh samples) and ``learn_read`` (``read``, differentiable),
     a W+ vector learned from that variant (``fit.learn_direction``, ``learn_steps`` batches at
-    ``learn_lr``, ``largest_weight``) competes with it on the same measure. ``attributes``: refine
+    ``learn_lr``, ``largest_weight``; with ``segment`` (images -> label maps [B, R, R]) and
+    ``outside_weight``, the attributes of DRAWN_IN must be read inside their class: see
+    ``learn_direction``'s region) competes with it on the same measure. ``attributes``: refine
     only these (default: every fit; the others still hold them). Its metrics add, at +2 units, the
     measured change of its own attribute and the largest other's mean |change| for the chosen
     direction (rescaled) and for the plain fit."""
@@ -150,8 +158,12 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
                        source=f"{best.source}; {span}, chosen as the most selective of its variants on "
                               f"{select_n} fresh samples, unit x {scale:.2f} to the measured std")
         if learn_on is not None:
+            drawn_in = DRAWN_IN.get(attr) if segment is not None else None
+            region = None if drawn_in is None else (
+                lambda before, after, cls=drawn_in: edit_region(segment(before), segment(after), cls))
             learned = learn_direction(G, best, attr, learn_read, stds, learn_on, steps=learn_steps, lr=learn_lr,
-                                      largest_weight=largest_weight, augment=shifted_and_blurred, seed=seed)
+                                      largest_weight=largest_weight, augment=shifted_and_blurred, seed=seed,
+                                      region=region, outside_weight=outside_weight)
             winner, _, rescale = most_selective([best, learned], attr, effect, calibrate=True)
             if winner is learned:
                 span, scale = "a learned W+ vector", rescale
@@ -214,6 +226,8 @@ def main(argv=None) -> None:
     ap.add_argument("--learn-lr", type=float, default=0.02, help="Adam's step, relative to the start's RMS")
     ap.add_argument("--learn-largest-weight", type=float, default=0.0,
                     help="extra weight on the largest other reading's change while learning")
+    ap.add_argument("--learn-outside-weight", type=float, default=0.0,
+                    help="weight on smile's and hair length's change read outside the mouth / hair while learning")
     ap.add_argument("--only", nargs="+", choices=sorted(SUPERVISED), metavar="ATTRIBUTE",
                     help="refit just these sliders, every other direction of --out kept as it is")
     ap.add_argument("--out", type=Path, help="default: weights/<model>-directions.safetensors")
@@ -224,14 +238,16 @@ def main(argv=None) -> None:
     G = registry.get(a.model)
     command = (f"python -m semedit.training.directions --model {a.model} --n {a.n} --select-n {a.select_n} "
                f"--learn-steps {a.learn_steps} --learn-lr {a.learn_lr:g} --learn-largest-weight "
-               f"{a.learn_largest_weight:g}" + (f" --only {' '.join(a.only)}" if a.only else ""))
+               f"{a.learn_largest_weight:g} --learn-outside-weight {a.learn_outside_weight:g}"
+               + (f" --only {' '.join(a.only)}" if a.only else ""))
     kept, note = [], command
     if a.only:
         kept = read_semedit(out)
         note = f"{semedit_metadata(out).get('note', '(no note)')}; then {command}"
     directions = fit_builtin(G, registry.get(spec.config["regressor"]), registry.get(spec.config["segmenter"]),
                              n=a.n, pcs=a.pcs, select_n=a.select_n, learn_steps=a.learn_steps, learn_lr=a.learn_lr,
-                             largest_weight=a.learn_largest_weight, only=a.only)
+                             largest_weight=a.learn_largest_weight, outside_weight=a.learn_outside_weight,
+                             only=a.only)
     if a.only:
         new = {d.name: d for d in directions}
         directions = [new.pop(d.name, d) for d in kept] + list(new.values())
