@@ -181,7 +181,8 @@ def refine(G, fits: dict, read, select_n: int = 500, seed: int = 1, log=print, l
 
 def fit_learned(G, regressor, attribute: str, n: int = 1000, steps: int = 150, fresh: int = 200, seed: int = 12345,
                 progress: Optional[Callable[[float, str], None]] = None) -> Direction:
-    """One supervised attribute's slider as the built-in ones are made, short of the variant search:
+    """One supervised attribute's slider as the built-in ones are made, short of the variant search
+    and of the region term (each would take minutes more):
     a W fit on ``n`` samples (``fit_linear``), then one W+ vector learned from it on the same samples
     (``fit.learn_direction``, ``steps`` batches, the regressor read through ``differentiable_labeller``,
     half the batches shifted and blurred), its unit rescaled so that +2 units move the attribute by
