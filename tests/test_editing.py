@@ -236,16 +236,22 @@ def test_guided_direction_holds_other_readings_and_counts_in_the_given_std():
         guided_direction(G, latent, red, "red", hold=lambda img: red(img)[:, None])
 
 
-def test_learned_direction_moves_its_attribute_by_the_slider_amount_and_leaks_less():
-    """One W+ vector learned from a plain W fit: on fresh codes +2 units move the attribute by
-    about 2 of its standard deviations while the other reading moves less per unit of its own
-    change than along the start; the same seed learns the same vector."""
+def red_and_green():
+    """(tiny G, a reader of mean red and green [B], 600 codes, the readings' stds, the W fit of red)."""
     G = tiny_generator()
     read = lambda im: {"red": im[:, 0].mean((1, 2)), "green": im[:, 1].mean((1, 2))}  # noqa: E731
     w = sample_w(G, 600, seed=0)
     labels = label_samples(G, w, read)
     stds = {k: float(v.std()) for k, v in labels.items()}
     start = replace(fit_linear(w, labels["red"], "red"), attribute="red")
+    return G, read, w, stds, start
+
+
+def test_learned_direction_moves_its_attribute_by_the_slider_amount_and_leaks_less():
+    """One W+ vector learned from a plain W fit: on fresh codes +2 units move the attribute by
+    about 2 of its standard deviations while the other reading moves less per unit of its own
+    change than along the start; the same seed learns the same vector."""
+    G, read, w, stds, start = red_and_green()
     learned = learn_direction(G, start, "red", read, stds, w, steps=60, batch=32, lr=0.05)
     assert learned.space == "w+" and learned.vector.shape == (G.num_ws, G.config.w_dim)
     assert float(learned.vector.norm()) == pytest.approx(1.0) and "learned" in learned.source
@@ -276,12 +282,7 @@ def test_learned_direction_with_a_region_is_read_inside_it():
     """A reader of the whole image's red, the attribute said to be drawn in the left half: with the
     outside term, the learned edit's red, pasted outside the left half only, reads much less than
     without it, while the whole edit still moves red."""
-    G = tiny_generator()
-    read = lambda im: {"red": im[:, 0].mean((1, 2)), "green": im[:, 1].mean((1, 2))}  # noqa: E731
-    w = sample_w(G, 600, seed=0)
-    labels = label_samples(G, w, read)
-    stds = {k: float(v.std()) for k, v in labels.items()}
-    start = replace(fit_linear(w, labels["red"], "red"), attribute="red")
+    G, read, w, stds, start = red_and_green()
     left = torch.zeros(1, 1, TINY.resolution, TINY.resolution)
     left[..., : TINY.resolution // 2] = 1
     region = lambda before, after: left.expand(len(before), -1, -1, -1)  # noqa: E731
