@@ -51,12 +51,10 @@ from semedit.latents import Latent, synthesize  # noqa: E402
 from semedit.networks.regressor import field_readings  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
 from semedit.segmentation import CLASS_NAMES  # noqa: E402
-from semedit.training.directions import attribute_stds  # noqa: E402
+from semedit.training.directions import DRAWN_IN, attribute_stds  # noqa: E402
 
 DEFAULT = "embedded-portraits-64"
 AIMED = ("smile", "age", "yaw", "hair_length")
-#: attribute -> the segment class it is drawn in
-REGIONS = {"smile": "mouth", "hair_length": "hair"}
 
 
 @torch.no_grad()
@@ -240,11 +238,10 @@ def main(argv=None) -> None:
               "with the attribute's class in either image, grown by 2 px, or only outside it; the own attribute's "
               "mean change (std). A change read mostly outside is drawn somewhere the attribute is not.\n",
               "| slider | region | mean area (px) | inside only | outside only | whole edit |", "|---|---|---|---|---|---|"]
-    for attr, cls in REGIONS.items():
+    for attr, class_id in DRAWN_IN.items():
         if attr in supervised:
-            r = region_changes(G, w, supervised[attr], attr, a.units, read, before, base, stds, segment,
-                               CLASS_NAMES.index(cls))
-            lines.append(f"| {supervised[attr].name} | {cls} | {r['area']:.0f} | {r['inside']:+.2f} | "
+            r = region_changes(G, w, supervised[attr], attr, a.units, read, before, base, stds, segment, class_id)
+            lines.append(f"| {supervised[attr].name} | {CLASS_NAMES[class_id]} | {r['area']:.0f} | {r['inside']:+.2f} | "
                          f"{r['outside']:+.2f} | {r['whole']:+.2f} |")
     frame, forward = frame_times(G, supervised["smile"])
     lines += ["", "## Slider frame speed (batch 1, 2 CPU threads)\n", "| step | median ms | ratio to G forward |",
