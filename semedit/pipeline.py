@@ -322,7 +322,8 @@ def learned_direction_for(registry, model: str, attribute: str, samples: int = 1
 
 # ---- hairstyle transfer: two targets -> method -> result -> scores -> paste-back ----------------
 
-HAIR_METHODS = {"model": "FG'21 network", "model+blend": "FG'21 network + alpha blend",
+HAIR_METHODS = {"model": "FG'21 network", "model+identity": "FG'21 network + identity steps",
+                "model+blend": "FG'21 network + alpha blend",
                 "optimisation": "optimisation", "optimisation+blend": "optimisation + alpha blend"}
 
 
@@ -449,8 +450,13 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
     ctx = context_for(registry, model)
     segment = _segment_fn(registry, model)
     if name is not None:
+        identity = None
+        if method == "model+identity":
+            identity = ctx.identity
+            if identity is None:
+                raise SemeditError(f"{model} has no identity model for the identity steps: use the network alone")
         plain = transfer_with_model(G, load_hair_network(registry, name, device), face.image, hair.image, device=device,
-                                    segment=segment)
+                                    segment=segment, identity=identity)
     else:
         face_labels, hair_labels = labels_of(registry, model, face), labels_of(registry, model, hair)
         face_yaw = float(read_attributes(registry, model, face.image.to(device))["yaw"][0])
@@ -464,6 +470,14 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
         result = alpha_blend(plain, face.image, face_labels, segment(plain.image)[0] if segment else None)
     measures = hair_measures(registry, model, result, face, hair, ctx, truth=truth, segment=segment)
     return HairOutcome(result, measures, paste(face, result.image), face, hair, model, plain)
+
+
+def held_out_identity(registry, model: str):
+    """The embedded generator ``model``'s held-out identity reader (``config.identity_judge``: a
+    second regressor no method is trained or steered against) as an identity distance, or None."""
+    from .networks.regressor import RegressorIdentity
+    name = registry.catalogue.get(model).config.get("identity_judge")
+    return RegressorIdentity(registry.get(name, registry.get(model).w_avg.device), "held-out reader") if name else None
 
 
 @torch.no_grad()
@@ -480,6 +494,9 @@ def hair_measures(registry, model: str, result, face: Target, hair: Target, ctx,
     out = {"yaw of the face image": float(yaws[0]), "yaw of the hair image": float(yaws[1]),
            "yaw of the result": float(yaws[2])}
     out["identity distance to the face"] = float(ctx.identity(img, f)[0]) if ctx.identity is not None else math.nan
+    judge = held_out_identity(registry, model)
+    if judge is not None:  # the identity steps lower the first distance; this reader they never saw
+        out["identity distance to the face, held-out reader"] = float(judge.to(device)(img, f)[0])
     source = result.hair_source.to(device)
     region = hair_mask(segment(source)[0]) if segment else result.hair_region
     region = None if region is None else region.to(device)

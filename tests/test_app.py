@@ -823,6 +823,15 @@ def test_hair_tab_transfers_an_example_pair_with_the_network(client):
     assert {Path(f).name for f in files} == {"hair-transfer.png", "hair-transfer_photo.png", "hair-transfer.pt"}
     saved = torch.load([f for f in files if f.endswith(".pt")][0], weights_only=True)
     assert saved["latent"].shape[0] == 1 and saved["face_latent"] is not None
+    # on the default generator the identity steps bring the person nearer, by the reader they never saw
+    held_out = "identity distance to the face, held-out reader"
+    by = {}
+    for method in ("model", "model+identity"):
+        gallery, table, *_ = session.predict("embedded-portraits-64-gan-linear", "image", face, 0, "image", hair, 1,
+                                             method, 50, api_name="/hair_transfer")
+        by[method] = {r[0]: r[1] for r in table["data"]}
+    assert any(g["caption"].startswith("result: FG'21 network + identity steps") for g in gallery)
+    assert by["model+identity"][held_out] < by["model"][held_out]
 
 
 def test_hair_tab_optimises_samples_and_refuses_bad_input(client, tmp_path):

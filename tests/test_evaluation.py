@@ -203,6 +203,9 @@ def test_table2_and_hair_presets_from_the_command_line(tmp_path):
     assert sum(r["role"] == "gallery" for r in rows) == 120 and sum(r["role"] == "FG'21 network" for r in rows) == 30
     # the protocol with a perfect generator, against its own rendered gallery: the identity model's bound
     assert sum(r["role"] == "rendered gallery" for r in rows) == 120
+    # every image is also read by the held-out identity reader, which ranks every row again
+    assert all(len(r["judge embedding"].split()) == len(r["embedding"].split()) for r in rows)
+    assert "top-1, held-out reader" in summary and "embedded-regressor-64-judge" in summary
     rendered = next(line for line in summary.splitlines() if line.startswith("| renderer: the true image"))
     assert float(rendered.split("|")[2].strip(" %")) > 80
     again = _eval(tmp_path / "hair", "--preset", "hair-small", "--gallery", "120", "--queries", "31", "--chunk", "40")

@@ -377,10 +377,12 @@ def test_retrieval_ranks_and_protocol():
         return out
 
     found = hair_retrieval(people, {"good": lambda idx: keep_person(people(idx), hair_of(idx)), "bad": hair_of},
-                           embed, n_gallery=50, n_queries=20)
-    good, bad = found["good"], found["bad"]
+                           {"two pixels": embed, "one pixel": lambda images: embed(images)[:, :1]},
+                           n_gallery=50, n_queries=20)
+    good, bad = found["two pixels"]["good"], found["two pixels"]["bad"]
     assert good["top1"] == 1.0 and good["mean_rank"] == 1.0
     assert bad["top1"] < 0.1 and bad["mean_rank"] > 10
+    assert found["one pixel"]["good"]["top1"] == 1.0 and found["one pixel"]["bad"]["top1"] < 0.1  # each reader ranks
 
 
 def test_retrieval_with_a_perfect_generator_draws_the_true_renders():
@@ -423,12 +425,19 @@ def test_retrieval_on_a_generator_not_paired_with_the_renderer():
     assert rset.latents_for(paired)[0] is rset.z_people  # a paired generator reads the renderer latents
 
 
+class _MeanColour(torch.nn.Module):
+    """A stand-in identity model: distance of the images' mean colours, [N]."""
+
+    def forward(self, x, y):
+        return (x.mean((2, 3)) - y.mean((2, 3))).norm(dim=1)
+
+
 def test_retrieval_blends_the_networks_transfer_into_the_face_image():
     """With a network and a segmenter, the protocol also ranks the network's transfer blended
     into the face image: the transfer inside the hair (the face's and the result's), the face
     image's own pixels away from it."""
     from semedit import segmentation as L
-    from semedit.evaluation.hair import NETWORK_BLENDED, RetrievalSet
+    from semedit.evaluation.hair import NETWORK_BLENDED, NETWORK_IDENTITY, RetrievalSet
     G, _, _ = tiny_unpaired_setup()
 
     class AverageCode(torch.nn.Module):  # a "network" that puts every face on the average code
@@ -440,14 +449,41 @@ def test_retrieval_blends_the_networks_transfer_into_the_face_image():
         labels[:, :4] = L.HAIR
         return labels
 
-    rows = RetrievalSet.draw(6, 3, seed=2).transfers(G, net=AverageCode(), segment=segment)
-    assert NETWORK_BLENDED in rows and "FG'21 network" in rows
+    rows = RetrievalSet.draw(6, 3, seed=2).transfers(G, net=AverageCode(), segment=segment, identity=_MeanColour())
+    assert NETWORK_BLENDED in rows and "FG'21 network" in rows and NETWORK_IDENTITY in rows
     idx = torch.tensor([0, 2])
     faces = RetrievalSet.draw(6, 3, seed=2).people(G)(idx)
     network, blended = rows["FG'21 network"](idx), rows[NETWORK_BLENDED](idx)
     torch.testing.assert_close(blended[..., 8:, :], faces[..., 8:, :])  # far from the hair: the face image
     torch.testing.assert_close(blended[..., :4, :], network[..., :4, :])  # the hair: the transfer
     assert not torch.allclose(network[..., 8:, :], faces[..., 8:, :])
+    steered = rows[NETWORK_IDENTITY](idx)  # the network's codes refined towards each face
+    assert (_MeanColour()(steered, faces) < _MeanColour()(network, faces)).all()
+
+
+def test_identity_steps_move_a_code_towards_the_face_and_hold_the_hair():
+    """A few steps lower the identity model's distance to the face image; with the whole image
+    held as hair and a heavy hold, the image moves less; codes refined together are refined as
+    if alone (each its own Adam coordinates)."""
+    from semedit.hair.transfer import IdentitySteps, identity_steps
+    from semedit.latents import Latent, synthesize
+    G, _, _ = tiny_unpaired_setup()
+    with torch.no_grad():
+        codes = G.broadcast(G.mapping(torch.randn(3, G.config.z_dim, generator=torch.Generator().manual_seed(3))))
+        faces = G.synthesis(G.broadcast(G.mapping(torch.randn(3, G.config.z_dim))), fused=False).clamp(-1, 1)
+        start = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+    identity = _MeanColour()
+    cfg = IdentitySteps(steps=6, lr=0.05)
+    refined = identity_steps(G, codes, faces, identity, cfg=cfg)
+    assert not refined.requires_grad and refined.shape == codes.shape
+    with torch.no_grad():
+        after = synthesize(G, Latent("w+", refined)).clamp(-1, 1)
+        assert (identity(after, faces) < identity(start, faces)).all()
+        held = identity_steps(G, codes, faces, identity, torch.ones(3, 1, 16, 16), replace(cfg, hair_weight=50.0))
+        held_image = synthesize(G, Latent("w+", held)).clamp(-1, 1)
+        assert (held_image - start).abs().mean() < 0.7 * (after - start).abs().mean()
+    alone = identity_steps(G, codes[1:2], faces[1:2], identity, cfg=cfg)
+    torch.testing.assert_close(alone, refined[1:2], atol=1e-5, rtol=1e-4)
 
 
 def test_hair_transfer_refuses_a_photo_without_a_face_and_an_unknown_method(make_registry, tiny_file):
@@ -524,6 +560,9 @@ def test_hair_bench_scores_a_candidate_mixer_on_an_unpaired_generator(tmp_path):
     retrieval = "reference: the generator's encoder on the face image (no hair changed)"
     assert rows["FG'21 network"][-1] == rows[retrieval][-1]  # donor hair IoU
     assert 0 <= float(rows["naive paste"][-1].strip(" |")) <= 1
+    # the identity steps move an untrained mixer's face code too, and both readers rank every row
+    assert "hair model + identity steps" in rows and "FG'21 network + identity steps" in rows
+    assert len(rows["FG'21 network"]) == 5 and "held-out reader" in out.read_text()
 
 
 def test_layer_mixing_bench_ranges_mix_and_hair_moved():
@@ -584,15 +623,11 @@ def test_region_pairs_train_a_transfer_as_optimisation_scores_one():
     assert m["region_hair"] == 0.0 and m["region_face"] > 0
     with pytest.raises(ValueError, match="segmenter and a yaw"):
         HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw)
-
-    class MeanColour(torch.nn.Module):  # a stand-in identity model: distance of the mean colours
-        def forward(self, x, y):
-            return (x.mean((2, 3)) - y.mean((2, 3))).norm(dim=1)
     with_id = replace(cfg, region_identity_weight=2.0)
     with pytest.raises(ValueError, match="identity model"):
         HairTrainer(G, with_id, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter)
     m = HairTrainer(G, with_id, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter,
-                    identity=MeanColour()).train_step()
+                    identity=_MeanColour()).train_step()
     assert m["region_identity"] > 0
     assert m["loss"] == pytest.approx(m["region_face"] + m["region_hair"] + 2 * m["region_identity"], rel=1e-5)
     with pytest.raises(ValueError, match="perceptual model"):
@@ -600,7 +635,7 @@ def test_region_pairs_train_a_transfer_as_optimisation_scores_one():
                     segmenter=segmenter)
     plain = HairTrainer(G, cfg, paired=False, encoder=encoder, yaw=yaw, segmenter=segmenter)
     perceptual = HairTrainer(G, replace(cfg, region_perceptual=True), paired=False, encoder=encoder, yaw=yaw,
-                             segmenter=segmenter, perceptual=MeanColour())
+                             segmenter=segmenter, perceptual=_MeanColour())
     a, b = plain.train_step(), perceptual.train_step()
     assert b["region_face"] > a["region_face"] > 0  # the same pairs, the perceptual distance added
 

@@ -19,7 +19,7 @@ import torch
 
 from .. import segmentation as L
 from ..encoders import encode
-from ..hair.transfer import blend_into_face, hair_mask
+from ..hair.transfer import blend_into_face, hair_mask, identity_steps
 from ..latents import Latent, synthesize
 from ..metrics import psnr
 from ..synth.params import LATENT_DIM, MAX_YAW, latent_with, params_from_latent
@@ -31,6 +31,8 @@ Draw = Callable[[torch.Tensor], torch.Tensor]
 ENCODER_REFERENCE = "reference: the generator's encoder on the face image (no hair changed)"
 #: the network's transfer alpha-blended into the face image (the face image's pixels outside the hair)
 NETWORK_BLENDED = "FG'21 network + alpha blend"
+#: the network's code refined towards the face image's identity (``hair.transfer.identity_steps``)
+NETWORK_IDENTITY = "FG'21 network + identity steps"
 
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
     """The hair image's hair pixels (labels [B, R, R]) over the face image: [B, 3, R, R]."""
@@ -70,18 +72,22 @@ def retrieval_ranks(gallery: torch.Tensor, queries: torch.Tensor, truth: torch.T
 
 
 @torch.no_grad()
-def hair_retrieval(people: Draw, queries: Dict[str, Draw], embed: Callable[[torch.Tensor], torch.Tensor], *,
-                   n_gallery: int, n_queries: int, batch: int = 250) -> Dict[str, dict]:
+def hair_retrieval(people: Draw, queries: Dict[str, Draw], readers: Dict[str, Callable[[torch.Tensor], torch.Tensor]],
+                   *, n_gallery: int, n_queries: int, batch: int = 250) -> Dict[str, Dict[str, dict]]:
     """The FG'21 retrieval protocol in one process. ``people(indices [B]) -> images`` draws gallery
     person i (deterministic per index); each of ``queries`` {name: draw} gives those people with
-    another person's hair (a transfer); ``embed(images) -> [B, D]`` identity features. Queries are
-    the first ``n_queries`` people. Returns {name: {top1, mean_rank, ranks [n_queries]}}."""
+    another person's hair (a transfer); each of ``readers`` {reader: images -> [B, D] identity
+    features} ranks every query (each image is drawn once, read by all). Queries are the first
+    ``n_queries`` people. Returns {reader: {transfer: {top1, mean_rank, ranks [n_queries]}}}."""
     if not 0 < n_queries <= n_gallery:
         raise ValueError("need 0 < n_queries <= n_gallery")
-    gallery = torch.cat([embed(people(idx)).cpu() for idx in torch.arange(n_gallery).split(batch)])
-    found = {name: torch.cat([embed(draw(idx)).cpu() for idx in torch.arange(n_queries).split(batch)])
-             for name, draw in queries.items()}
-    return retrieval_summary(gallery, found)
+
+    def read(draw: Draw, n: int) -> Dict[str, torch.Tensor]:
+        chunks = [draw(idx) for idx in torch.arange(n).split(batch)]
+        return {r: torch.cat([embed(x).cpu() for x in chunks]) for r, embed in readers.items()}
+    gallery = read(people, n_gallery)
+    found = {name: read(draw, n_queries) for name, draw in queries.items()}
+    return {r: retrieval_summary(gallery[r], {name: f[r] for name, f in found.items()}) for r in readers}
 
 
 @dataclass(frozen=True)
@@ -131,10 +137,12 @@ class RetrievalSet:
         perfect generator, which bounds what the identity model itself can tell apart."""
         return _rendered(self.z_people, size), _rendered(self.z_truth, size)
 
-    def transfers(self, G, *, net=None, segment=None, paired: bool = False, encoder=None) -> Dict[str, Draw]:
+    def transfers(self, G, *, net=None, segment=None, paired: bool = False, encoder=None,
+                  identity=None) -> Dict[str, Draw]:
         """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given;
-        with a ``segment`` function also blended into the face image), the naive paste (with
-        ``segment``), for a generator ``paired`` with the renderer
+        with a ``segment`` function also blended into the face image, with an ``identity`` model,
+        (x, y) -> distances [N] on G's device, also refined by ``identity_steps``, holding the hair
+        ``segment`` finds), the naive paste (with ``segment``), for a generator ``paired`` with the renderer
         the ceiling, G's own image of the true latent, and with an ``encoder`` of G the reference
         ``ENCODER_REFERENCE``: its reconstruction of the face image, no hair changed (what an
         encoder-based transfer keeps of a person at best, short of a better encoder)."""
@@ -155,6 +163,20 @@ class RetrievalSet:
                     codes = net.to(dev)(faces.to(dev), hair_of(idx).to(dev))
                     return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
             out["FG'21 network"] = lambda idx: network_on(people(idx), idx)
+            if identity is not None:
+                def by_identity_steps(idx: torch.Tensor) -> torch.Tensor:
+                    dev = G.w_avg.device
+                    faces = people(idx).to(dev)
+                    with torch.no_grad():
+                        codes = net.to(dev)(faces, hair_of(idx).to(dev))
+                        held = None
+                        if segment is not None:
+                            first = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+                            held = (segment(first) == L.HAIR).float()[:, None]
+                    codes = identity_steps(G, codes, faces, identity, held)
+                    with torch.no_grad():
+                        return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
+                out[NETWORK_IDENTITY] = by_identity_steps
             if segment is not None:
                 def by_network_blended(idx: torch.Tensor) -> torch.Tensor:
                     faces = people(idx)  # drawn once for the transfer and the blend

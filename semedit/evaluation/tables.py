@@ -439,8 +439,13 @@ RENDERED_GALLERY = "rendered gallery"
 
 
 class HairRetrieval:
+    """The retrieval protocol on an embedded generator. Each image is embedded by its regressor's
+    identity fields and, when the generator's entry names one (``config.identity_judge``), by a
+    second regressor that no training term uses: transfers and encoders trained against the first
+    can move its reading without moving the person, and the second ranks them unswayed by that."""
+
     name = "hair"
-    columns = ("item", "role", "person", "embedding")
+    columns = ("item", "role", "person", "embedding", "judge embedding")
 
     def __init__(self, registry, model: str, cfg: EvalConfig):
         from ..synth.params import LATENT_DIM
@@ -462,7 +467,8 @@ class HairRetrieval:
         return self.cfg.settings(self.model, self.registry)
 
     def draws(self):
-        """(people, {transfer: draw}, embed), built once per shard."""
+        """(people, {transfer: draw}, embed), built once per shard; embed(images) -> (the
+        regressor's identity embeddings [B, D], the judge's [B, D'] or None)."""
         if self._draws is None:
             reg, model = self.registry, self.model
             spec = reg.catalogue.get(model)
@@ -474,12 +480,22 @@ class HairRetrieval:
             transfers = self.set.transfers(G, net=pipeline.load_hair_network(reg, hair) if hair else None,
                                            segment=(lambda x: seg.predict(x.to(G.w_avg.device)).cpu()) if seg else None,
                                            paired=spec.paired_with_renderer,
-                                           encoder=reg.get(encoder) if encoder else None)
+                                           encoder=reg.get(encoder) if encoder else None,
+                                           identity=identity_for(reg, model))
+            judge = pipeline.held_out_identity(reg, model)
+
+            def embed(x: torch.Tensor) -> tuple:
+                x = x.to(G.w_avg.device)
+                return (regressor.identity_embedding(x).cpu(),
+                        None if judge is None else judge.regressor.identity_embedding(x).cpu())
             rendered_people, rendered_truth = self.set.rendered(G.config.resolution)
             self._draws = ({"gallery": self.set.people(G), RENDERED_GALLERY: rendered_people},
-                           {**transfers, RENDERED: rendered_truth},
-                           lambda x: regressor.identity_embedding(x.to(G.w_avg.device)).cpu())
+                           {**transfers, RENDERED: rendered_truth}, embed)
         return self._draws
+
+    def judge(self) -> Optional[str]:
+        """The catalogue name of the held-out identity reader, or None."""
+        return self.registry.catalogue.get(self.model).config.get("identity_judge")
 
     def _encoder(self) -> Optional[str]:
         """An unpaired generator's encoder, whose reconstruction of the face image is the reference
@@ -489,12 +505,12 @@ class HairRetrieval:
         return pipeline.encoder_of(self.registry, self.model)
 
     def transfer_names(self) -> List[str]:
-        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED
+        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, NETWORK_IDENTITY
         spec = self.registry.catalogue.get(self.model)
         names = ["ceiling: G of the true latent"] if spec.paired_with_renderer else []
         names += [ENCODER_REFERENCE] if self._encoder() else []
         if pipeline.hair_model_for(self.registry, self.model):
-            names += ["FG'21 network"] + ([NETWORK_BLENDED] if spec.config.get("segmenter") else [])
+            names += ["FG'21 network", NETWORK_IDENTITY] + ([NETWORK_BLENDED] if spec.config.get("segmenter") else [])
         return names + (["naive paste"] if spec.config.get("segmenter") else []) + [RENDERED]
 
     def items(self) -> List[str]:
@@ -512,15 +528,23 @@ class HairRetrieval:
         else:
             role = role[len("query:"):]
             idx, draw = torch.arange(start, min(start + self.cfg.chunk, self.cfg.queries)), transfers[role]
-        e = embed(draw(idx))
-        return [{"role": role, "person": int(i), "embedding": " ".join(f"{v:.6g}" for v in row.tolist())}
-                for i, row in zip(idx, e)]
+        e, judged = embed(draw(idx))
 
-    def _results(self, rows) -> Dict[str, dict]:
+        def text(row: torch.Tensor) -> str:
+            return " ".join(f"{v:.6g}" for v in row.tolist())
+        return [{"role": role, "person": int(i), "embedding": text(e[k]),
+                 "judge embedding": "" if judged is None else text(judged[k])} for k, i in enumerate(idx.tolist())]
+
+    def _results(self, rows, column: str = "embedding") -> Dict[str, dict]:
+        """{transfer: {top1, mean_rank, ranks}} by the embeddings in ``column`` ("embedding", the
+        regressor's, or "judge embedding"); {} when the rows have none there."""
         from .hair import retrieval_summary
         emb: Dict[str, Dict[int, List[float]]] = {}
         for r in rows:
-            emb.setdefault(r["role"], {})[int(r["person"])] = [float(v) for v in r["embedding"].split()]
+            if r.get(column):
+                emb.setdefault(r["role"], {})[int(r["person"])] = [float(v) for v in r[column].split()]
+        if not emb:
+            return {}
         galleries = {}
         for name in ("gallery", RENDERED_GALLERY):
             gallery = emb.get(name, {})
@@ -535,8 +559,8 @@ class HairRetrieval:
         return out
 
     def summary(self, rows: List[Dict[str, str]]) -> str:
-        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, PAPER_RETRIEVAL
-        results = self._results(rows)
+        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, NETWORK_IDENTITY, PAPER_RETRIEVAL
+        results, judged = self._results(rows), self._results(rows, "judge embedding")
         paired = self.registry.catalogue.get(self.model).paired_with_renderer
         donor = ("another person's hair (turned to a random yaw)" if paired else
                  "another sample's hair (this generator is not paired with the renderer: its people and donors "
@@ -545,19 +569,33 @@ class HairRetrieval:
                  f"Gallery: {self.cfg.gallery:,} generated people; queries: {self.cfg.queries:,} of them given "
                  f"{donor} by each transfer; each query ranked against the whole gallery "
                  "by the parameter regressor's identity distance (its identity fields, each weighted by how "
-                 "steadily it reads them for one person).\n",
-                 "| transfer | top-1 | mean rank |", "|---|---|---|"]
+                 "steadily it reads them for one person)"
+                 + (f" and, in the last two columns, by the same distance read by `{self.judge()}`, a second "
+                    "regressor trained apart (another seed, renders only) that no transfer, encoder or slider was "
+                    "trained against: what a method trained against the first reader gained by moving that reader's "
+                    "output without moving the person shows as a gap between the two" if judged else "") + ".\n"]
+        both = bool(judged)
+        lines += (["| transfer | top-1 | mean rank | top-1, held-out reader | mean rank, held-out reader |",
+                   "|---|---|---|---|---|"] if both else ["| transfer | top-1 | mean rank |", "|---|---|---|"])
         for name, r in results.items():
-            lines.append(f"| {name} | {100 * r['top1']:.1f} % | {r['mean_rank']:.3f} |")
-        lines.append(f"| paper (FFHQ, 100k gallery, 1k queries, ArcFace) | {100 * PAPER_RETRIEVAL['top1']:.1f} % | "
-                     f"{PAPER_RETRIEVAL['mean_rank']:.3f} |")
-        net = results.get("FG'21 network")
+            j = judged.get(name)
+            extra = (f" {100 * j['top1']:.1f} % | {j['mean_rank']:.3f} |" if j else " | |") if both else ""
+            lines.append(f"| {name} | {100 * r['top1']:.1f} % | {r['mean_rank']:.3f} |" + extra)
+        paper = f"{100 * PAPER_RETRIEVAL['top1']:.1f} % | {PAPER_RETRIEVAL['mean_rank']:.3f} |"
+        lines.append("| paper (FFHQ, 100k gallery, 1k queries, ArcFace) | " + paper + (" " + paper if both else ""))
+        net = (judged or results).get("FG'21 network")
         if net is not None:
             beats = net["top1"] > PAPER_RETRIEVAL["top1"] and net["mean_rank"] < PAPER_RETRIEVAL["mean_rank"]
             lines += ["", f"The FG'21 network {'beats' if beats else 'does not reach'} the paper's figures here"
+                      + (" (by the held-out reader)" if both else "")
                       + ("" if beats or not paired else "; the ceiling row bounds what a transfer that draws its result "
                          "with this generator can reach with this identity model (the naive paste, which keeps the "
                          "face image's own pixels, is not bound by it)") + "."]
+        if NETWORK_IDENTITY in results:
+            lines += ["", f"*{NETWORK_IDENTITY}*: the network's code refined by a few gradient steps towards the face "
+                      "image's identity as the regressor reads it, the hair the network drew held (the hair tab's "
+                      "method of that name)" + (": it is steered by the first reader, so the held-out reader is the "
+                                                "one to read it by." if both else ".")]
         if NETWORK_BLENDED in results:
             lines += ["", f"*{NETWORK_BLENDED}*: the network's transfer inside the hair (the face image's and the "
                       "result's, by the segmenter, feathered), the face image's own pixels elsewhere (the hair tab's "

@@ -4,7 +4,9 @@ Two methods, each a pure function of a generator and two images [1, 3, H, W] in 
 
 - ``transfer_with_model``: the FG'21 network (``networks.encoders.HairTransferNet``, or its map
   alone on the generator's encoder's codes, ``encoders.EncoderHairTransfer``): one forward pass
-  gives the W+ code of the result (Šubrtová, Čech, Franc, FG 2021).
+  gives the W+ code of the result (Šubrtová, Čech, Franc, FG 2021); with an identity model,
+  ``identity_steps`` then take a few gradient steps on that code towards the face image's
+  identity, the hair the network drew held (a fraction of a second at 64 px).
 - ``transfer_by_optimisation``: for generators with no trained transfer model: invert both
   images (W+, in one batch), turn the hair image's code to the face's pose (``turn``, e.g. along a yaw
   direction), then optimise one W+ code, starting from the face's, against the face image
@@ -67,21 +69,61 @@ def _resized(mask: torch.Tensor, size: int) -> torch.Tensor:
     return m[0, 0].clamp(0, 1)
 
 
+@dataclass(frozen=True)
+class IdentitySteps:
+    """``steps`` Adam steps of ``lr`` on a transfer's W+ code against the identity model's distance
+    to the face image plus ``hair_weight`` x the mean L1 change inside the hair the code drew at first."""
+
+    steps: int = 8
+    lr: float = 0.01
+    hair_weight: float = 1.0
+
+
+def identity_steps(G: StyleGAN2Generator, codes: torch.Tensor, face: torch.Tensor, identity: Callable,
+                   hair_region: Optional[torch.Tensor] = None, cfg: IdentitySteps = IdentitySteps()) -> torch.Tensor:
+    """Transfers' codes [N, L, C] moved towards the person of ``face`` [N, 3, R, R] in [-1, 1]:
+    ``identity(x, y)`` -> distances [N], differentiable in x; ``hair_region`` [N, 1, R, R] in [0, 1]
+    (None: none held) is where the first image's hair is held. Returns the codes [N, L, C], detached.
+    Each code's steps depend on its own image only (Adam is per coordinate), so batching changes nothing."""
+    with torch.no_grad():
+        start = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+    held = torch.zeros_like(start[:, :1]) if hair_region is None else hair_region.to(start)
+    area = held.sum((1, 2, 3)).clamp(min=1) * start.shape[1]
+    w = codes.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=cfg.lr)
+    with torch.enable_grad():
+        for _ in range(cfg.steps):
+            x = synthesize(G, Latent("w+", w)).clamp(-1, 1)
+            loss = identity(x, face) + cfg.hair_weight * ((x - start).abs() * held).sum((1, 2, 3)) / area
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+    return w.detach()
+
+
 @torch.no_grad()
 def transfer_with_model(G: StyleGAN2Generator, net: torch.nn.Module, face: torch.Tensor, hair: torch.Tensor, *,
-                        device: torch.device, segment: Optional[Segment] = None) -> HairResult:
+                        device: torch.device, segment: Optional[Segment] = None, identity: Optional[Callable] = None,
+                        steps: IdentitySteps = IdentitySteps()) -> HairResult:
     """The FG'21 network (a HairTransferNet, or an EncoderHairTransfer: a mixer on the generator's
     encoder): W+ = net(face, hair), image = G(W+). ``start`` is net(face, face), the face with its
-    own hair; ``segment`` (optional) marks where hair ended up."""
+    own hair; ``segment`` (optional) marks where hair ended up. With ``identity`` ((x, y) ->
+    distances [N], differentiable), ``identity_steps`` refine the code, holding the hair ``segment``
+    found in the network's image."""
     clock = Stopwatch()
     net = net.to(device).eval()
     f, h = face.to(device, torch.float32), hair.to(device, torch.float32)
     codes = net(torch.cat([f, f]), torch.cat([h, f]))  # [2, L, C]: the transfer, the face's own hair
     images = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
-    image = images[:1]
+    image, method = images[:1], "FG'21 network"
+    if identity is not None:
+        held = _resized(hair_mask(segment(image)[0]), image.shape[-1]).to(image)[None, None] if segment else None
+        face_image = prepare_target(face.float(), G.config.resolution, device)
+        codes = torch.cat([identity_steps(G, codes[:1], face_image, identity, held, steps), codes[1:]])
+        image, method = synthesize(G, Latent("w+", codes[:1])).clamp(-1, 1), "FG'21 network + identity steps"
     region = hair_mask(segment(image)[0]).cpu() if segment else None
     res = G.config.resolution
-    return HairResult("FG'21 network", image.cpu(), Latent("w+", codes[:1].cpu()), Latent("w+", codes[1:].cpu()),
+    return HairResult(method, image.cpu(), Latent("w+", codes[:1].cpu()), Latent("w+", codes[1:].cpu()),
                       prepare_target(hair.float(), res, torch.device("cpu")), None, region, clock.seconds)
 
 
@@ -216,5 +258,5 @@ def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> tor
         return synthesize(G, Latent("w+", code)).clamp(-1, 1).cpu()
 
 
-__all__ = ["HairResult", "HairOptimisation", "transfer_with_model", "transfer_by_optimisation", "alpha_blend",
-           "blend_mask", "blend_into_face", "reblend", "interpolate", "hair_mask"]
+__all__ = ["HairResult", "HairOptimisation", "IdentitySteps", "identity_steps", "transfer_with_model",
+           "transfer_by_optimisation", "alpha_blend", "blend_mask", "blend_into_face", "reblend", "interpolate", "hair_mask"]
