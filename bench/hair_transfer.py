@@ -158,13 +158,17 @@ def main(argv=None) -> None:
     if net is not None:
         model_out = torch.cat([network(f, h) for f, h in zip(p["face"].split(50), p["hair"].split(50))])
         rows.append(mean_row(f"hair model `{hair_name}`", scores(model_out), a.n))
+
+        def blend(results):
+            return torch.cat([alpha_blend(pipeline_result(results[i:i + 1]), p["face"][i:i + 1], p["face_labels"][i],
+                                          seg.predict(results[i:i + 1])[0]).image for i in range(a.n)])
+        steered_out = None
         if ctx.identity is not None:
-            rows.append(mean_row("hair model + identity steps",
-                                 scores(torch.cat([steered(f, h) for f, h in zip(p["face"].split(50),
-                                                                                 p["hair"].split(50))])), a.n))
-        blended = torch.cat([alpha_blend(pipeline_result(model_out[i:i + 1]), p["face"][i:i + 1], p["face_labels"][i],
-                                         seg.predict(model_out[i:i + 1])[0]).image for i in range(a.n)])
-        rows.append(mean_row("hair model + alpha blend", scores(blended), a.n))
+            steered_out = torch.cat([steered(f, h) for f, h in zip(p["face"].split(50), p["hair"].split(50))])
+            rows.append(mean_row("hair model + identity steps", scores(steered_out), a.n))
+        rows.append(mean_row("hair model + alpha blend", scores(blend(model_out)), a.n))
+        if steered_out is not None:
+            rows.append(mean_row("hair model + identity steps + alpha blend", scores(blend(steered_out)), a.n))
     k = min(a.n_opt, a.n)
     opt, opt_blend, opt_seconds = [], [], []
     cfg = HairOptimisation(invert_steps=a.opt_steps, steps=a.opt_steps + 50)
@@ -230,7 +234,8 @@ def main(argv=None) -> None:
              f"segmenter's hair in the result against the donor's, first {len(shown)} queries (the donors "
              f"{'are turned to a random yaw' if paired else 'are other samples at their own pose'}).\n"]
     held_out = retrieval.get("held-out")
-    lines += (["| transfer | top-1 | mean rank | top-1, held-out reader | mean rank, held-out reader | donor hair IoU |",
+    lines += (["| transfer | top-1 | mean rank | top-1, held-out reader | mean rank, held-out reader "
+               "| donor hair IoU |",
                "|---|---|---|---|---|---|"] if held_out else
               ["| transfer | top-1 | mean rank | donor hair IoU |", "|---|---|---|---|"])
     for name, r in retrieval["regressor"].items():
@@ -247,7 +252,8 @@ def main(argv=None) -> None:
     if opt_seconds:
         lines.append(f"| optimisation transfer (both inversions + transfer) | {statistics.mean(opt_seconds) * 1000:.0f} | "
                      f"{statistics.mean(opt_seconds) / fw:.0f} |")
-    lines += ["", f"Aims: the network (with its identity steps too) <= 0.3 s a transfer at 64 px, optimisation <= 30 s. Total {time.time() - t0:.0f} s."]
+    lines += ["", "Aims: the network (with its identity steps too) <= 0.3 s a transfer at 64 px, optimisation <= 30 s. "
+              f"Total {time.time() - t0:.0f} s."]
     publish("\n".join(lines) + "\n", a.out)
 
 

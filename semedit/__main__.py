@@ -430,7 +430,8 @@ def main(argv=None) -> None:
     p = sub.add_parser("hair", help="put the hair of one face image on the person of another")
     p.add_argument("face", help="the person")
     p.add_argument("hair", help="the hairstyle")
-    p.add_argument("--method", default="model", help="model, model+identity, model+blend, optimisation or optimisation+blend")
+    p.add_argument("--method", default="model", help="model, model+identity, model+blend, model+identity+blend, "
+                                                     "optimisation or optimisation+blend")
     p.add_argument("--model", help="generator (default: the catalogue's default)")
     p.add_argument("--steps", type=int, default=150, help="optimisation: steps of each inversion")
     p.add_argument("--align", default="auto", choices=["auto", "align", "centre"])

@@ -324,6 +324,7 @@ def learned_direction_for(registry, model: str, attribute: str, samples: int = 1
 
 HAIR_METHODS = {"model": "FG'21 network", "model+identity": "FG'21 network + identity steps",
                 "model+blend": "FG'21 network + alpha blend",
+                "model+identity+blend": "FG'21 network + identity steps + alpha blend",
                 "optimisation": "optimisation", "optimisation+blend": "optimisation + alpha blend"}
 
 
@@ -451,7 +452,7 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
     segment = _segment_fn(registry, model)
     if name is not None:
         identity = None
-        if method == "model+identity":
+        if method.startswith("model+identity"):
             identity = ctx.identity
             if identity is None:
                 raise SemeditError(f"{model} has no identity model for the identity steps: use the network alone")

@@ -103,9 +103,10 @@ def test_the_inversion_tab_offers_the_encoders_of_the_chosen_generator(client):
                                 ["encoder:embedded-portraits-64-gan-map8-e4e"], 10, 1.0, 2, "w+", "stlpips-alex",
                                 "auto", api_name="/invert")
     assert status.startswith("Done: 1 methods")
-    # the hair tab's method follows the generator: the network (or mixer), blended, where one is trained
-    assert default_method(registry, DISTILLED) == "model+blend"
-    assert default_method(registry, "embedded-portraits-64-gan-linear") == "model+blend"
+    # the hair tab's method follows the generator: the network (or mixer) with identity steps, blended,
+    # where one is trained (the embedded generators' regressor is the identity model the steps descend)
+    assert default_method(registry, DISTILLED) == "model+identity+blend"
+    assert default_method(registry, "embedded-portraits-64-gan-linear") == "model+identity+blend"
     assert default_method(registry, "ffhq-1024-rosinality") == "optimisation"
     default = [key for _, key in method_choices(registry, DISTILLED)]
     map8 = [key for _, key in method_choices(registry, "embedded-portraits-64-gan-map8")]

@@ -437,7 +437,7 @@ def test_retrieval_blends_the_networks_transfer_into_the_face_image():
     into the face image: the transfer inside the hair (the face's and the result's), the face
     image's own pixels away from it."""
     from semedit import segmentation as L
-    from semedit.evaluation.hair import NETWORK_BLENDED, NETWORK_IDENTITY, RetrievalSet
+    from semedit.evaluation.hair import NETWORK_BLENDED, NETWORK_IDENTITY, NETWORK_IDENTITY_BLENDED, RetrievalSet
     G, _, _ = tiny_unpaired_setup()
 
     class AverageCode(torch.nn.Module):  # a "network" that puts every face on the average code
@@ -459,6 +459,9 @@ def test_retrieval_blends_the_networks_transfer_into_the_face_image():
     assert not torch.allclose(network[..., 8:, :], faces[..., 8:, :])
     steered = rows[NETWORK_IDENTITY](idx)  # the network's codes refined towards each face
     assert (_MeanColour()(steered, faces) < _MeanColour()(network, faces)).all()
+    steered_blend = rows[NETWORK_IDENTITY_BLENDED](idx)  # and that blended alike
+    torch.testing.assert_close(steered_blend[..., 8:, :], faces[..., 8:, :])
+    torch.testing.assert_close(steered_blend[..., :4, :], steered[..., :4, :])
 
 
 def test_identity_steps_move_a_code_towards_the_face_and_hold_the_hair():

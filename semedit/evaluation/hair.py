@@ -33,6 +33,8 @@ ENCODER_REFERENCE = "reference: the generator's encoder on the face image (no ha
 NETWORK_BLENDED = "FG'21 network + alpha blend"
 #: the network's code refined towards the face image's identity (``hair.transfer.identity_steps``)
 NETWORK_IDENTITY = "FG'21 network + identity steps"
+#: that refined transfer alpha-blended into the face image
+NETWORK_IDENTITY_BLENDED = "FG'21 network + identity steps + alpha blend"
 
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
     """The hair image's hair pixels (labels [B, R, R]) over the face image: [B, 3, R, R]."""
@@ -140,12 +142,13 @@ class RetrievalSet:
     def transfers(self, G, *, net=None, segment=None, paired: bool = False, encoder=None,
                   identity=None) -> Dict[str, Draw]:
         """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given;
-        with a ``segment`` function also blended into the face image, with an ``identity`` model,
+        with a ``segment`` function also blended into the face image; with an ``identity`` model,
         (x, y) -> distances [N] on G's device, also refined by ``identity_steps``, holding the hair
-        ``segment`` finds), the naive paste (with ``segment``), for a generator ``paired`` with the renderer
-        the ceiling, G's own image of the true latent, and with an ``encoder`` of G the reference
-        ``ENCODER_REFERENCE``: its reconstruction of the face image, no hair changed (what an
-        encoder-based transfer keeps of a person at best, short of a better encoder)."""
+        ``segment`` finds, and that blended too), the naive paste (with ``segment``), for a generator
+        ``paired`` with the renderer the ceiling, G's own image of the true latent, and with an
+        ``encoder`` of G the reference ``ENCODER_REFERENCE``: its reconstruction of the face image, no
+        hair changed (what an encoder-based transfer keeps of a person at best, short of a better
+        encoder)."""
         people, hair_of = self.people(G), self.hair_donors(G)
         out: Dict[str, Draw] = {}
         if paired:
@@ -156,35 +159,37 @@ class RetrievalSet:
                     return encode(encoder, G, people(idx).to(G.w_avg.device))[1].clamp(-1, 1).cpu()
             out[ENCODER_REFERENCE] = by_encoder
         if net is not None:
-            def network_on(faces: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-                """The network's transfer of the queries' donors' hair onto ``faces`` (their people)."""
+            def network_on(faces: torch.Tensor, idx: torch.Tensor, steered: bool = False) -> torch.Tensor:
+                """The network's transfer of the queries' donors' hair onto ``faces`` (their people),
+                ``steered`` by identity steps (the hair ``segment`` finds in its first image held)."""
+                dev = G.w_avg.device
+                faces = faces.to(dev)
                 with torch.no_grad():
-                    dev = G.w_avg.device
-                    codes = net.to(dev)(faces.to(dev), hair_of(idx).to(dev))
-                    return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
-            out["FG'21 network"] = lambda idx: network_on(people(idx), idx)
-            if identity is not None:
-                def by_identity_steps(idx: torch.Tensor) -> torch.Tensor:
-                    dev = G.w_avg.device
-                    faces = people(idx).to(dev)
-                    with torch.no_grad():
-                        codes = net.to(dev)(faces, hair_of(idx).to(dev))
-                        held = None
-                        if segment is not None:
-                            first = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
-                            held = (segment(first) == L.HAIR).float()[:, None]
+                    codes = net.to(dev)(faces, hair_of(idx).to(dev))
+                    held = None
+                    if steered and segment is not None:
+                        first = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+                        held = (segment(first) == L.HAIR).float()[:, None]
+                if steered:
                     codes = identity_steps(G, codes, faces, identity, held)
-                    with torch.no_grad():
-                        return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
-                out[NETWORK_IDENTITY] = by_identity_steps
-            if segment is not None:
-                def by_network_blended(idx: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
+
+            def blended(steered: bool) -> Draw:
+                def draw(idx: torch.Tensor) -> torch.Tensor:
                     faces = people(idx)  # drawn once for the transfer and the blend
-                    results = network_on(faces, idx)
+                    results = network_on(faces, idx, steered)
                     face_labels, result_labels = segment(faces), segment(results)
                     return torch.cat([blend_into_face(results[i:i + 1], faces[i:i + 1], face_labels[i],
                                                       hair_mask(result_labels[i]))[0] for i in range(len(idx))])
-                out[NETWORK_BLENDED] = by_network_blended
+                return draw
+            out["FG'21 network"] = lambda idx: network_on(people(idx), idx)
+            if identity is not None:
+                out[NETWORK_IDENTITY] = lambda idx: network_on(people(idx), idx, steered=True)
+            if segment is not None:
+                out[NETWORK_BLENDED] = blended(False)
+                if identity is not None:
+                    out[NETWORK_IDENTITY_BLENDED] = blended(True)
         if segment is not None:
             def by_naive(idx: torch.Tensor) -> torch.Tensor:
                 hair = hair_of(idx)

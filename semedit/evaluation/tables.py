@@ -505,12 +505,13 @@ class HairRetrieval:
         return pipeline.encoder_of(self.registry, self.model)
 
     def transfer_names(self) -> List[str]:
-        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, NETWORK_IDENTITY
+        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, NETWORK_IDENTITY, NETWORK_IDENTITY_BLENDED
         spec = self.registry.catalogue.get(self.model)
         names = ["ceiling: G of the true latent"] if spec.paired_with_renderer else []
         names += [ENCODER_REFERENCE] if self._encoder() else []
         if pipeline.hair_model_for(self.registry, self.model):
-            names += ["FG'21 network", NETWORK_IDENTITY] + ([NETWORK_BLENDED] if spec.config.get("segmenter") else [])
+            names += ["FG'21 network", NETWORK_IDENTITY]
+            names += [NETWORK_BLENDED, NETWORK_IDENTITY_BLENDED] if spec.config.get("segmenter") else []
         return names + (["naive paste"] if spec.config.get("segmenter") else []) + [RENDERED]
 
     def items(self) -> List[str]:
@@ -598,10 +599,10 @@ class HairRetrieval:
                                                 "one to read it by." if both else ".")]
         if NETWORK_BLENDED in results:
             lines += ["", f"*{NETWORK_BLENDED}*: the network's transfer inside the hair (the face image's and the "
-                      "result's, by the segmenter, feathered), the face image's own pixels elsewhere (the hair tab's "
-                      "default where a hair model is trained): the face's pixels are the person's own, so this row "
-                      "measures how far the new hair and the seam alone move the identity reading, not how well the "
-                      "network keeps the person."]
+                      "result's, by the segmenter, feathered), the face image's own pixels elsewhere (after identity "
+                      "steps the hair tab's default on the embedded generators): the face's pixels are the person's "
+                      "own, so this row measures how far the new hair and the seam alone move the identity reading, "
+                      "not how well the network keeps the person."]
         if ENCODER_REFERENCE in results:
             lines += ["", f"*{ENCODER_REFERENCE}*: the generator's encoder ({self._encoder()}) reconstructing the face "
                       "image itself, no hair changed: how much of a person survives the trip through the encoder "

@@ -176,10 +176,16 @@ def make_export(sessions: Sessions):
 
 
 def default_method(registry: Registry, model: Optional[str]) -> str:
-    """The network, alpha-blended into the face image, when ``model`` has a trained hair model
-    (on every embedded generator the blend is closer to the true image than the network alone in
-    PSNR, LPIPS and identity: bench/results/hair_transfer*.md), else optimisation."""
-    return "model+blend" if model and pipeline.hair_model_for(registry, model) else "optimisation"
+    """Where ``model`` has a trained hair model: on the embedded generators (whose regressor is an
+    identity model) the network's transfer with identity steps, alpha-blended into the face image
+    (on the default generator as close to the true image as the plain blend and nearer the face's
+    person by the held-out reader: bench/results/hair_transfer_gan_linear.md), elsewhere the plain
+    blend (closer to the true image than the network alone on every embedded generator); else
+    optimisation."""
+    if not model or not pipeline.hair_model_for(registry, model):
+        return "optimisation"
+    spec = registry.catalogue.get(model)
+    return "model+identity+blend" if spec.embedded and spec.config.get("regressor") else "model+blend"
 
 
 def create_tab(registry: Registry, picker: gr.Dropdown, sessions: Sessions) -> None:
