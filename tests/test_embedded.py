@@ -227,6 +227,15 @@ def test_identity_steps_bring_the_networks_transfer_nearer_the_face_for_a_reader
         assert steered.measures[held_out] < 0.9 * plain.measures[held_out], pair  # measured: 0.42-0.80 of it
         a, b = plain.result.hair_region > 0.5, steered.result.hair_region > 0.5
         assert (a & b).sum() > 0.8 * (a | b).sum(), pair
+    # without an identity model (here: its catalogue entry naming no regressor) the steps are refused
+    from dataclasses import replace
+    from semedit.errors import SemeditError
+    from semedit.registry import Registry
+    no_identity = Registry(replace(shipped.catalogue, models=tuple(
+        replace(m, config={k: v for k, v in m.config.items() if k != "regressor"}) if m.name == model else m
+        for m in shipped.catalogue.models)), shipped.settings)
+    with pytest.raises(SemeditError, match="no identity model for the identity steps"):
+        pipeline.transfer_hair(no_identity, model, face, hair, "model+identity+blend")
 
 
 def test_segment_measures_read_areas_and_the_faces_offset():
