@@ -12,16 +12,16 @@ transfer), followed by that encoder's reconstruction of the face image (the hair
 a transfer that keeps the person but not the hair scores). Methods: the naive baseline (B's hair
 pixels pasted onto A), the hair model (``--hair-model``: a catalogue name or a safetensors file of an
 FG'21 network or a hair mixer; default the catalogue's for the generator), the model + identity
-steps (its code refined towards the face's identity, ``hair.identity_steps``), the model + alpha blend,
-and the optimisation method (on the first ``--n-opt`` pairs: it takes seconds a pair), with and
-without the blend. Scores: PSNR and LPIPS to the true image, hair IoU (the segmenter's map of the
-result against the true labels) and the identity distance to A: the parameter regressor's, which
-the identity steps, the optimisation and the encoders are steered by, and the held-out reader's (a
-second regressor none of them saw, where the catalogue names one).
+steps (its code refined towards the face's identity, ``hair.identity_steps``), each also + alpha
+blend, and the optimisation method (on the first ``--n-opt`` pairs: it takes seconds a pair), with
+and without the blend. Scores: PSNR and LPIPS to the true image, hair IoU (the segmenter's map of
+the result against the true labels) and the identity distance to A: the parameter regressor's,
+which the identity steps, the optimisation and the encoders are steered by, and the held-out
+reader's (a second regressor none of them saw, where the catalogue names one).
 Retrieval: the FG'21 protocol with the regressor's weighted identity fields (the embedding
-``python -m semedit eval --preset hair`` ranks by), and the held-out reader's: a gallery of generated people, transfers of
-other people's hair onto the first ``--queries`` of them, each ranked against the gallery (paper:
-98.3 % top-1, mean rank 1.143, ArcFace over 100k); beside it, how much of the donor's hair each
+``python -m semedit eval --preset hair`` ranks by), and the held-out reader's: a gallery of
+generated people, transfers of other people's hair onto the first ``--queries`` of them, each
+ranked against the gallery (paper: 98.3 % top-1, mean rank 1.143, ArcFace over 100k); beside it, how much of the donor's hair each
 transfer shows (hair IoU of the segmenter's maps of result and donor, on the first 200 queries),
 since a transfer can keep the person by not moving the hair. Speed: one model transfer at batch 1
 against G's forward in the same run, and the optimisation's wall time.

@@ -259,4 +259,5 @@ def interpolate(G: StyleGAN2Generator, result: HairResult, amount: float) -> tor
 
 
 __all__ = ["HairResult", "HairOptimisation", "IdentitySteps", "identity_steps", "transfer_with_model",
-           "transfer_by_optimisation", "alpha_blend", "blend_mask", "blend_into_face", "reblend", "interpolate", "hair_mask"]
+           "transfer_by_optimisation", "alpha_blend", "blend_mask", "blend_into_face", "reblend", "interpolate",
+           "hair_mask"]
