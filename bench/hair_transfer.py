@@ -49,7 +49,6 @@ from semedit.inversion.suite import context_for  # noqa: E402
 from semedit.latents import Latent, synthesize  # noqa: E402
 from semedit.encoders import encode  # noqa: E402
 from semedit.registry import ModelSpec, Registry  # noqa: E402
-from semedit.segmentation import HAIR  # noqa: E402
 from semedit.synth.params import MAX_YAW, latent_with, params_from_latent  # noqa: E402
 from semedit.synth.render import render  # noqa: E402
 
@@ -128,9 +127,7 @@ def main(argv=None) -> None:
         """The network's codes refined by identity steps, the hair it drew held."""
         with torch.no_grad():
             codes = net(face, hair)
-            held = (seg.predict(synthesize(G, Latent("w+", codes)).clamp(-1, 1)) == HAIR).float()[:, None]
-        with torch.no_grad():
-            return synthesize(G, Latent("w+", identity_steps(G, codes, face, ctx.identity, held))).clamp(-1, 1)
+            return synthesize(G, Latent("w+", identity_steps(G, codes, face, ctx.identity, seg.predict))).clamp(-1, 1)
 
     @torch.no_grad()
     def encoded(images):

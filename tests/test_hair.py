@@ -468,6 +468,7 @@ def test_identity_steps_move_a_code_towards_the_face_and_hold_the_hair():
     """A few steps lower the identity model's distance to the face image; with the whole image
     held as hair and a heavy hold, the image moves less; codes refined together are refined as
     if alone (each its own Adam coordinates)."""
+    from semedit import segmentation as L
     from semedit.hair.transfer import IdentitySteps, identity_steps
     from semedit.latents import Latent, synthesize
     G, _, _ = tiny_unpaired_setup()
@@ -482,7 +483,8 @@ def test_identity_steps_move_a_code_towards_the_face_and_hold_the_hair():
     with torch.no_grad():
         after = synthesize(G, Latent("w+", refined)).clamp(-1, 1)
         assert (identity(after, faces) < identity(start, faces)).all()
-        held = identity_steps(G, codes, faces, identity, torch.ones(3, 1, 16, 16), replace(cfg, hair_weight=50.0))
+        all_hair = lambda images: torch.full((len(images), 16, 16), L.HAIR)  # noqa: E731
+        held = identity_steps(G, codes, faces, identity, all_hair, replace(cfg, hair_weight=50.0))
         held_image = synthesize(G, Latent("w+", held)).clamp(-1, 1)
         assert (held_image - start).abs().mean() < 0.7 * (after - start).abs().mean()
     alone = identity_steps(G, codes[1:2], faces[1:2], identity, cfg=cfg)

@@ -166,12 +166,8 @@ class RetrievalSet:
                 faces = faces.to(dev)
                 with torch.no_grad():
                     codes = net.to(dev)(faces, hair_of(idx).to(dev))
-                    held = None
-                    if steered and segment is not None:
-                        first = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
-                        held = (segment(first) == L.HAIR).float()[:, None]
                 if steered:
-                    codes = identity_steps(G, codes, faces, identity, held)
+                    codes = identity_steps(G, codes, faces, identity, segment)
                 with torch.no_grad():
                     return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
 

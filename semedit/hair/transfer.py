@@ -80,14 +80,15 @@ class IdentitySteps:
 
 
 def identity_steps(G: StyleGAN2Generator, codes: torch.Tensor, face: torch.Tensor, identity: Callable,
-                   hair_region: Optional[torch.Tensor] = None, cfg: IdentitySteps = IdentitySteps()) -> torch.Tensor:
+                   segment: Optional[Segment] = None, cfg: IdentitySteps = IdentitySteps()) -> torch.Tensor:
     """Transfers' codes [N, L, C] moved towards the person of ``face`` [N, 3, R, R] in [-1, 1]:
-    ``identity(x, y)`` -> distances [N], differentiable in x; ``hair_region`` [N, 1, R, R] in [0, 1]
-    (None: none held) is where the first image's hair is held. Returns the codes [N, L, C], detached.
+    ``identity(x, y)`` -> distances [N], differentiable in x; the hair ``segment`` finds in the
+    codes' first images is held (none without a segmenter). Returns the codes [N, L, C], detached.
     Each code's steps depend on its own image only (Adam is per coordinate), so batching changes nothing."""
     with torch.no_grad():
         start = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
-    held = torch.zeros_like(start[:, :1]) if hair_region is None else hair_region.to(start)
+        held = torch.zeros_like(start[:, :1]) if segment is None else torch.stack(
+            [_resized(hair_mask(labels), start.shape[-1]) for labels in segment(start)])[:, None].to(start)
     area = held.sum((1, 2, 3)).clamp(min=1) * start.shape[1]
     w = codes.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=cfg.lr)
@@ -117,9 +118,8 @@ def transfer_with_model(G: StyleGAN2Generator, net: torch.nn.Module, face: torch
     images = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
     image, method = images[:1], "FG'21 network"
     if identity is not None:
-        held = _resized(hair_mask(segment(image)[0]), image.shape[-1]).to(image)[None, None] if segment else None
         face_image = prepare_target(face.float(), G.config.resolution, device)
-        codes = torch.cat([identity_steps(G, codes[:1], face_image, identity, held, steps), codes[1:]])
+        codes = torch.cat([identity_steps(G, codes[:1], face_image, identity, segment, steps), codes[1:]])
         image, method = synthesize(G, Latent("w+", codes[:1])).clamp(-1, 1), "FG'21 network + identity steps"
     region = hair_mask(segment(image)[0]).cpu() if segment else None
     res = G.config.resolution
