@@ -123,11 +123,12 @@ def main(argv=None) -> None:
     def network(face, hair):
         return synthesize(G, Latent("w+", net(face, hair))).clamp(-1, 1)
 
-    def steered(face, hair):
-        """The network's codes refined by identity steps, the hair it drew held."""
+    def steered(face, hair, face_labels=None):
+        """The network's codes refined by identity steps, the hair it drew held (identity read on
+        the blend into the face image, given its ``face_labels``)."""
         with torch.no_grad():
-            codes = net(face, hair)
-            return synthesize(G, Latent("w+", identity_steps(G, codes, face, ctx.identity, seg.predict))).clamp(-1, 1)
+            codes = identity_steps(G, net(face, hair), face, ctx.identity, seg.predict, face_labels=face_labels)
+            return synthesize(G, Latent("w+", codes)).clamp(-1, 1)
 
     @torch.no_grad()
     def encoded(images):
@@ -159,13 +160,14 @@ def main(argv=None) -> None:
         def blend(results):
             return torch.cat([alpha_blend(pipeline_result(results[i:i + 1]), p["face"][i:i + 1], p["face_labels"][i],
                                           seg.predict(results[i:i + 1])[0]).image for i in range(a.n)])
-        steered_out = None
         if ctx.identity is not None:
             steered_out = torch.cat([steered(f, h) for f, h in zip(p["face"].split(50), p["hair"].split(50))])
             rows.append(mean_row("hair model + identity steps", scores(steered_out), a.n))
         rows.append(mean_row("hair model + alpha blend", scores(blend(model_out)), a.n))
-        if steered_out is not None:
-            rows.append(mean_row("hair model + identity steps + alpha blend", scores(blend(steered_out)), a.n))
+        if ctx.identity is not None:  # the tab's default: steps that read identity on the blend, then blended
+            for_blend = torch.cat([steered(f, h, fl) for f, h, fl in
+                                   zip(p["face"].split(50), p["hair"].split(50), p["face_labels"].split(50))])
+            rows.append(mean_row("hair model + identity steps + alpha blend", scores(blend(for_blend)), a.n))
     k = min(a.n_opt, a.n)
     opt, opt_blend, opt_seconds = [], [], []
     cfg = HairOptimisation(invert_steps=a.opt_steps, steps=a.opt_steps + 50)

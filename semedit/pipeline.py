@@ -450,6 +450,8 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
     device = G.w_avg.device
     ctx = context_for(registry, model)
     segment = _segment_fn(registry, model)
+    blended = method.endswith("+blend")
+    face_labels = labels_of(registry, model, face) if blended or name is None else None
     if name is not None:
         identity = None
         if method.startswith("model+identity"):
@@ -457,17 +459,16 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
             if identity is None:
                 raise SemeditError(f"{model} has no identity model for the identity steps: use the network alone")
         plain = transfer_with_model(G, load_hair_network(registry, name, device), face.image, hair.image, device=device,
-                                    segment=segment, identity=identity)
+                                    segment=segment, identity=identity, face_labels=face_labels)  # steps read the blend
     else:
-        face_labels, hair_labels = labels_of(registry, model, face), labels_of(registry, model, hair)
+        hair_labels = labels_of(registry, model, hair)
         face_yaw = float(read_attributes(registry, model, face.image.to(device))["yaw"][0])
         plain = transfer_by_optimisation(G, face.image, hair.image, face_labels=face_labels, hair_labels=hair_labels,
                                          perceptual=ctx.perceptual, device=device, cfg=cfg or HairOptimisation(),
                                          identity=ctx.identity, turn=yaw_turner(registry, model, face_yaw),
                                          segment=segment, progress=progress)
     result = plain
-    if method.endswith("+blend"):
-        face_labels = labels_of(registry, model, face)
+    if blended:
         result = alpha_blend(plain, face.image, face_labels, segment(plain.image)[0] if segment else None)
     measures = hair_measures(registry, model, result, face, hair, ctx, truth=truth, segment=segment)
     return HairOutcome(result, measures, paste(face, result.image), face, hair, model, plain)

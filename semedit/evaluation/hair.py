@@ -33,7 +33,7 @@ ENCODER_REFERENCE = "reference: the generator's encoder on the face image (no ha
 NETWORK_BLENDED = "FG'21 network + alpha blend"
 #: the network's code refined towards the face image's identity (``hair.transfer.identity_steps``)
 NETWORK_IDENTITY = "FG'21 network + identity steps"
-#: that refined transfer alpha-blended into the face image
+#: the network's transfer refined by identity steps read on its blend into the face image, so blended
 NETWORK_IDENTITY_BLENDED = "FG'21 network + identity steps + alpha blend"
 
 def naive_transfer(face: torch.Tensor, hair: torch.Tensor, hair_labels: torch.Tensor) -> torch.Tensor:
@@ -144,11 +144,11 @@ class RetrievalSet:
         """{transfer name: draw(query indices) -> images}: the FG'21 network ``net`` (when given;
         with a ``segment`` function also blended into the face image; with an ``identity`` model,
         (x, y) -> distances [N] on G's device, also refined by ``identity_steps``, holding the hair
-        ``segment`` finds, and that blended too), the naive paste (with ``segment``), for a generator
-        ``paired`` with the renderer the ceiling, G's own image of the true latent, and with an
-        ``encoder`` of G the reference ``ENCODER_REFERENCE``: its reconstruction of the face image, no
-        hair changed (what an encoder-based transfer keeps of a person at best, short of a better
-        encoder)."""
+        ``segment`` finds, and blended after steps that read identity on the blend), the naive paste
+        (with ``segment``), for a generator ``paired`` with the renderer the ceiling, G's own image of
+        the true latent, and with an ``encoder`` of G the reference ``ENCODER_REFERENCE``: its
+        reconstruction of the face image, no hair changed (what an encoder-based transfer keeps of a
+        person at best, short of a better encoder)."""
         people, hair_of = self.people(G), self.hair_donors(G)
         out: Dict[str, Draw] = {}
         if paired:
@@ -159,23 +159,26 @@ class RetrievalSet:
                     return encode(encoder, G, people(idx).to(G.w_avg.device))[1].clamp(-1, 1).cpu()
             out[ENCODER_REFERENCE] = by_encoder
         if net is not None:
-            def network_on(faces: torch.Tensor, idx: torch.Tensor, steered: bool = False) -> torch.Tensor:
+            def network_on(faces: torch.Tensor, idx: torch.Tensor, steered: bool = False,
+                           face_labels=None) -> torch.Tensor:
                 """The network's transfer of the queries' donors' hair onto ``faces`` (their people),
-                ``steered`` by identity steps (the hair ``segment`` finds in its first image held)."""
+                ``steered`` by identity steps (the hair ``segment`` finds in its first image held;
+                identity read on the blend when given the faces' ``face_labels``)."""
                 dev = G.w_avg.device
                 faces = faces.to(dev)
                 with torch.no_grad():
                     codes = net.to(dev)(faces, hair_of(idx).to(dev))
                 if steered:
-                    codes = identity_steps(G, codes, faces, identity, segment)
+                    codes = identity_steps(G, codes, faces, identity, segment, face_labels=face_labels)
                 with torch.no_grad():
                     return synthesize(G, Latent("w+", codes)).clamp(-1, 1).cpu()
 
             def blended(steered: bool) -> Draw:
                 def draw(idx: torch.Tensor) -> torch.Tensor:
                     faces = people(idx)  # drawn once for the transfer and the blend
-                    results = network_on(faces, idx, steered)
-                    face_labels, result_labels = segment(faces), segment(results)
+                    face_labels = segment(faces)
+                    results = network_on(faces, idx, steered, face_labels)
+                    result_labels = segment(results)
                     return torch.cat([blend_into_face(results[i:i + 1], faces[i:i + 1], face_labels[i],
                                                       hair_mask(result_labels[i]))[0] for i in range(len(idx))])
                 return draw

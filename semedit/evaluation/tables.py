@@ -560,7 +560,8 @@ class HairRetrieval:
         return out
 
     def summary(self, rows: List[Dict[str, str]]) -> str:
-        from .hair import ENCODER_REFERENCE, NETWORK_BLENDED, NETWORK_IDENTITY, PAPER_RETRIEVAL
+        from .hair import (ENCODER_REFERENCE, NETWORK_BLENDED, NETWORK_IDENTITY, NETWORK_IDENTITY_BLENDED,
+                           PAPER_RETRIEVAL)
         results, judged = self._results(rows), self._results(rows, "judge embedding")
         paired = self.registry.catalogue.get(self.model).paired_with_renderer
         donor = ("another person's hair (turned to a random yaw)" if paired else
@@ -603,6 +604,10 @@ class HairRetrieval:
                       "steps the hair tab's default on the embedded generators): the face's pixels are the person's "
                       "own, so this row measures how far the new hair and the seam alone move the identity reading, "
                       "not how well the network keeps the person."]
+        if NETWORK_IDENTITY_BLENDED in results:
+            lines += ["", f"*{NETWORK_IDENTITY_BLENDED}*: the hair tab's default on the embedded generators: identity "
+                      "steps that read the face image's identity on the transfer as the blend will show it (the "
+                      "network's pixels inside the blend's mask, the face image's elsewhere), then that blend."]
         if ENCODER_REFERENCE in results:
             lines += ["", f"*{ENCODER_REFERENCE}*: the generator's encoder ({self._encoder()}) reconstructing the face "
                       "image itself, no hair changed: how much of a person survives the trip through the encoder "

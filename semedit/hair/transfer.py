@@ -80,22 +80,32 @@ class IdentitySteps:
 
 
 def identity_steps(G: StyleGAN2Generator, codes: torch.Tensor, face: torch.Tensor, identity: Callable,
-                   segment: Optional[Segment] = None, cfg: IdentitySteps = IdentitySteps()) -> torch.Tensor:
+                   segment: Optional[Segment] = None, cfg: IdentitySteps = IdentitySteps(),
+                   face_labels: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Transfers' codes [N, L, C] moved towards the person of ``face`` [N, 3, R, R] in [-1, 1]:
     ``identity(x, y)`` -> distances [N], differentiable in x; the hair ``segment`` finds in the
-    codes' first images is held (none without a segmenter). Returns the codes [N, L, C], detached.
-    Each code's steps depend on its own image only (Adam is per coordinate), so batching changes nothing."""
+    codes' first images is held (none without a segmenter). With the face images' label maps
+    ``face_labels`` [N, H, W], identity is read on each image as ``alpha_blend`` will show it: inside
+    ``blend_mask`` (the face's old hair and the held hair), the face image elsewhere; the steps then
+    spend themselves on the pixels a blend keeps. Returns the codes [N, L, C], detached. Each code's
+    steps depend on its own image only (Adam is per coordinate), so batching changes nothing."""
     with torch.no_grad():
         start = synthesize(G, Latent("w+", codes)).clamp(-1, 1)
+        res = start.shape[-1]
         held = torch.zeros_like(start[:, :1]) if segment is None else torch.stack(
-            [_resized(hair_mask(labels), start.shape[-1]) for labels in segment(start)])[:, None].to(start)
+            [_resized(hair_mask(labels), res) for labels in segment(start)])[:, None].to(start)
+        shown = None  # [N, 1, R, R]: where a blend keeps the code's pixels
+        if face_labels is not None:
+            shown = torch.stack([blend_mask(labels, hair[0], res)
+                                 for labels, hair in zip(face_labels.cpu(), held.cpu())])[:, None].to(start)
     area = held.sum((1, 2, 3)).clamp(min=1) * start.shape[1]
     w = codes.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=cfg.lr)
     with torch.enable_grad():
         for _ in range(cfg.steps):
             x = synthesize(G, Latent("w+", w)).clamp(-1, 1)
-            loss = identity(x, face) + cfg.hair_weight * ((x - start).abs() * held).sum((1, 2, 3)) / area
+            seen = x if shown is None else _composite(x, face, shown)
+            loss = identity(seen, face) + cfg.hair_weight * ((x - start).abs() * held).sum((1, 2, 3)) / area
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
@@ -105,12 +115,14 @@ def identity_steps(G: StyleGAN2Generator, codes: torch.Tensor, face: torch.Tenso
 @torch.no_grad()
 def transfer_with_model(G: StyleGAN2Generator, net: torch.nn.Module, face: torch.Tensor, hair: torch.Tensor, *,
                         device: torch.device, segment: Optional[Segment] = None, identity: Optional[Callable] = None,
-                        steps: IdentitySteps = IdentitySteps()) -> HairResult:
+                        steps: IdentitySteps = IdentitySteps(),
+                        face_labels: Optional[torch.Tensor] = None) -> HairResult:
     """The FG'21 network (a HairTransferNet, or an EncoderHairTransfer: a mixer on the generator's
     encoder): W+ = net(face, hair), image = G(W+). ``start`` is net(face, face), the face with its
     own hair; ``segment`` (optional) marks where hair ended up. With ``identity`` ((x, y) ->
     distances [N], differentiable), ``identity_steps`` refine the code, holding the hair ``segment``
-    found in the network's image."""
+    found in the network's image; given the face image's label map ``face_labels`` [H, W] (for a
+    result that will be alpha-blended), they read identity on the blend."""
     clock = Stopwatch()
     net = net.to(device).eval()
     f, h = face.to(device, torch.float32), hair.to(device, torch.float32)
@@ -119,7 +131,8 @@ def transfer_with_model(G: StyleGAN2Generator, net: torch.nn.Module, face: torch
     image, method = images[:1], "FG'21 network"
     if identity is not None:
         face_image = prepare_target(face.float(), G.config.resolution, device)
-        codes = torch.cat([identity_steps(G, codes[:1], face_image, identity, segment, steps), codes[1:]])
+        labels = None if face_labels is None else face_labels[None]
+        codes = torch.cat([identity_steps(G, codes[:1], face_image, identity, segment, steps, labels), codes[1:]])
         image, method = synthesize(G, Latent("w+", codes[:1])).clamp(-1, 1), "FG'21 network + identity steps"
     region = hair_mask(segment(image)[0]).cpu() if segment else None
     res = G.config.resolution
@@ -235,7 +248,8 @@ def blend_into_face(image: torch.Tensor, face: torch.Tensor, face_labels: torch.
 
 
 def _composite(image: torch.Tensor, face: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``image`` where ``mask`` [R, R] is 1, ``face`` (same shape as ``image``) where it is 0."""
+    """``image`` where ``mask`` ([R, R], or [N, 1, R, R] for a batch) is 1, ``face`` (same shape as
+    ``image``) where it is 0."""
     mask = mask.to(image)
     return image * mask + face.to(image) * (1 - mask)
 
