@@ -9,7 +9,9 @@ between n samples and n renders, with the floor (renders against other renders).
 held-out R^2 of smile, age, hair length and yaw (read off G(w) by the parameter regressor)
 linearly predicted from w. Invertibility: W+ optimisation (the app's default loss) onto held-out
 renders and onto 10 renders with out-of-domain accessories, scored against their exact pixels and
-label maps. Aims (issue #10): FD above the floor at most a fifth of the old generator's; PSNR >= 28
+label maps, beside the segmenter's IoU on the targets themselves (the measure's ceiling); a picture
+per generator (``<out>_<generator>_inversions.png``) shows 8 in-domain targets, their
+reconstructions, the exact labels and the segmenter's map of each reconstruction. Aims (issue #10): FD above the floor at most a fifth of the old generator's; PSNR >= 28
 dB; IoU >= 0.9 on background, skin and hair and >= 0.6 on eyes and mouth; R^2 >= 0.8.
 """
 from __future__ import annotations
@@ -20,7 +22,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,11 +33,12 @@ from semedit.evaluation.reports import publish  # noqa: E402
 from semedit.checkpoints import load_module  # noqa: E402
 from semedit.evaluation.embedded import (EDIT_ATTRIBUTES, OOD_ACCESSORIES, SEGMENT_MEASURES,  # noqa: E402
                                          editability, held_out_targets, invertibility, reading_spread, realism,
-                                         segment_editability)
+                                         segment_editability, segmenter_on_targets)
+from semedit.imaging import make_grid, tensor_to_uint8  # noqa: E402
 from semedit.training.gan import LINEAR_FIELDS  # noqa: E402
 from semedit.inversion.suite import context_for  # noqa: E402
 from semedit.registry import Registry  # noqa: E402
-from semedit.segmentation import CLASS_NAMES  # noqa: E402
+from semedit.segmentation import CLASS_NAMES, colorize  # noqa: E402
 from semedit.synth.render import Rendering  # noqa: E402
 
 # the former default, issue 10's baseline; its segmenter and regressor serve every embedded generator
@@ -109,13 +114,35 @@ def main(argv=None) -> None:
         ood_sets = [held_out_targets(2, seed=556 + i, accessory=acc) for i, acc in enumerate(OOD_ACCESSORIES)]
         ood = Rendering(torch.cat([r.image for r in ood_sets]), torch.cat([r.labels for r in ood_sets]))
         ctx = context_for(registry, DISTILLED)  # perceptual model, segmenter and device of the domain
+        sets = (("held-out renders", in_domain), ("out-of-domain accessories", ood))
+
+        def ious(iou) -> str:
+            return " | ".join(f"{iou[CLASS_NAMES.index(c)]:.3f}" for c in IOU_CLASSES)
         for name in generators:
-            for label, targets in (("held-out renders", in_domain), ("out-of-domain accessories", ood)):
+            for label, targets in sets:
                 s = invertibility(registry, name, targets, ctx, segmenter, steps=a.steps, log=print)
-                ious = " | ".join(f"{s.iou[CLASS_NAMES.index(c)]:.3f}" for c in IOU_CLASSES)
-                lines.append(f"| {name} | {label} | {s.n} | {s.psnr:.2f} | {ious} |")
+                lines.append(f"| {name} | {label} | {s.n} | {s.psnr:.2f} | {ious(s.iou)} |")
+                if label == sets[0][0]:
+                    picture = a.out.with_name(f"{a.out.stem}_{Path(name).stem}_inversions.png")
+                    Image.fromarray(inversion_picture(targets, s)).save(picture)
+                    print(f"wrote {picture}")
+        for label, targets in sets:
+            lines.append(f"| ceiling: the segmenter on the targets themselves | {label} | {len(targets.image)} | | "
+                         f"{ious(segmenter_on_targets(targets, segmenter))} |")
     lines += ["", f"{time.time() - t0:.0f} s in all."]
     publish("\n".join(lines) + "\n", a.out)
+
+
+def inversion_picture(targets: Rendering, scores, n: int = 8, zoom: int = 3) -> np.ndarray:
+    """uint8 picture: a row per target (the first ``n``): the target, its reconstruction, its exact
+    label map, the segmenter's map of the reconstruction."""
+    cells = []
+    for i in range(min(n, scores.n)):
+        cells += [tensor_to_uint8(targets.image[i]), tensor_to_uint8(scores.reconstructions[i]),
+                  colorize(targets.labels[i].numpy()).astype(np.uint8),
+                  colorize(scores.segments[i].numpy()).astype(np.uint8)]
+    grid = make_grid(cells, ncols=4)
+    return grid.repeat(zoom, 0).repeat(zoom, 1)
 
 
 if __name__ == "__main__":

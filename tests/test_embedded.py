@@ -296,10 +296,31 @@ def test_reading_spread_is_one_for_renders_and_zero_for_one_image(shipped):
     assert all(ratio < 1e-3 for ratio, _ in reading_spread(Drawing(True), regressor, fields, n=300, batch=100).values())
 
 
+def test_segmenter_on_targets_scores_the_segmenters_own_reading_of_the_renders():
+    """The invertibility IoU's ceiling: a segmenter that reads the exact labels back scores 1 on
+    every class present; one that sees only background scores 0 on skin."""
+    from semedit.evaluation.embedded import held_out_targets, segmenter_on_targets
+    targets = held_out_targets(3, seed=1)
+
+    class Reader(torch.nn.Module):
+        def __init__(self, exact: bool):
+            super().__init__()
+            self.exact = exact
+            self.anchor = torch.nn.Parameter(torch.zeros(()))  # its device
+
+        def predict(self, img):
+            return targets.labels if self.exact else torch.zeros_like(targets.labels)
+
+    exact, blind = segmenter_on_targets(targets, Reader(True)), segmenter_on_targets(targets, Reader(False))
+    assert exact[L.BACKGROUND] == exact[L.SKIN] == exact[L.HAIR] == 1.0
+    assert blind[L.SKIN] == 0.0 and blind[L.BACKGROUND] < 1.0
+
+
 @pytest.mark.slow
 def test_generator_quality_bench_writes_every_table(tmp_path, monkeypatch):
-    """bench/embedded_generator_quality.py at a tiny size: realism, both readers' editability and
-    the readings' spread, one row per generator (a catalogue name and a candidate file)."""
+    """bench/embedded_generator_quality.py at a tiny size: realism, both readers' editability,
+    the readings' spread and invertibility (with the segmenter's ceiling and a picture), one row
+    per generator (a catalogue name and a candidate file)."""
     import importlib.util
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     spec = importlib.util.spec_from_file_location("quality", PROJECT_ROOT / "bench" / "embedded_generator_quality.py")
@@ -308,10 +329,14 @@ def test_generator_quality_bench_writes_every_table(tmp_path, monkeypatch):
     out = tmp_path / "quality.md"
     candidate = str(WEIGHTS_DIR / "embedded-portraits-64-gan-linear.safetensors")
     bench.main(["--generators", "embedded-portraits-64-gan-map8", candidate, "--n", "40", "--edit-n", "80",
-                "--invert", "0", "--out", str(out)])
+                "--invert", "1", "--steps", "2", "--out", str(out)])
     text = out.read_text()
-    for heading in ("## Realism", "## Editability", "Read by the segmenter", "How widely the regressor's readings"):
+    for heading in ("## Realism", "## Editability", "Read by the segmenter", "How widely the regressor's readings",
+                    "## Invertibility"):
         assert heading in text
     rows = [line for line in text.splitlines() if line.startswith(("| embedded-portraits-64-gan-map8 |", f"| {candidate} |"))]
-    assert len(rows) == 2 * 4  # realism, two editability tables, spread
+    assert len(rows) == 2 * 6  # realism, two editability tables, spread, inversion of two target sets
     assert all("nan" not in row for row in rows)
+    assert len([line for line in text.splitlines() if line.startswith("| ceiling: the segmenter")]) == 2
+    for name in ("embedded-portraits-64-gan-map8", "embedded-portraits-64-gan-linear"):
+        assert (tmp_path / f"quality_{name}_inversions.png").stat().st_size > 1000

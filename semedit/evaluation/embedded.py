@@ -6,7 +6,8 @@
   (held-out R^2 of a ridge regression); the same for measures of the segmenter's label map (a
   second reader); and how widely the regressor's readings spread on samples against renders.
 - **Invertibility**: W+ optimisation onto held-out renders, scored against their exact pixels
-  and label maps (PSNR; IoU of the segmenter's map of the reconstruction per class).
+  and label maps (PSNR; IoU of the segmenter's map of the reconstruction per class), beside the
+  segmenter's IoU on the targets themselves (the measure's ceiling).
 """
 from __future__ import annotations
 
@@ -154,11 +155,13 @@ def held_out_targets(n: int, seed: int, size: int = 64, accessory: Optional[str]
     return render(p, size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # it holds arrays
 class InversionScores:
     psnr: float          # mean over targets, dB
     iou: np.ndarray      # [NUM_CLASSES] over all targets (nan: class absent)
     n: int
+    reconstructions: torch.Tensor  # [n, 3, R, R] in [-1, 1]
+    segments: torch.Tensor         # [n, R, R]: the segmenter's maps of them
 
 
 def invertibility(registry, model: str, targets: Rendering, ctx: Context, segmenter, steps: int = 300,
@@ -168,16 +171,27 @@ def invertibility(registry, model: str, targets: Rendering, ctx: Context, segmen
     from .. import pipeline
     from ..synth.evaluate import class_iou
     from ..targets import Target
-    psnrs, preds = [], []
+    psnrs, preds, images = [], [], []
     for i in range(len(targets.image)):
         (o,) = pipeline.invert(registry, model, Target.from_image(targets.image[i:i + 1]), ["w+"], Knobs(steps=steps),
                                ctx=ctx)
         img = o.result.image.clamp(-1, 1).cpu()
+        images.append(img)
         psnrs.append(psnr(img, targets.image[i:i + 1]))
         preds.append(segmenter.predict(img.to(ctx.device)).cpu())
         log(f"target {i + 1}/{len(targets.image)}: PSNR {psnrs[-1]:.2f} dB")
-    return InversionScores(float(np.mean(psnrs)), class_iou(torch.cat(preds), targets.labels, NUM_CLASSES),
-                           len(psnrs))
+    segments = torch.cat(preds)
+    return InversionScores(float(np.mean(psnrs)), class_iou(segments, targets.labels, NUM_CLASSES), len(psnrs),
+                           torch.cat(images), segments)
+
+
+@torch.no_grad()
+def segmenter_on_targets(targets: Rendering, segmenter) -> np.ndarray:
+    """[NUM_CLASSES] IoU of the segmenter's maps of the targets themselves against their exact label
+    maps: the ceiling of ``invertibility``'s IoU, what a perfect reconstruction would score."""
+    from ..synth.evaluate import class_iou
+    device = next(segmenter.parameters()).device
+    return class_iou(segmenter.predict(targets.image.to(device)).cpu(), targets.labels, NUM_CLASSES)
 
 
 OOD_ACCESSORIES = ACCESSORIES[1:]
