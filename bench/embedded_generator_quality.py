@@ -11,8 +11,9 @@ linearly predicted from w. Invertibility: W+ optimisation (the app's default los
 renders and onto 10 renders with out-of-domain accessories, scored against their exact pixels and
 label maps, beside the segmenter's IoU on the targets themselves (the measure's ceiling); a picture
 per generator (``<out>_<generator>_inversions.png``) shows 8 in-domain targets, their
-reconstructions, the exact labels and the segmenter's map of each reconstruction. Aims (issue #10): FD above the floor at most a fifth of the old generator's; PSNR >= 28
-dB; IoU >= 0.9 on background, skin and hair and >= 0.6 on eyes and mouth; R^2 >= 0.8.
+reconstructions, the exact labels and the segmenter's map of each reconstruction. Aims (issue
+#10): FD above the floor at most a fifth of the old generator's; PSNR >= 28 dB; IoU >= 0.9 on
+background, skin and hair and >= 0.6 on eyes and mouth; R^2 >= 0.8.
 """
 from __future__ import annotations
 

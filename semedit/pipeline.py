@@ -459,7 +459,7 @@ def transfer_hair(registry, model: str, face: Target, hair: Target, method: str 
             if identity is None:
                 raise SemeditError(f"{model} has no identity model for the identity steps: use the network alone")
         plain = transfer_with_model(G, load_hair_network(registry, name, device), face.image, hair.image, device=device,
-                                    segment=segment, identity=identity, face_labels=face_labels)  # steps read the blend
+                                    segment=segment, identity=identity, face_labels=face_labels)  # a blend's: steps read it
     else:
         hair_labels = labels_of(registry, model, hair)
         face_yaw = float(read_attributes(registry, model, face.image.to(device))["yaw"][0])

@@ -500,8 +500,9 @@ def test_identity_steps_on_the_blend_read_only_what_the_blend_keeps():
     from semedit.latents import Latent, synthesize
     G, _, _ = tiny_unpaired_setup()
     with torch.no_grad():
-        codes = G.broadcast(G.mapping(torch.randn(2, G.config.z_dim, generator=torch.Generator().manual_seed(4))))
-        faces = G.synthesis(G.broadcast(G.mapping(torch.randn(2, G.config.z_dim))), fused=False).clamp(-1, 1)
+        z = torch.randn(4, G.config.z_dim, generator=torch.Generator().manual_seed(4))
+        codes = G.broadcast(G.mapping(z[:2]))
+        faces = G.synthesis(G.broadcast(G.mapping(z[2:])), fused=False).clamp(-1, 1)
     identity, cfg = _MeanColour(), IdentitySteps(steps=6, lr=0.05)
     bald = torch.full((2, 16, 16), L.SKIN)
     torch.testing.assert_close(identity_steps(G, codes, faces, identity, cfg=cfg, face_labels=bald), codes)

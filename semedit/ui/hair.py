@@ -178,10 +178,10 @@ def make_export(sessions: Sessions):
 def default_method(registry: Registry, model: Optional[str]) -> str:
     """Where ``model`` has a trained hair model: on the embedded generators (whose regressor is an
     identity model) the network's transfer with identity steps read on the blend, alpha-blended into
-    the face image (on the default generator closer to the true image than the plain blend and nearer
-    the face's person by the held-out reader: bench/results/hair_transfer_gan_linear.md), elsewhere the plain
-    blend (closer to the true image than the network alone on every embedded generator); else
-    optimisation."""
+    the face image (on the default generator closer to the true image than the plain blend and
+    nearer the face's person by the held-out reader: bench/results/hair_transfer_gan_linear.md),
+    elsewhere the plain blend (closer to the true image than the network alone on every embedded
+    generator); else optimisation."""
     if not model or not pipeline.hair_model_for(registry, model):
         return "optimisation"
     spec = registry.catalogue.get(model)
