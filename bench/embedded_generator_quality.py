@@ -140,8 +140,7 @@ def inversion_picture(targets: Rendering, scores, n: int = 8, zoom: int = 3) -> 
     cells = []
     for i in range(min(n, scores.n)):
         cells += [tensor_to_uint8(targets.image[i]), tensor_to_uint8(scores.reconstructions[i]),
-                  colorize(targets.labels[i].numpy()).astype(np.uint8),
-                  colorize(scores.segments[i].numpy()).astype(np.uint8)]
+                  colorize(targets.labels[i].numpy()), colorize(scores.segments[i].numpy())]  # uint8 palette
     grid = make_grid(cells, ncols=4)
     return grid.repeat(zoom, 0).repeat(zoom, 1)
 
